@@ -1,0 +1,102 @@
+"""Error types shared by the engine, the controllers, the client and the CLI.
+
+Every error says whether retrying can help. The engine's queue reads
+`retryable` and `delay`; the CLI maps the classes to exit codes. gRPC and LLM
+client exceptions are translated into these at the boundary (the registry
+client, the planners) and never leak further.
+
+    AiosError                      base; `retryable` is False unless stated
+    ├── TemporaryError             retry after `delay` seconds (backoff applies)
+    │   ├── RegistryUnavailable    transport failure, deadline, UNAVAILABLE
+    │   └── RateLimited            the registry's token bucket said no
+    └── PermanentError             retrying the same input cannot succeed
+        ├── SpecError              invalid specs; carries every issue found
+        ├── ToolNotFound           the registry has no such tool
+        ├── ToolRejected           the registry refused the call (schema, capability)
+        ├── ToolFailed             the tool ran and failed
+        ├── PlanRejected           the verifier refused a plan; carries findings
+        ├── DestructiveRefused     a destructive step without `force: true`
+        └── StalePlan              a saved plan no longer matches what it was made for
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class AiosError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TemporaryError(AiosError):
+    """A failure that may pass: retry after `delay` seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class RegistryUnavailable(TemporaryError):
+    """The tool registry could not be reached or did not answer in time."""
+
+
+class RateLimited(TemporaryError):
+    """The registry's rate limiter refused the call."""
+
+
+class PermanentError(AiosError):
+    """A failure that repeats until its input changes."""
+
+
+class SpecError(PermanentError, ValueError):
+    """One or more spec documents are invalid.
+
+    `issues` holds every problem found, each already formatted as
+    `path:line:col: Kind/name: field.path: message`.
+    """
+
+    def __init__(self, issues: Sequence[str]) -> None:
+        self.issues = tuple(issues)
+        head = self.issues[0] if self.issues else "invalid specs"
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        super().__init__(head + more)
+
+
+class ToolNotFound(PermanentError):
+    """The registry does not know the tool (NOT_FOUND, or INTERNAL on aiOS)."""
+
+
+class ToolRejected(PermanentError):
+    """The registry refused to run the call: bad input, missing capability."""
+
+
+class ToolFailed(PermanentError):
+    """The tool ran and reported failure."""
+
+    def __init__(self, message: str, *, execution_id: str = "") -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
+
+
+class PlanRejected(PermanentError):
+    """The verifier refused a plan; `findings` says why, one line each."""
+
+    def __init__(self, findings: Sequence[str]) -> None:
+        self.findings = tuple(findings)
+        super().__init__("; ".join(self.findings) or "plan rejected")
+
+
+class DestructiveRefused(PlanRejected):
+    """A plan contains a destructive step whose item lacks `force: true`."""
+
+
+class StalePlan(PermanentError):
+    """A saved plan was made for other specs, state, tools or aios version."""

@@ -1,0 +1,214 @@
+"""The interface every registry tool implements, and tool definitions as data.
+
+A tool is a `Tool` subclass with a class-level `spec` (a frozen `ToolSpec`:
+name, JSON Schemas, risk, flags, timeout, capabilities) and an async `run`.
+Reversible tools also implement `snapshot` (before-image of what `run` will
+touch, taken by the pipeline just before `run`) and `restore` (put the
+before-image back; used by Rollback and after a timeout). `touches` names the
+objects a call changes, so Rollback can refuse when a later execution changed
+the same object.
+
+Called by: registry.pipeline (runs tools), registry.catalogue (collects them),
+registry.server (turns specs into ToolDefinition messages), and the engine's
+tests, which read `ToolSpec`s as the offline tool catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+JSON = dict[str, Any]
+Risk = Literal["low", "medium", "high", "critical"]
+RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
+
+WRITE_CAPABILITY_SUFFIXES = ("_write", "_manage", "_delete", "_permissions")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """Everything the registry advertises about a tool (ToolDefinition as data)."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+    output_schema: Mapping[str, Any]
+    risk: Risk
+    idempotent: bool
+    reversible: bool
+    timeout_ms: int
+    capabilities: tuple[str, ...]
+    rollback_tool: str = ""
+    version: str = "1.0.0"
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def writes(self) -> bool:
+        """True when the tool can change the target (derived from capabilities)."""
+        return is_write(self.capabilities)
+
+    @property
+    def requires_confirmation(self) -> bool:
+        return self.risk == "critical"
+
+    def schema_bytes(self, which: Literal["input", "output"]) -> bytes:
+        schema = self.input_schema if which == "input" else self.output_schema
+        if not schema:
+            return b""
+        return json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
+
+
+def is_write(capabilities: tuple[str, ...] | list[str]) -> bool:
+    """A tool writes when any capability it needs is a write/manage one."""
+    return any(c.endswith(WRITE_CAPABILITY_SUFFIXES) for c in capabilities)
+
+
+class ToolError(Exception):
+    """A tool failed; the message goes to ExecuteResponse.error verbatim.
+
+    Raise it with a message an operator can act on: what was attempted, on
+    which object, and what the backend said (stderr, trimmed).
+    """
+
+
+@dataclass
+class Progress:
+    """Progress of a long execution, readable through `registry.progress`."""
+
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace").strip()
+
+
+class Runner:
+    """Runs external commands for tools. Implemented by registry.process.
+
+    Every child starts in its own process group; when the execution is
+    cancelled (timeout) the whole group is killed before the cancellation
+    propagates. `check=True` raises ToolError naming the command and its stderr.
+    """
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CommandResult:
+        raise NotImplementedError
+
+
+@dataclass
+class ToolContext:
+    """What a tool may act on during one execution.
+
+    `netns`: the network namespace net/firewall tools act in (None: the
+    registry's own namespace). `root`: the scratch root package, storage, file
+    and model tools act under ("/" on a real machine). `work`: a directory
+    private to this execution (snapshots may keep files there; it survives
+    restarts for reversible tools). `progress` is updated by long tools.
+    """
+
+    runner: Runner
+    root: Path
+    state_dir: Path
+    work: Path
+    execution_id: str
+    netns: str | None = None
+    progress: Progress = field(default_factory=Progress)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, target: str) -> Path:
+        """Map an absolute target path under `root`, refusing escapes.
+
+        `..` components are rejected rather than resolved, so a hostile path
+        can never leave the scratch root.
+        """
+        if not target.startswith("/"):
+            raise ToolError(f"path must be absolute: {target!r}")
+        parts = [p for p in target.split("/") if p not in ("", ".")]
+        if ".." in parts or any("\x00" in p for p in parts):
+            raise ToolError(f"path must not contain '..' or NUL: {target!r}")
+        return self.root.joinpath(*parts) if parts else self.root
+
+    def ip(self, *args: str) -> list[str]:
+        """argv for `ip` acting in this context's network namespace."""
+        return ["ip", *(["-n", self.netns] if self.netns else []), *args]
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """argv that runs a command inside this context's network namespace."""
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
+
+class Tool:
+    """Base of every tool handler. Subclasses set `spec` and implement `run`."""
+
+    spec: ClassVar[ToolSpec]
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        raise NotImplementedError
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        """Objects this call may change, as `kind:identity` strings.
+
+        Examples: `link:br0`, `nft:inet/filter`, `pkg:curl`, `file:/etc/fstab`,
+        `mount:/srv/models`, `model:/var/lib/aios/models/x.gguf`.
+        Read-only tools return ().
+        """
+        return ()
+
+    async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
+        """Before-image of what `run` will change (reversible tools only).
+
+        Returned JSON is stored on disk with the backup; large content (files)
+        may be written into `ctx.work` and referenced by name.
+        """
+        raise ToolError(f"{self.spec.name} keeps no before-image")
+
+    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        """Bring back the before-image `snapshot` took (reversible tools only)."""
+        raise ToolError(f"{self.spec.name} cannot be restored")
+
+
+ToolFactory = Callable[[], Tool]
+
+
+def obj_schema(
+    properties: Mapping[str, Any],
+    required: tuple[str, ...] | list[str] = (),
+    *,
+    additional: bool = False,
+) -> JSON:
+    """Shorthand for a JSON Schema object; unknown keys are refused by default."""
+    schema: JSON = {
+        "type": "object",
+        "properties": dict(properties),
+        "additionalProperties": additional,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema

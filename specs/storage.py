@@ -1,0 +1,161 @@
+"""Kind Storage: filesystems, mounts, directories and swap files.
+
+A filesystem is made on a device or on an image file (created at `size`);
+formatting something that already holds a filesystem is destructive and needs
+`force: true`. Mounts name their source by path, LABEL= or UUID=, or a
+pseudo-filesystem (tmpfs); `persist: true` keeps them in a managed block of
+fstab. Directories get mode and owner. Swap files are created at `size`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from specs.base import Claim, Resource, ResourceSpec, SpecModel
+from specs.types import AbsPath, FileMode, ItemState, Size
+
+FsType = Literal["ext4", "xfs", "btrfs"]
+MountType = Literal["ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto"]
+_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=:/,+\-]*$")
+_MKFS_OPTION = re.compile(r"^[A-Za-z0-9_.=:/,+\-]+$")
+_UID_OR_NAME = r"^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$"
+LABEL_LIMITS = {"ext4": 16, "xfs": 12, "btrfs": 255}
+
+
+def _mount_option(value: str) -> str:
+    if not _OPTION.match(value) or len(value) > 256:
+        raise ValueError(f"mount option {value!r} has characters outside [A-Za-z0-9_.=:/,+-]")
+    return value
+
+
+def _mkfs_option(value: str) -> str:
+    if not _MKFS_OPTION.match(value) or len(value) > 256:
+        raise ValueError(f"mkfs option {value!r} has characters outside [A-Za-z0-9_.=:/,+-]")
+    return value
+
+
+def _source(value: str) -> str:
+    if value.startswith(("LABEL=", "UUID=")):
+        tail = value.split("=", 1)[1]
+        if not tail or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", tail):
+            raise ValueError(f"source {value!r}: LABEL=/UUID= needs [A-Za-z0-9_.-]")
+        return value
+    if value in ("tmpfs", "none", "overlay"):
+        return value
+    if not value.startswith("/"):
+        raise ValueError(f"source {value!r} must be an absolute path, LABEL=, UUID= or tmpfs")
+    from specs.types import _abs_path
+
+    return _abs_path(value)
+
+
+MountOption = Annotated[str, AfterValidator(_mount_option)]
+MkfsOption = Annotated[str, AfterValidator(_mkfs_option)]
+MountSource = Annotated[str, AfterValidator(_source)]
+
+
+class Image(SpecModel):
+    path: AbsPath
+    size: Size
+
+
+class Filesystem(SpecModel):
+    device: AbsPath | None = None
+    image: Image | None = None
+    type: FsType = "ext4"
+    label: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] | None = None
+    mkfs_options: tuple[MkfsOption, ...] = ()
+    state: ItemState = "present"
+    force: bool = Field(
+        default=False,
+        description="Allow formatting a device that already holds another filesystem, "
+        "or deleting an image.",
+    )
+
+    @property
+    def target(self) -> str:
+        assert self.device or self.image
+        return self.device if self.device else self.image.path  # type: ignore[union-attr]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Filesystem:
+        if (self.device is None) == (self.image is None):
+            raise ValueError("a filesystem needs exactly one of device or image")
+        if self.label and len(self.label) > LABEL_LIMITS[self.type]:
+            raise ValueError(f"{self.type} labels are at most {LABEL_LIMITS[self.type]} characters")
+        if self.state == "absent" and self.device is not None:
+            raise ValueError("state: absent applies to images only; devices are never wiped")
+        return self
+
+
+class Mount(SpecModel):
+    target: AbsPath
+    source: MountSource
+    type: MountType = "auto"
+    options: tuple[MountOption, ...] = ()
+    persist: bool = Field(default=True, description="Keep the mount in the managed fstab block.")
+    state: ItemState = "present"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mount:
+        if self.target == "/":
+            raise ValueError("the root filesystem is not managed")
+        if self.type == "tmpfs" and self.source != "tmpfs":
+            raise ValueError("a tmpfs mount has source: tmpfs")
+        if self.source == "tmpfs" and self.type != "tmpfs":
+            raise ValueError("source tmpfs needs type: tmpfs")
+        if self.type == "bind" and not self.source.startswith("/"):
+            raise ValueError("a bind mount's source is an absolute path")
+        return self
+
+
+class Directory(SpecModel):
+    path: AbsPath
+    mode: FileMode | None = None
+    owner: Annotated[str, Field(pattern=_UID_OR_NAME)] | None = None
+    group: Annotated[str, Field(pattern=_UID_OR_NAME)] | None = None
+    state: ItemState = "present"
+    force: bool = Field(default=False, description="Allow removing a non-empty directory.")
+
+    @model_validator(mode="after")
+    def _not_root(self) -> Directory:
+        if self.path == "/":
+            raise ValueError("the root directory is not managed")
+        return self
+
+
+class Swapfile(SpecModel):
+    path: AbsPath
+    size: Size
+    priority: Annotated[int, Field(ge=-1, le=32767)] | None = None
+    state: ItemState = "present"
+
+
+class StorageSpec(ResourceSpec):
+    filesystems: tuple[Filesystem, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    directories: tuple[Directory, ...] = ()
+    swapfiles: tuple[Swapfile, ...] = ()
+
+
+class Storage(Resource):
+    """Filesystems, mounts, directories and swap files of the target."""
+
+    KIND = "Storage"
+    kind: Literal["Storage"]
+    spec: StorageSpec
+
+    def claims(self) -> Iterator[Claim]:
+        for i, fs in enumerate(self.spec.filesystems):
+            field = "device" if fs.device else "image"
+            yield Claim(key=f"filesystem:{fs.target}", loc=("spec", "filesystems", i, field))
+        for i, mount in enumerate(self.spec.mounts):
+            yield Claim(key=f"mount:{mount.target}", loc=("spec", "mounts", i, "target"))
+        for i, directory in enumerate(self.spec.directories):
+            yield Claim(key=f"directory:{directory.path}", loc=("spec", "directories", i, "path"))
+        for i, swap in enumerate(self.spec.swapfiles):
+            yield Claim(key=f"swapfile:{swap.path}", loc=("spec", "swapfiles", i, "path"))

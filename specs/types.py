@@ -1,0 +1,269 @@
+"""Value types of the spec language, each with a real validator.
+
+Annotated types used by the per-kind models: interface names, addresses and
+networks (checked with `ipaddress`), ports and port ranges, nft identifiers,
+sha256 digests, absolute normalised paths, URLs, sizes, file modes, secret
+references, package names and version constraints. A validator raises
+ValueError with a short message; the loader prefixes it with file:line:col and
+the field path. Used only by the models in this package.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+# --- names -------------------------------------------------------------------
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IFNAME_BAD = re.compile(r"[\s/:%]")
+_NFT_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+def _dns1123(value: str) -> str:
+    if len(value) > 63:
+        raise ValueError(f"name {value!r} is longer than 63 characters")
+    if not _DNS1123.match(value):
+        raise ValueError(
+            f"name {value!r} must be a DNS-1123 label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _ifname(value: str) -> str:
+    if not value or len(value) > 15:
+        raise ValueError(f"interface name {value!r} must be 1-15 characters (kernel IFNAMSIZ)")
+    if value in (".", "..") or _IFNAME_BAD.search(value) or not value.isprintable():
+        raise ValueError(
+            f"interface name {value!r} may not contain whitespace, '/', ':', '%' "
+            "or non-printable characters"
+        )
+    if not value.isascii():
+        raise ValueError(f"interface name {value!r} must be ASCII")
+    return value
+
+
+def _nft_ident(value: str) -> str:
+    if len(value) > 64 or not _NFT_IDENT.match(value):
+        raise ValueError(
+            f"nft identifier {value!r} must start with a letter and contain only "
+            "letters, digits, '_', '.', '-' (at most 64 characters)"
+        )
+    return value
+
+
+def _label_key(value: str) -> str:
+    if len(value) > 253 or not _LABEL_KEY.match(value):
+        raise ValueError(f"label key {value!r} is not a valid key (prefix/name)")
+    return value
+
+
+Dns1123 = Annotated[str, AfterValidator(_dns1123)]
+IfName = Annotated[str, AfterValidator(_ifname)]
+NftIdent = Annotated[str, AfterValidator(_nft_ident)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+
+# --- addresses ---------------------------------------------------------------
+
+
+def _interface(value: str) -> str:
+    """An address with prefix length on an interface: 10.0.0.1/24, 2001:db8::1/64."""
+    if "/" not in value:
+        raise ValueError(f"address {value!r} needs a prefix length, e.g. {value}/24")
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid address {value!r}: {exc}") from None
+    return str(iface)
+
+
+def _network(value: str) -> str:
+    """A network: host bits must be zero. A bare address means a /32 or /128."""
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            fixed = ipaddress.ip_network(value, strict=False)
+            raise ValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
+        raise ValueError(f"invalid network {value!r}: {exc}") from None
+    return str(net)
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"invalid IP address {value!r}") from None
+
+
+def _route_dest(value: str) -> str:
+    return "default" if value == "default" else _network(value)
+
+
+def _address_or_network(value: str) -> str:
+    return _network(value) if "/" in value else _address(value)
+
+
+IpInterface = Annotated[str, AfterValidator(_interface)]
+IpNetwork = Annotated[str, AfterValidator(_network)]
+IpAddress = Annotated[str, AfterValidator(_address)]
+RouteDest = Annotated[str, AfterValidator(_route_dest)]
+AddressOrNetwork = Annotated[str, AfterValidator(_address_or_network)]
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _mac(value: str) -> str:
+    lowered = value.lower()
+    if not _MAC.match(lowered):
+        raise ValueError(f"invalid MAC address {value!r}; expected e.g. 02:00:5e:00:00:01")
+    return lowered
+
+
+MacAddress = Annotated[str, AfterValidator(_mac)]
+
+# --- ports -------------------------------------------------------------------
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _port_range(value: object) -> str:
+    """A port (22), a range ("8000-8080"), canonicalised to a string."""
+    if isinstance(value, bool):
+        raise ValueError("port must be a number or a range like '8000-8080'")
+    if isinstance(value, int):
+        lo = hi = value
+    elif isinstance(value, str) and re.fullmatch(r"\d{1,5}(-\d{1,5})?", value):
+        lo_s, _, hi_s = value.partition("-")
+        lo, hi = int(lo_s), int(hi_s or lo_s)
+    else:
+        raise ValueError(f"port {value!r} must be a number 1-65535 or a range like '8000-8080'")
+    for port in (lo, hi):
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range 1-65535")
+    if lo > hi:
+        raise ValueError(f"port range {value!r} runs backwards")
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+PortRange = Annotated[str, BeforeValidator(_port_range)]
+
+# --- digests, paths, urls ----------------------------------------------------
+
+
+def _sha256(value: str) -> str:
+    lowered = value.lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", lowered):
+        raise ValueError("sha256 must be 64 hexadecimal characters")
+    return lowered
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must be absolute")
+    if "\x00" in value or "\n" in value:
+        raise ValueError("path must not contain NUL or newline characters")
+    parts = value.split("/")[1:]
+    if value != "/" and (value.endswith("/") or any(p in ("", ".", "..") for p in parts)):
+        raise ValueError(f"path {value!r} must be normalised (no '//', '.', '..' or trailing '/')")
+    if len(value) > 4095:
+        raise ValueError("path is longer than PATH_MAX")
+    return value
+
+
+_URL = re.compile(r"^(https?)://[^\s/?#]+[^\s]*$|^file:/[^\s]*$")
+
+
+def _url(value: str) -> str:
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in ("http", "https", "file"):
+        raise ValueError(f"URL {value!r} must use http, https or file")
+    if not _URL.match(value):
+        raise ValueError(f"invalid URL {value!r}")
+    if scheme == "file":
+        _abs_path("/" + value[len("file:") :].lstrip("/"))
+    return value
+
+
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Url = Annotated[str, AfterValidator(_url)]
+
+_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
+_SIZE_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(value: str) -> int:
+    """Bytes of a size string like '512M' (binary multiples)."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"size {value!r} must be a number with an optional K, M, G or T suffix")
+    return int(match.group(1)) * _SIZE_MULT[match.group(2)]
+
+
+def _size(value: object) -> str:
+    if isinstance(value, bool):
+        raise ValueError("size must be like '512M'")
+    text = str(value) if isinstance(value, int) else value
+    if not isinstance(text, str):
+        raise ValueError("size must be like '512M'")
+    if size_bytes(text) <= 0:
+        raise ValueError("size must be greater than zero")
+    return text
+
+
+def _mode(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3,4}", value):
+        raise ValueError(
+            "mode must be a quoted octal string like '0755' (an unquoted 0755 is read as a number)"
+        )
+    return value.zfill(4)[-4:]
+
+
+Size = Annotated[str, BeforeValidator(_size)]
+FileMode = Annotated[str, BeforeValidator(_mode)]
+
+# --- secrets, packages -------------------------------------------------------
+
+
+def _secret_ref(value: str) -> str:
+    if not value.startswith("file:/"):
+        raise ValueError("secretRef must be 'file:/absolute/path'; secrets are never inline")
+    _abs_path(value[len("file:") :])
+    return value
+
+
+SecretRefStr = Annotated[str, AfterValidator(_secret_ref)]
+
+PackageName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.\-]{0,127}$")]
+
+_VERSION = r"[A-Za-z0-9.+~:_\-]+"
+_CONSTRAINT = re.compile(rf"^(=|==|>=|<=|>>|<<|>|<|~)?\s*{_VERSION}$")
+
+
+def _version_constraint(value: object) -> str:
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise ValueError("version must be a string")
+    clauses = [c.strip() for c in text.split(",")]
+    for clause in clauses:
+        if not _CONSTRAINT.match(clause):
+            raise ValueError(
+                f"version {text!r} must be a version ('1.2-1') or constraints like '>=1.0, <2'"
+            )
+    return ", ".join(clauses)
+
+
+VersionConstraint = Annotated[str, BeforeValidator(_version_constraint)]
+
+# --- common enums ------------------------------------------------------------
+
+ItemState = Literal["present", "absent"]
+Mode = Literal["enforce", "propose", "audit"]
