@@ -1,0 +1,1 @@
+"""The `aios` command line: one module per command group, loaded lazily."""
