@@ -5,12 +5,12 @@ Every error says whether retrying can help. The engine's queue reads
 client exceptions are translated into these at the boundary (the registry
 client, the planners) and never leak further.
 
+    SpecError (specs.errors)       invalid specs (ValueError); carries every issue found
     AiosError                      base; `retryable` is False unless stated
     ├── TemporaryError             retry after `delay` seconds (backoff applies)
     │   ├── RegistryUnavailable    transport failure, deadline, UNAVAILABLE
     │   └── RateLimited            the registry's token bucket said no
     └── PermanentError             retrying the same input cannot succeed
-        ├── SpecError              invalid specs; carries every issue found
         ├── ToolNotFound           the registry has no such tool
         ├── ToolRejected           the registry refused the call (schema, capability)
         ├── ToolFailed             the tool ran and failed
@@ -22,6 +22,8 @@ client, the planners) and never leak further.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from specs.errors import SpecError
 
 
 class AiosError(Exception):
@@ -56,20 +58,6 @@ class PermanentError(AiosError):
     """A failure that repeats until its input changes."""
 
 
-class SpecError(PermanentError, ValueError):
-    """One or more spec documents are invalid.
-
-    `issues` holds every problem found, each already formatted as
-    `path:line:col: Kind/name: field.path: message`.
-    """
-
-    def __init__(self, issues: Sequence[str]) -> None:
-        self.issues = tuple(issues)
-        head = self.issues[0] if self.issues else "invalid specs"
-        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
-        super().__init__(head + more)
-
-
 class ToolNotFound(PermanentError):
     """The registry does not know the tool (NOT_FOUND, or INTERNAL on aiOS)."""
 
@@ -100,3 +88,19 @@ class DestructiveRefused(PlanRejected):
 
 class StalePlan(PermanentError):
     """A saved plan was made for other specs, state, tools or aios version."""
+
+
+__all__ = [
+    "AiosError",
+    "DestructiveRefused",
+    "PermanentError",
+    "PlanRejected",
+    "RateLimited",
+    "RegistryUnavailable",
+    "SpecError",
+    "StalePlan",
+    "TemporaryError",
+    "ToolFailed",
+    "ToolNotFound",
+    "ToolRejected",
+]
