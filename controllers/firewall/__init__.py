@@ -1,0 +1,1 @@
+"""The firewall controller: observe, diff, plan (rules), effects (simulation)."""

@@ -1,0 +1,1 @@
+"""The models controller: observe, diff, plan (rules), effects (simulation)."""

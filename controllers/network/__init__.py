@@ -1,0 +1,1 @@
+"""The network controller: observe, diff, plan (rules), effects (simulation)."""

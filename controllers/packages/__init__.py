@@ -1,0 +1,1 @@
+"""The packages controller: observe, diff, plan (rules), effects (simulation)."""

@@ -1,0 +1,1 @@
+"""The storage controller: observe, diff, plan (rules), effects (simulation)."""
