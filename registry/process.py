@@ -1,0 +1,99 @@
+"""Run external commands for tools, each in its own process group.
+
+`ProcessRunner` is the `Runner` every tool uses (via `ToolContext.runner`).
+A child is started with `start_new_session=True`; if the awaiting task is
+cancelled (the pipeline's timeout) or the runner is closed, the whole process
+group gets SIGKILL and is reaped before the cancellation propagates, so no
+grandchild outlives its execution. Called by registry.pipeline (which owns one
+runner per execution) and by tests that drive tools directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from registry.tooling import CommandResult, Runner, ToolError
+
+# Commands run with a predictable locale and PATH; callers may add variables.
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+}
+STDERR_LIMIT = 2000
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group, ignoring one that is already gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class ProcessRunner(Runner):
+    """Runs commands as process-group leaders and kills the group on cancel."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = {**BASE_ENV, **(env or {})}
+        self._groups: set[int] = set()
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CommandResult:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**self._env, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ToolError(f"{argv[0]}: command not found") from None
+        self._groups.add(proc.pid)
+        try:
+            out, err = await proc.communicate(stdin)
+        except BaseException:
+            kill_group(proc.pid)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(proc.wait())
+            raise
+        finally:
+            self._groups.discard(proc.pid)
+        result = CommandResult(tuple(argv), proc.returncode or 0, out, err)
+        if check and result.returncode != 0:
+            raise ToolError(command_failure(result))
+        return result
+
+    def close(self) -> None:
+        """Kill every process group still running (execution abandoned)."""
+        for pgid in list(self._groups):
+            kill_group(pgid)
+        self._groups.clear()
+
+
+def command_failure(result: CommandResult) -> str:
+    """One line naming the command, its exit status and (trimmed) stderr."""
+    cmd = " ".join(result.argv)
+    if len(cmd) > 200:
+        cmd = cmd[:200] + "…"
+    err = result.err or result.text.strip()
+    if len(err) > STDERR_LIMIT:
+        err = err[:STDERR_LIMIT] + "…"
+    return (
+        f"`{cmd}` exited {result.returncode}: {err}"
+        if err
+        else f"`{cmd}` exited {result.returncode}"
+    )
