@@ -46,7 +46,7 @@ _PORT_RANGE: TypeAdapter[str] = TypeAdapter(PortRange)
 _MAC: TypeAdapter[str] = TypeAdapter(MacAddress)
 
 
-def _rule_text(value: str) -> str:
+def check_rule_text(value: str) -> str:
     """One nft rule statement on one line, that cannot escape its chain."""
     if not value.strip():
         raise ValueError("rule is empty")
@@ -79,7 +79,7 @@ def _rule_text(value: str) -> str:
     return value.strip()
 
 
-RuleText = Annotated[str, AfterValidator(_rule_text)]
+RuleText = Annotated[str, AfterValidator(check_rule_text)]
 
 
 def _priority(value: object) -> int | str:
