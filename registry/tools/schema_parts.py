@@ -1,0 +1,89 @@
+"""JSON Schema fragments (draft 2020-12) shared by the pkg, storage and model tool definitions.
+
+Plain dictionaries, copied into each ToolSpec's input/output schema. The
+patterns mirror the spec language's value types (specs.types) so a plan that
+passed spec validation also passes tool-schema validation, and they are strict
+enough that a hostile string cannot become an option or a path escape
+(`..` components, NUL, newlines and leading '-' are refused). Used by
+registry.tools.pkg_defs, storage_defs and model_defs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.tooling import JSON, obj_schema
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+STR: JSON = {"type": "string"}
+BOOL: JSON = {"type": "boolean"}
+INT: JSON = {"type": "integer"}
+NON_NEGATIVE: JSON = {"type": "integer", "minimum": 0}
+TRUE: JSON = {"const": True}
+
+# An absolute, normalised target path: no '..' or '.' components, no '//',
+# no NUL/newline. Mapped under the registry's root by the tool.
+ABS_PATH: JSON = {
+    "type": "string",
+    "pattern": r"^(?!.*(^|/)\.\.?(/|$))(?!.*//)/[^\u0000\n]*$",
+    "maxLength": 4095,
+    "description": "Absolute target path (mapped under the registry's --root).",
+}
+PATHS: JSON = {"type": "array", "items": ABS_PATH, "maxItems": 1000, "uniqueItems": True}
+
+SHA256: JSON = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "Lowercase hex."}
+
+# Debian/Alpine package names (specs.types.PackageName) and versions.
+PKG_NAME: JSON = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9+.\-]{0,127}$"}
+PKG_NAMES: JSON = {"type": "array", "items": PKG_NAME, "maxItems": 2000, "uniqueItems": True}
+PKG_VERSION: JSON = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9.+~:_\-]{0,127}$",
+    "description": "An exact version as the backend spells it (e.g. '1.2-1', '2:1.0~rc1').",
+}
+
+# A size like '512M' (binary multiples) or a byte count.
+SIZE: JSON = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[1-9][0-9]{0,15}[KMGT]?$"},
+        {"type": "integer", "minimum": 1},
+    ],
+    "description": "Bytes, or a number with a K/M/G/T suffix (binary multiples).",
+}
+
+URL: JSON = {
+    "type": "string",
+    "pattern": r"^(https?://[^\s/?#]+[^\s]*|file:/[^\s]*)$",
+    "maxLength": 4096,
+}
+
+# Mount / mkfs options: no whitespace, no leading '-', nothing a shell would need.
+OPTION: JSON = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.=:/,+\-]{0,255}$"}
+OPTIONS: JSON = {"type": "array", "items": OPTION, "maxItems": 64}
+
+USER_OR_ID: JSON = {"type": "string", "pattern": r"^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$"}
+MODE: JSON = {"type": "string", "pattern": r"^0?[0-7]{3,4}$", "description": "Octal, e.g. '0755'."}
+STATE: JSON = {"enum": ["present", "absent"], "default": "present"}
+
+
+def nullable(schema: JSON) -> JSON:
+    """`schema` or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def array(items: JSON, **extra: Any) -> JSON:
+    return {"type": "array", "items": items, **extra}
+
+
+def schema(
+    properties: dict[str, Any],
+    required: tuple[str, ...] | list[str] = (),
+    *,
+    description: str = "",
+) -> JSON:
+    """A top-level tool schema: a closed object tagged with the 2020-12 dialect."""
+    out = {"$schema": SCHEMA_DIALECT, **obj_schema(properties, required)}
+    if description:
+        out["description"] = description
+    return out
