@@ -1,0 +1,230 @@
+"""The Execute pipeline and Rollback, independent of gRPC.
+
+Execute on `full`: lookup (unknown -> UnknownTool, NOT_FOUND) -> parse the
+input JSON (`Invalid input: not a JSON object: …`; empty bytes mean {}) ->
+validate against input_schema (`Invalid input: <json path>: <message>`) ->
+capabilities (`Capability denied: missing [...]`) -> run (registry.execution:
+namespace lock for writes, before-image, timeout `Timed out after …`) ->
+validate output (`Invalid output from <tool>: <path>: <message>`) -> audit.
+Every outcome after lookup is audited.
+
+Execute on `aios` follows aios-contract.md §2.2: lookup (UnknownTool, gRPC
+INTERNAL) -> capabilities (denials audited) -> rate limit (`Rate limit
+exceeded`, not audited) -> parse as aiOS's handlers do -> run -> audit.
+
+Rollback: registry.rollback. Nothing here raises except UnknownTool; any
+other failure becomes success=false with a message. Every execution runs in
+its own task, shielded from the caller: a client that gives up does not
+cancel a half-done write; `close` cancels what is still running (process
+groups killed, before-images restored).
+
+Called by registry.server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from registry import rollback
+from registry.audit import AuditEntry, AuditLog, input_digest
+from registry.backups import BackupStore
+from registry.capabilities import Capabilities, denial
+from registry.execution import Executor, Settings
+from registry.external import Channels
+from registry.profiles import Entry, aios_input
+from registry.ratelimit import RATE_LIMITED, RateLimiter
+from registry.tooling import JSON, ToolError
+from registry.toolset import ToolSet
+
+log = logging.getLogger(__name__)
+
+
+class UnknownTool(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Request:
+    tool: str
+    agent_id: str
+    task_id: str
+    input_json: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    success: bool
+    output_json: bytes
+    error: str
+    execution_id: str
+    duration_ms: int
+    backup_id: str = ""
+
+
+def _json_path(error: jsonschema.ValidationError) -> str:
+    return error.json_path
+
+
+def first_error(schema: JSON, instance: Any) -> str | None:
+    """`<json path>: <message>` of the most relevant violation, or None."""
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    return None if error is None else f"{_json_path(error)}: {error.message}"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        toolset: ToolSet,
+        capabilities: Capabilities,
+        audit: AuditLog,
+        backups: BackupStore,
+        settings: Settings,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.toolset = toolset
+        self.profile = toolset.profile
+        self.capabilities = capabilities
+        self.audit = audit
+        self.backups = backups
+        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.channels = Channels()
+        aios = self.profile.name == "aios"
+        options = {**settings.options, "channels": self.channels}
+        settings = Settings(settings.root, settings.state_dir, settings.netns, options)
+        self.executor = Executor(settings, backups, aios=aios)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- Execute --
+
+    async def execute(self, request: Request) -> Outcome:
+        """Run in a task of its own; the caller's cancellation does not reach the tool."""
+        entry = self.toolset.get(request.tool)
+        if entry is None:
+            raise UnknownTool(request.tool)
+        task = asyncio.create_task(self._execute(entry, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _execute(self, entry: Entry, request: Request) -> Outcome:
+        eid = str(uuid.uuid4())
+        start = time.monotonic()
+        digest = input_digest(request.input_json)
+
+        def done(
+            success: bool,
+            error: str = "",
+            output: bytes = b"",
+            backup_id: str = "",
+        ) -> Outcome:
+            ms = int((time.monotonic() - start) * 1000)
+            return Outcome(success, output, error, eid, ms, backup_id)
+
+        async def finish(outcome: Outcome) -> Outcome:
+            await self._audit(request, outcome, digest)
+            return outcome
+
+        if self.profile.name == "aios":
+            if entry.enforced is None:
+                return await finish(done(False, denial([])))
+            missing = self.capabilities.missing(request.agent_id, entry.enforced)
+            if missing:
+                return await finish(done(False, denial(missing)))
+            if not self.limiter.allow(request.agent_id, request.tool):
+                return done(False, RATE_LIMITED)  # not audited (§2.2)
+            try:
+                args = aios_input(entry, request.input_json)
+            except ToolError as exc:
+                return await finish(done(False, str(exc)))
+        else:
+            parsed = self._parse(entry, request.input_json)
+            if isinstance(parsed, str):
+                return await finish(done(False, parsed))
+            args = parsed
+            missing = self.capabilities.missing(request.agent_id, entry.enforced or ())
+            if missing:
+                return await finish(done(False, denial(missing)))
+        if entry.handler is None:
+            return await finish(done(False, f"No handler registered for tool: {request.tool}"))
+        meta = {"agent_id": request.agent_id, "task_id": request.task_id, "reason": request.reason}
+        result = await self.executor.run(entry, args, execution_id=eid, request=meta, digest=digest)
+        if result.output is None:
+            raw = result.raw_output or b""
+            return await finish(done(False, result.error, raw, result.backup_id))
+        return await finish(self._output(entry, result.output, done, result.backup_id))
+
+    def _parse(self, entry: Entry, raw: bytes) -> JSON | str:
+        """Parsed, schema-valid input, or the `Invalid input: …` message."""
+        try:
+            args = json.loads(raw) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            return f"Invalid input: not a JSON object: {exc}"
+        if not isinstance(args, dict):
+            return f"Invalid input: not a JSON object: got {type(args).__name__}"
+        if entry.spec.input_schema:
+            problem = first_error(dict(entry.spec.input_schema), args)
+            if problem is not None:
+                return f"Invalid input: {problem}"
+        return args
+
+    def _output(
+        self, entry: Entry, output: JSON, done: Callable[..., Outcome], backup_id: str
+    ) -> Outcome:
+        name = entry.spec.name
+        if self.profile.validates_schemas and entry.spec.output_schema:
+            problem = first_error(dict(entry.spec.output_schema), output)
+            if problem is not None:
+                log.error("tool %s produced invalid output: %s", name, problem)
+                return done(False, f"Invalid output from {name}: {problem}", b"", backup_id)
+        try:
+            data = json.dumps(output, ensure_ascii=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            return done(False, f"Internal error in {name}: {type(exc).__name__}: {exc}")
+        return done(True, "", data, backup_id)
+
+    async def _audit(self, request: Request, outcome: Outcome, digest: str) -> None:
+        entry = AuditEntry(
+            execution_id=outcome.execution_id,
+            tool=request.tool,
+            agent=request.agent_id,
+            task=request.task_id,
+            reason=request.reason,
+            input_sha256=digest,
+            success=outcome.success,
+            duration_ms=outcome.duration_ms,
+        )
+        try:
+            await self.audit.append(entry)
+        except Exception:  # never lose the answer over the log; say so loudly
+            log.exception("audit append failed for execution %s", outcome.execution_id)
+
+    # -- Rollback --
+
+    async def rollback(self, execution_id: str, reason: str) -> tuple[bool, str]:
+        """(success, error); raises rollback.RollbackIOError only on aios (gRPC INTERNAL)."""
+        return await rollback.rollback(self, execution_id, reason)
+
+    # -- lifecycle --
+
+    async def close(self) -> None:
+        """Cancel what still runs (groups killed, before-images restored), then close."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.channels.close()
+        self.audit.close()
