@@ -1,7 +1,232 @@
-"""Tools of the `fs` namespace (being written; see registry/tooling.py)."""
+"""aiOS's 13 `fs.*` tools (aios-contract.md §3.4), acting under the context's root.
+
+This module holds the read-only ones (read, list, stat, search, disk_usage)
+and TOOLS for the catalogue; the writing ones are in registry.tools.fs_write,
+the shared argument parsing in registry.tools.fs_base. Paths are target
+paths mapped under `ctx.root` by `ctx.path` (which refuses `..`); outputs name
+target paths too. Called by registry.pipeline through the catalogue (both
+profiles).
+"""
 
 from __future__ import annotations
 
-from registry.tooling import Tool
+import fnmatch
+import os
+import stat
+from pathlib import Path
 
-TOOLS: tuple[type[Tool], ...] = ()
+from registry.tooling import JSON, Tool, ToolContext, obj_schema
+from registry.tools.fs_base import BOOL, INT, STR, FsTool, fs_spec, rfc3339
+from registry.tools.fs_write import (
+    FsChmod,
+    FsChown,
+    FsCopy,
+    FsDelete,
+    FsMkdir,
+    FsMove,
+    FsSymlink,
+    FsWrite,
+)
+
+
+class FsRead(FsTool):
+    op = "read"
+    spec = fs_spec(
+        "read",
+        "Read a UTF-8 text file.",
+        {"path": STR},
+        ("path",),
+        {"content": STR, "size": INT},
+        risk="low",
+        idempotent=True,
+        reversible=False,
+        timeout_ms=5000,
+        write=False,
+    )
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        path = self.str_arg(args, "path")
+        try:
+            data = ctx.path(path).read_bytes()
+            return {"content": data.decode("utf-8"), "size": len(data)}
+        except (OSError, UnicodeDecodeError):
+            raise self.fail(f"failed to read {path}") from None
+
+
+class FsList(FsTool):
+    op = "list"
+    _entry = obj_schema(
+        {
+            "name": STR,
+            "type": {"enum": ["file", "dir", "symlink"]},
+            "size": INT,
+            "modified": STR,
+        },
+        ("name", "type", "size", "modified"),
+    )
+    spec = fs_spec(
+        "list",
+        "List a directory (lstat semantics).",
+        {"path": STR},
+        ("path",),
+        {"entries": {"type": "array", "items": _entry}},
+        risk="low",
+        idempotent=True,
+        reversible=False,
+        timeout_ms=5000,
+        write=False,
+    )
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        path = self.str_arg(args, "path")
+        try:
+            children = sorted(ctx.path(path).iterdir())
+        except OSError:
+            raise self.fail(f"failed to read directory {path}") from None
+        entries = []
+        for child in children:
+            try:
+                st = child.lstat()
+            except OSError:
+                continue
+            kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
+            kind = "symlink" if stat.S_ISLNK(st.st_mode) else kind
+            entries.append(
+                {
+                    "name": child.name,
+                    "type": kind,
+                    "size": st.st_size,
+                    "modified": rfc3339(st.st_mtime),
+                }
+            )
+        return {"entries": entries}
+
+
+class FsStat(FsTool):
+    op = "stat"
+    spec = fs_spec(
+        "stat",
+        "Size, permissions and times of a path (lstat: links are not followed).",
+        {"path": STR},
+        ("path",),
+        {
+            "size": INT,
+            "permissions": {"type": "string", "pattern": "^[0-7]{4}$"},
+            "modified": STR,
+            "accessed": STR,
+            "is_dir": BOOL,
+            "is_file": BOOL,
+            "is_symlink": BOOL,
+        },
+        risk="low",
+        idempotent=True,
+        reversible=False,
+        timeout_ms=5000,
+        write=False,
+    )
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        path = self.str_arg(args, "path")
+        try:
+            st = ctx.path(path).lstat()
+        except OSError:
+            raise self.fail(f"failed to stat {path}") from None
+        return {
+            "size": st.st_size,
+            "permissions": f"{stat.S_IMODE(st.st_mode):04o}",
+            "modified": rfc3339(st.st_mtime),
+            "accessed": rfc3339(st.st_atime),
+            "is_dir": stat.S_ISDIR(st.st_mode),
+            "is_file": stat.S_ISREG(st.st_mode),
+            "is_symlink": stat.S_ISLNK(st.st_mode),
+        }
+
+
+class FsSearch(FsTool):
+    op = "search"
+    spec = fs_spec(
+        "search",
+        "Find entries whose name matches a glob (*, ?, [abc], [!abc]) under a directory.",
+        {"directory": STR, "pattern": STR, "max_depth": {"type": "integer", "minimum": 0}},
+        ("directory", "pattern"),
+        {"matches": {"type": "array", "items": STR}},
+        risk="low",
+        idempotent=True,
+        reversible=False,
+        timeout_ms=30000,
+        write=False,
+    )
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        directory = self.str_arg(args, "directory")
+        pattern = self.str_arg(args, "pattern")
+        depth = args.get("max_depth")
+        max_depth = depth if isinstance(depth, int) and not isinstance(depth, bool) else 0
+        base = ctx.path(directory)
+        if not base.is_dir():
+            raise self.fail(f"failed to read directory {directory}")
+        prefix = directory.rstrip("/")
+        matches: list[str] = []
+        for root, dirs, files in os.walk(base):
+            rel = Path(root).relative_to(base)
+            for name in [*dirs, *files]:
+                if fnmatch.fnmatchcase(name, pattern):
+                    matches.append("/".join([prefix, *rel.parts, name]))
+            if max_depth and len(rel.parts) + 1 >= max_depth:
+                dirs.clear()  # entries below this level would be deeper than max_depth
+        return {"matches": sorted(matches)}
+
+
+class FsDiskUsage(FsTool):
+    op = "disk_usage"
+    spec = fs_spec(
+        "disk_usage",
+        "Size and use of the filesystem holding a path (statvfs).",
+        {"path": STR},
+        ("path",),
+        {
+            "total_bytes": INT,
+            "used_bytes": INT,
+            "available_bytes": INT,
+            "usage_percent": {"type": "number"},
+        },
+        risk="low",
+        idempotent=True,
+        reversible=False,
+        timeout_ms=5000,
+        write=False,
+    )
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        path = self.str_arg(args, "path")
+        try:
+            st = os.statvfs(ctx.path(path))
+        except OSError:
+            raise self.fail(f"failed to get disk usage of {path}") from None
+        total = st.f_frsize * st.f_blocks
+        available = st.f_frsize * st.f_bavail
+        used = total - available
+        percent = round(used / total * 100, 2) if total else 0.0
+        return {
+            "total_bytes": total,
+            "used_bytes": used,
+            "available_bytes": available,
+            "usage_percent": percent,
+        }
+
+
+TOOLS: tuple[type[Tool], ...] = (
+    FsChmod,
+    FsChown,
+    FsCopy,
+    FsDelete,
+    FsDiskUsage,
+    FsList,
+    FsMkdir,
+    FsMove,
+    FsRead,
+    FsSearch,
+    FsStat,
+    FsSymlink,
+    FsWrite,
+)
