@@ -24,6 +24,8 @@ EXIT_INTERNAL = 70
 COMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate:validate",
     "schema": "reconciler.cli.validate:schema",
+    "registry": "reconciler.cli.registry:registry",
+    "sandbox": "reconciler.cli.sandbox:sandbox",
 }
 
 
