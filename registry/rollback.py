@@ -69,6 +69,8 @@ async def _full(pipeline: Pipeline, execution_id: str) -> tuple[bool, str]:
             f"unknown execution id {execution_id}: no backup is kept for it "
             "(not a reversible execution, pruned, or never ran here)"
         )
+    if backup.state == "rolled_back":
+        return False, f"execution {execution_id} was already rolled back"
     entry = pipeline.toolset.handler_of(backup.tool)
     if entry is None or entry.handler is None:
         return False, f"cannot roll back {execution_id}: tool {backup.tool} is not available"

@@ -1,0 +1,57 @@
+"""Helpers for registry tests: a real server on a unix socket, plugins, raw stubs.
+
+`running_registry(tmp, ...)` starts registry.server.RegistryServer on a unix
+socket in a short temporary directory (sun_path holds 108 bytes) with its
+state under `tmp`, and stops it afterwards whatever happens. `write_plugin`
+drops an aiOS-style plugin into a plugin directory. Used by the registry
+tests in tests/unit and tests/system and by bench/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import textwrap
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from registry.server import RegistryServer, ServeOptions
+
+
+@contextlib.asynccontextmanager
+async def running_registry(
+    tmp: Path, *, root: Path | None = None, **options: Any
+) -> AsyncIterator[tuple[RegistryServer, str]]:
+    root = root or tmp / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aios-reg-") as short:
+        base = ServeOptions(
+            listen=f"unix://{short}/registry.sock",
+            root=root,
+            state_dir=tmp / "state",
+            plugin_dir=tmp / "plugins",
+        )
+        server = RegistryServer(replace(base, **options))
+        address = await server.start()
+        try:
+            yield server, address
+        finally:
+            await server.stop(grace=1.0)
+
+
+def write_plugin(directory: Path, name: str, code: str, *, timeout_ms: int = 30000) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.py").write_text(textwrap.dedent(code))
+    meta = {
+        "tool_name": f"plugin.{name}",
+        "description": f"test plugin {name}",
+        "capabilities": [],
+        "dependencies": [],
+        "author": "tests",
+        "created_at": "2026-01-01T00:00:00Z",
+        "timeout_ms": timeout_ms,
+    }
+    (directory / f"{name}.meta.json").write_text(json.dumps(meta))
