@@ -11,13 +11,21 @@ model name or path. Used by the kind modules and the loader.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from specs.types import Dns1123, LabelKey, Mode
+from specs.types import Dns1123, FieldError, LabelKey, Mode
 
 API_VERSION = "aios.dev/v1"
 KINDS = ("Network", "Firewall", "Packages", "Storage", "Models")
@@ -38,6 +46,7 @@ class SpecModel(BaseModel):
         validate_default=True,
         str_strip_whitespace=False,
         hide_input_in_errors=True,
+        defer_build=True,
     )
 
 
@@ -51,7 +60,22 @@ class Claim(BaseModel):
 
 
 _DEPENDS_ON = r"^(Network|Firewall|Packages|Storage|Models)/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DependsOnRef = Annotated[str, StringConstraints(pattern=_DEPENDS_ON, max_length=80)]
+
+
+def _depends_on_ref(value: str) -> str:
+    if len(value) > 80 or not re.match(_DEPENDS_ON, value):
+        raise ValueError(
+            f"{value!r} must be Kind/name, e.g. Network/lan, with a kind of "
+            f"{', '.join(KINDS)} and a DNS-1123 name"
+        )
+    return value
+
+
+DependsOnRef = Annotated[
+    str,
+    AfterValidator(_depends_on_ref),
+    Field(json_schema_extra={"pattern": _DEPENDS_ON, "maxLength": 80}),
+]
 
 
 class Metadata(SpecModel):
@@ -71,8 +95,9 @@ class Metadata(SpecModel):
 
     @model_validator(mode="after")
     def _unique_depends_on(self) -> Metadata:
-        if len(set(self.depends_on)) != len(self.depends_on):
-            raise ValueError("dependsOn lists the same resource twice")
+        for i, ref in enumerate(self.depends_on):
+            if ref in self.depends_on[:i]:
+                raise FieldError(("dependsOn", i), f"dependsOn lists {ref} twice")
         return self
 
 

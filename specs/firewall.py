@@ -17,10 +17,10 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.types import IfName, ItemState, MacAddress, NftIdent, PortRange
+from specs.types import FieldError, IfName, ItemState, MacAddress, NftIdent, PortRange
 
 Family = Literal["inet", "ip", "ip6", "arp", "bridge", "netdev"]
 Hook = Literal["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
@@ -137,11 +137,21 @@ class NamedSet(SpecModel):
 
     @model_validator(mode="after")
     def _elements(self) -> NamedSet:
-        for element in self.elements:
-            _check_element(self.type, element, interval="interval" in self.flags)
-        if len(set(self.elements)) != len(self.elements):
-            raise ValueError("elements lists the same element twice")
+        for i, element in enumerate(self.elements):
+            try:
+                _check_element(self.type, element, interval="interval" in self.flags)
+            except ValueError as exc:
+                raise FieldError(("elements", i), _plain_message(exc)) from None
+            if element in self.elements[:i]:
+                raise FieldError(("elements", i), f"element {element!r} is listed twice")
         return self
+
+
+def _plain_message(exc: ValueError) -> str:
+    """The message of a ValueError, or of the first error of a ValidationError."""
+    if isinstance(exc, ValidationError):
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return str(exc)
 
 
 def _check_element(set_type: str, element: str | int, *, interval: bool) -> None:
@@ -227,24 +237,28 @@ class Table(SpecModel):
     @model_validator(mode="after")
     def _consistent(self) -> Table:
         names = [c.name for c in self.chains]
-        if len(set(names)) != len(names):
-            raise ValueError("two chains have the same name")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(("chains", i, "name"), f"two chains are named {name}")
         set_names = [s.name for s in self.sets]
-        if len(set(set_names)) != len(set_names):
-            raise ValueError("two sets have the same name")
-        for chain in self.chains:
+        for i, name in enumerate(set_names):
+            if name in set_names[:i]:
+                raise FieldError(("sets", i, "name"), f"two sets are named {name}")
+        for i, chain in enumerate(self.chains):
             if chain.hook in ("ingress", "egress") and self.family not in ("netdev", "inet"):
-                raise ValueError(
-                    f"chain {chain.name}: {chain.hook} hooks need family netdev or inet"
+                raise FieldError(
+                    ("chains", i, "hook"), f"{chain.hook} hooks need family netdev or inet"
                 )
             if self.family == "netdev" and chain.hook is not None and chain.device is None:
-                raise ValueError(f"chain {chain.name}: a netdev base chain needs a device")
+                raise FieldError(("chains", i, "device"), "a netdev base chain needs a device")
             if chain.type == "nat" and self.family not in ("inet", "ip", "ip6"):
-                raise ValueError(f"chain {chain.name}: nat chains need family inet, ip or ip6")
-            for rule in chain.rules:
+                raise FieldError(("chains", i, "type"), "nat chains need family inet, ip or ip6")
+            for j, rule in enumerate(chain.rules):
                 for ref in re.findall(r"@([A-Za-z][A-Za-z0-9_.\-]*)", rule):
                     if ref not in set_names:
-                        raise ValueError(f"chain {chain.name}: rule refers to unknown set @{ref}")
+                        raise FieldError(
+                            ("chains", i, "rules", j), f"rule refers to unknown set @{ref}"
+                        )
         return self
 
 

@@ -13,20 +13,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.types import AbsPath, ItemState, Sha256, Url
+from specs.types import AbsPath, FieldError, ItemState, Sha256, Url
 
 DEFAULT_MODEL_DIR = "/var/lib/aios/models"
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")]
+
+
+def _gguf_path(value: str) -> str:
+    if not value.endswith(".gguf"):
+        raise ValueError(f"a model path must end in .gguf, not {value.rsplit('/', 1)[-1]!r}")
+    return value
 
 
 class Model(SpecModel):
     name: ModelName
     source: Url | None = None
     sha256: Sha256 | None = None
-    path: AbsPath | None = Field(default=None, description="Default: <directory>/<name>.gguf")
+    path: Annotated[AbsPath, AfterValidator(_gguf_path)] | None = Field(
+        default=None, description="Default: <directory>/<name>.gguf"
+    )
     layer: Literal["operational", "tactical", "strategic"] = "operational"
     load: Literal["always", "on_demand"] = "on_demand"
     context_length: Annotated[int, Field(ge=128, le=1048576)] = 2048
@@ -38,11 +46,11 @@ class Model(SpecModel):
     @model_validator(mode="after")
     def _source(self) -> Model:
         if self.state == "present" and self.source is None:
-            raise ValueError("a present model needs a source")
+            raise FieldError(("source",), "a present model needs a source")
         if self.source and self.source.startswith(("http://", "https://")) and not self.sha256:
-            raise ValueError("a model from http(s) needs sha256 so the download can be verified")
-        if self.path is not None and not self.path.endswith(".gguf"):
-            raise ValueError("a model path must end in .gguf")
+            raise FieldError(
+                ("sha256",), "a model from http(s) needs sha256 so the download can be verified"
+            )
         return self
 
 

@@ -21,6 +21,7 @@ from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import (
     AbsPath,
     AddressOrNetwork,
+    FieldError,
     IfName,
     IpAddress,
     IpInterface,
@@ -46,7 +47,24 @@ LinkKind = Literal[
     "ifb",
 ]
 KIND_BLOCKS = ("veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "wireguard", "tun")
-TableId = Annotated[int, Field(ge=1, le=4294967295)] | Literal["main", "default"]
+
+
+def _table_id(value: object) -> int | str:
+    if value in ("main", "default") and isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4294967295:
+        return value
+    raise ValueError("table must be a number 1-4294967295, 'main' or 'default'")
+
+
+TableId = Annotated[
+    int | str,
+    BeforeValidator(
+        _table_id,
+        json_schema_input_type=Annotated[int, Field(ge=1, le=4294967295)]
+        | Literal["main", "default"],
+    ),
+]
 Mtu = Annotated[int, Field(ge=68, le=65535)]
 
 
@@ -156,20 +174,30 @@ class Link(SpecModel):
         block_kind = "tun" if self.kind in ("tun", "tap") else self.kind
         for block in KIND_BLOCKS:
             if getattr(self, block) is not None and block != block_kind:
-                raise ValueError(f"option block '{block}' does not apply to a {self.kind} link")
+                raise FieldError(
+                    (block,), f"option block '{block}' does not apply to a {self.kind} link"
+                )
         if self.kind in ("veth", "macvlan", "vlan", "vxlan", "wireguard") and (
             getattr(self, block_kind) is None and self.state != "absent"
         ):
-            raise ValueError(f"a {self.kind} link needs a '{block_kind}' block")
+            raise FieldError((block_kind,), f"a {self.kind} link needs a '{block_kind}' block")
         if self.kind == "ethernet" and self.state == "absent":
-            raise ValueError("an ethernet device cannot be deleted; set state: down")
-        if self.addresses is not None and len(set(self.addresses)) != len(self.addresses):
-            raise ValueError("addresses lists the same address twice")
+            raise FieldError(("state",), "an ethernet device cannot be deleted; set state: down")
+        self._unique_addresses()
         if self.master is not None and self.master == self.name:
-            raise ValueError("a link cannot be its own master")
+            raise FieldError(("master",), "a link cannot be its own master")
         if self.veth is not None and self.veth.peer == self.name:
-            raise ValueError("a veth peer needs a different name")
+            raise FieldError(("veth", "peer"), "a veth peer needs a different name")
         return self
+
+    def _unique_addresses(self) -> None:
+        seen: dict[str, str] = {}
+        for i, address in enumerate(self.addresses or ()):
+            ip = address.split("/", 1)[0]
+            if ip in seen:
+                what = "is listed twice" if seen[ip] == address else f"repeats {seen[ip]}"
+                raise FieldError(("addresses", i), f"{address} {what}")
+            seen[ip] = address
 
 
 class Route(SpecModel):
@@ -231,7 +259,7 @@ class Rule(SpecModel):
     to: AddressOrNetwork | None = None
     iif: IfName | None = None
     oif: IfName | None = None
-    fwmark: Annotated[str, BeforeValidator(_fwmark)] | None = None
+    fwmark: Annotated[str, BeforeValidator(_fwmark, json_schema_input_type=int | str)] | None = None
     table: TableId | None = None
     action: Literal["lookup", "blackhole", "unreachable", "prohibit"] = "lookup"
     state: ItemState = "present"
@@ -280,7 +308,9 @@ def _sysctl_value(value: object) -> str:
 
 
 SysctlKey = Annotated[str, BeforeValidator(_sysctl_key)]
-SysctlValue = Annotated[str, BeforeValidator(_sysctl_value)]
+SysctlValue = Annotated[
+    str, BeforeValidator(_sysctl_value, json_schema_input_type=bool | int | str)
+]
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"^{_LABEL}(\.{_LABEL})*\.?$"
@@ -317,6 +347,22 @@ class NetworkSpec(ResourceSpec):
     sysctls: dict[SysctlKey, SysctlValue] = Field(default_factory=dict)
     dns: Dns | None = None
 
+    @model_validator(mode="after")
+    def _veth_pairs(self) -> NetworkSpec:
+        """Both ends of a veth pair may be listed (to configure each); they must agree."""
+        by_name = {link.name: (i, link) for i, link in enumerate(self.links)}
+        for link in self.links:
+            if link.veth is None or link.veth.peer not in by_name:
+                continue
+            j, peer = by_name[link.veth.peer]
+            if peer.veth is None or peer.veth.peer != link.name:
+                raise FieldError(
+                    ("links", j),
+                    f"{peer.name} is the veth peer of {link.name}: declare it with kind: veth "
+                    f"and veth: {{peer: {link.name}}}",
+                )
+        return self
+
 
 class Network(Resource):
     """Network links, addresses, routes, rules, sysctls and DNS of the target."""
@@ -326,9 +372,10 @@ class Network(Resource):
     spec: NetworkSpec
 
     def claims(self) -> Iterator[Claim]:
+        listed = {link.name for link in self.spec.links}
         for i, link in enumerate(self.spec.links):
             yield Claim(key=f"interface:{link.name}", loc=("spec", "links", i, "name"))
-            if link.veth is not None:
+            if link.veth is not None and link.veth.peer not in listed:  # else listed itself
                 yield Claim(
                     key=f"interface:{link.veth.peer}", loc=("spec", "links", i, "veth", "peer")
                 )

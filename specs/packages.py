@@ -16,7 +16,15 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.types import AbsPath, Dns1123, ItemState, PackageName, Url, VersionConstraint
+from specs.types import (
+    AbsPath,
+    Dns1123,
+    FieldError,
+    ItemState,
+    PackageName,
+    Url,
+    VersionConstraint,
+)
 
 
 class Package(SpecModel):
@@ -35,7 +43,8 @@ class Package(SpecModel):
     @model_validator(mode="after")
     def _absent(self) -> Package:
         if self.state == "absent" and (self.version is not None or self.hold):
-            raise ValueError("an absent package takes no version or hold")
+            field = "version" if self.version is not None else "hold"
+            raise FieldError((field,), "an absent package takes no version or hold")
         return self
 
 

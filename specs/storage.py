@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.types import AbsPath, FileMode, ItemState, Size
+from specs.types import AbsPath, FieldError, FileMode, ItemState, Size
 
 FsType = Literal["ext4", "xfs", "btrfs"]
 MountType = Literal["ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto"]
@@ -86,9 +86,13 @@ class Filesystem(SpecModel):
         if (self.device is None) == (self.image is None):
             raise ValueError("a filesystem needs exactly one of device or image")
         if self.label and len(self.label) > LABEL_LIMITS[self.type]:
-            raise ValueError(f"{self.type} labels are at most {LABEL_LIMITS[self.type]} characters")
+            raise FieldError(
+                ("label",), f"{self.type} labels are at most {LABEL_LIMITS[self.type]} characters"
+            )
         if self.state == "absent" and self.device is not None:
-            raise ValueError("state: absent applies to images only; devices are never wiped")
+            raise FieldError(
+                ("state",), "state: absent applies to images only; devices are never wiped"
+            )
         return self
 
 
@@ -103,13 +107,13 @@ class Mount(SpecModel):
     @model_validator(mode="after")
     def _consistent(self) -> Mount:
         if self.target == "/":
-            raise ValueError("the root filesystem is not managed")
+            raise FieldError(("target",), "the root filesystem is not managed")
         if self.type == "tmpfs" and self.source != "tmpfs":
-            raise ValueError("a tmpfs mount has source: tmpfs")
+            raise FieldError(("source",), "a tmpfs mount has source: tmpfs")
         if self.source == "tmpfs" and self.type != "tmpfs":
-            raise ValueError("source tmpfs needs type: tmpfs")
+            raise FieldError(("type",), "source tmpfs needs type: tmpfs")
         if self.type == "bind" and not self.source.startswith("/"):
-            raise ValueError("a bind mount's source is an absolute path")
+            raise FieldError(("source",), "a bind mount's source is an absolute path")
         return self
 
 
@@ -124,7 +128,7 @@ class Directory(SpecModel):
     @model_validator(mode="after")
     def _not_root(self) -> Directory:
         if self.path == "/":
-            raise ValueError("the root directory is not managed")
+            raise FieldError(("path",), "the root directory is not managed")
         return self
 
 

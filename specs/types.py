@@ -16,6 +16,21 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
+
+class FieldError(ValueError):
+    """A validation error about a field below the value being validated.
+
+    Model validators raise it to point at the field (or list item) that is
+    wrong, e.g. `FieldError(("addresses", 1), "... is listed twice")`; the
+    loader appends `loc` to the error's location, so the message lands on the
+    right line. Plain ValueErrors point at the validated value itself.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 # --- names -------------------------------------------------------------------
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -65,20 +80,31 @@ def _label_key(value: str) -> str:
     return value
 
 
-Dns1123 = Annotated[str, AfterValidator(_dns1123)]
-IfName = Annotated[str, AfterValidator(_ifname)]
+Dns1123 = Annotated[
+    str,
+    AfterValidator(_dns1123),
+    Field(json_schema_extra={"pattern": _DNS1123.pattern, "maxLength": 63}),
+]
+IfName = Annotated[
+    str, AfterValidator(_ifname), Field(json_schema_extra={"minLength": 1, "maxLength": 15})
+]
 NftIdent = Annotated[str, AfterValidator(_nft_ident)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 
 # --- addresses ---------------------------------------------------------------
 
 
+def _ip_class(value: str, v4: type, v6: type) -> type:
+    return v6 if ":" in value else v4
+
+
 def _interface(value: str) -> str:
     """An address with prefix length on an interface: 10.0.0.1/24, 2001:db8::1/64."""
     if "/" not in value:
         raise ValueError(f"address {value!r} needs a prefix length, e.g. {value}/24")
+    cls = _ip_class(value, ipaddress.IPv4Interface, ipaddress.IPv6Interface)
     try:
-        iface = ipaddress.ip_interface(value)
+        iface = cls(value)
     except ValueError as exc:
         raise ValueError(f"invalid address {value!r}: {exc}") from None
     return str(iface)
@@ -86,21 +112,23 @@ def _interface(value: str) -> str:
 
 def _network(value: str) -> str:
     """A network: host bits must be zero. A bare address means a /32 or /128."""
+    cls = _ip_class(value, ipaddress.IPv4Network, ipaddress.IPv6Network)
     try:
-        net = ipaddress.ip_network(value, strict=True)
+        net = cls(value, strict=True)
     except ValueError as exc:
         if "host bits set" in str(exc):
-            fixed = ipaddress.ip_network(value, strict=False)
+            fixed = cls(value, strict=False)
             raise ValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
         raise ValueError(f"invalid network {value!r}: {exc}") from None
     return str(net)
 
 
 def _address(value: str) -> str:
+    cls = _ip_class(value, ipaddress.IPv4Address, ipaddress.IPv6Address)
     try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"invalid IP address {value!r}") from None
+        return str(cls(value))
+    except ValueError as exc:
+        raise ValueError(f"invalid IP address {value!r}: {exc}") from None
 
 
 def _route_dest(value: str) -> str:
@@ -153,7 +181,7 @@ def _port_range(value: object) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-PortRange = Annotated[str, BeforeValidator(_port_range)]
+PortRange = Annotated[str, BeforeValidator(_port_range, json_schema_input_type=int | str)]
 
 # --- digests, paths, urls ----------------------------------------------------
 
@@ -192,8 +220,10 @@ def _url(value: str) -> str:
     return value
 
 
-Sha256 = Annotated[str, AfterValidator(_sha256)]
-AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Sha256 = Annotated[
+    str, AfterValidator(_sha256), Field(json_schema_extra={"pattern": "^[0-9A-Fa-f]{64}$"})
+]
+AbsPath = Annotated[str, AfterValidator(_abs_path), Field(json_schema_extra={"pattern": "^/"})]
 Url = Annotated[str, AfterValidator(_url)]
 
 _SIZE = re.compile(r"^(\d+)([KMGT]?)$")
@@ -220,15 +250,18 @@ def _size(value: object) -> str:
 
 
 def _mode(value: object) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3,4}", value):
+    if isinstance(value, int) and not isinstance(value, bool):
         raise ValueError(
-            "mode must be a quoted octal string like '0755' (an unquoted 0755 is read as a number)"
+            "mode must be a quoted octal string like '0755': unquoted, YAML reads it as "
+            f"the decimal number {value}"
         )
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3,4}", value):
+        raise ValueError("mode must be a quoted octal string like '0755'")
     return value.zfill(4)[-4:]
 
 
-Size = Annotated[str, BeforeValidator(_size)]
-FileMode = Annotated[str, BeforeValidator(_mode)]
+Size = Annotated[str, BeforeValidator(_size, json_schema_input_type=int | str)]
+FileMode = Annotated[str, BeforeValidator(_mode, json_schema_input_type=str)]
 
 # --- secrets, packages -------------------------------------------------------
 
@@ -249,7 +282,12 @@ _CONSTRAINT = re.compile(rf"^(=|==|>=|<=|>>|<<|>|<|~)?\s*{_VERSION}$")
 
 
 def _version_constraint(value: object) -> str:
-    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if isinstance(value, float):
+        raise ValueError(
+            f"version must be a quoted string: unquoted, it is read as the number {value!r} "
+            "(1.10 would become 1.1)"
+        )
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str):
         raise ValueError("version must be a string")
     clauses = [c.strip() for c in text.split(",")]
@@ -261,7 +299,9 @@ def _version_constraint(value: object) -> str:
     return ", ".join(clauses)
 
 
-VersionConstraint = Annotated[str, BeforeValidator(_version_constraint)]
+VersionConstraint = Annotated[
+    str, BeforeValidator(_version_constraint, json_schema_input_type=int | str)
+]
 
 # --- common enums ------------------------------------------------------------
 
