@@ -68,3 +68,7 @@ def main(argv: list[str] | None = None) -> Any:
         traceback.print_exc()
         print("aios: internal error (exit 70); please report it", file=sys.stderr)
         raise SystemExit(EXIT_INTERNAL) from None
+
+
+if __name__ == "__main__":  # python -m reconciler.cli.main
+    main()

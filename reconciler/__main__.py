@@ -1,0 +1,6 @@
+"""`python -m reconciler`: the `aios` command (reconciler.cli.main)."""
+
+from reconciler.cli.main import main
+
+if __name__ == "__main__":
+    main()
