@@ -83,6 +83,8 @@ class Executor:
         self.aios = aios
         self.jobs: dict[str, Job] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._free: list[Path] = []  # empty scratch directories, reused (mkdir costs)
+        self._slots = 0
 
     @contextlib.asynccontextmanager
     async def guard(self, entry: Entry) -> AsyncIterator[None]:
@@ -140,7 +142,7 @@ class Executor:
         ctx = self.context(eid, self._scratch(eid), runner, progress=job.progress, request=request)
         keeps_backup = spec.reversible and (not self.aios or _aios_backs_up(ctx, spec.name, args))
         if keeps_backup:
-            shutil.rmtree(ctx.work, ignore_errors=True)
+            self._release(ctx.work)
             ctx.work = self.backups.prepare(eid)
         result = RunResult(backup_id=eid if keeps_backup or (self.aios and spec.reversible) else "")
         snapshot: JSON | None = None
@@ -183,7 +185,7 @@ class Executor:
         finally:
             runner.close()
             if not keeps_backup:
-                shutil.rmtree(ctx.work, ignore_errors=True)
+                self._release(ctx.work)
         self._settle(entry, tool, args, eid, digest, keeps_backup, snapshot, result)
         return result
 
@@ -238,9 +240,24 @@ class Executor:
         return "restored"
 
     def _scratch(self, execution_id: str) -> Path:
-        work = self.settings.state_dir / "work" / execution_id
-        work.mkdir(parents=True, exist_ok=True)
+        """An empty directory private to this execution (reused once empty again)."""
+        if self._free:
+            return self._free.pop()
+        self._slots += 1
+        work = self.settings.state_dir / "work" / f"slot-{self._slots}"
+        shutil.rmtree(work, ignore_errors=True)  # left over from an earlier run
+        work.mkdir(parents=True)
         return work
+
+    def _release(self, work: Path) -> None:
+        try:
+            empty = not any(work.iterdir())
+        except OSError:
+            return
+        if empty:
+            self._free.append(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _aios_backs_up(ctx: ToolContext, name: str, args: JSON) -> bool:

@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,19 @@ def _json_path(error: jsonschema.ValidationError) -> str:
     return error.json_path
 
 
-def first_error(schema: JSON, instance: Any) -> str | None:
-    """`<json path>: <message>` of the most relevant violation, or None."""
-    validator = jsonschema.Draft202012Validator(schema)
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], jsonschema.Draft202012Validator]] = {}
+
+
+def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
+    """`<json path>: <message>` of the most relevant violation, or None.
+
+    Validators are cached per schema object (specs are frozen and live as
+    long as the registry; the cache holds the schema so its id stays unique).
+    """
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _VALIDATORS[id(schema)] = (schema, jsonschema.Draft202012Validator(schema))
+    validator = cached[1]
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     return None if error is None else f"{_json_path(error)}: {error.message}"
 
@@ -176,7 +186,7 @@ class Pipeline:
         if not isinstance(args, dict):
             return f"Invalid input: not a JSON object: got {type(args).__name__}"
         if entry.spec.input_schema:
-            problem = first_error(dict(entry.spec.input_schema), args)
+            problem = first_error(entry.spec.input_schema, args)
             if problem is not None:
                 return f"Invalid input: {problem}"
         return args
@@ -186,7 +196,7 @@ class Pipeline:
     ) -> Outcome:
         name = entry.spec.name
         if self.profile.validates_schemas and entry.spec.output_schema:
-            problem = first_error(dict(entry.spec.output_schema), output)
+            problem = first_error(entry.spec.output_schema, output)
             if problem is not None:
                 log.error("tool %s produced invalid output: %s", name, problem)
                 return done(False, f"Invalid output from {name}: {problem}", b"", backup_id)

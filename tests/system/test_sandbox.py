@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from registry_support import write_plugin
 
+from reconciler._gen import tools_pb2, tools_pb2_grpc
 from reconciler.errors import ToolFailed
 from reconciler.executor import RegistryClient
 from registry import sandbox
@@ -85,10 +87,6 @@ async def test_sandbox_up_call_down(box_env: tuple[str, Path, dict[str, str]]) -
             via_net_tool = True
         except ToolFailed:
             via_net_tool = False
-        import grpc
-
-        from reconciler._gen import tools_pb2, tools_pb2_grpc  # Register the plugin by name
-
         async with grpc.aio.insecure_channel(box.address) as channel:
             reply = await tools_pb2_grpc.ToolRegistryStub(channel).Register(
                 tools_pb2.RegisterToolRequest(tool=tools_pb2.ToolDefinition(name="plugin.mklink"))
