@@ -1,24 +1,207 @@
-"""Tools of the `pkg` namespace: definitions in registry.tools.pkg_defs, handlers being written.
+"""Handlers of the `pkg.*` tools (definitions in registry.tools.pkg_defs).
 
-Until the handlers land, every tool is listed with its final ToolSpec and
-answers "not implemented yet", so the engine can read the catalogue.
+Each handler picks the target's backend (registry.pkgbackend.select_backend:
+apt/dpkg or apk under `ctx.root`) and delegates: reads to the backend,
+transactions to registry.pkgtx (one transaction, restored inside `run` on
+failure; the pipeline's snapshot serves Rollback). aiOS-named tools keep
+aiOS's outputs and error strings (`apt-get install <name> failed: <stderr>`).
+Collected by registry.catalogue through TOOLS.
 """
 
 from __future__ import annotations
 
-from registry.tooling import JSON, Tool, ToolContext, ToolError, ToolSpec
-from registry.tools.pkg_defs import ALL
+from registry import pkgtx
+from registry.atomicfile import read_or_none, restore_content, write_atomic
+from registry.pkgbackend import Backend, Repository, Transaction, TransactionError, select_backend
+from registry.tooling import JSON, Tool, ToolContext, ToolError
+from registry.tools import pkg_defs
+
+SEARCH_LIMIT = 50
 
 
-def _pending(tool_spec: ToolSpec) -> type[Tool]:
-    class Pending(Tool):
-        spec = tool_spec
-
-        async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-            raise ToolError(f"{tool_spec.name}: not implemented yet")
-
-    Pending.__name__ = Pending.__qualname__ = "Pending_" + tool_spec.name.replace(".", "_")
-    return Pending
+def _pm(backend: Backend) -> str:
+    return "apt-get" if backend.name == "apt" else "apk"
 
 
-TOOLS: tuple[type[Tool], ...] = tuple(_pending(s) for s in ALL)
+class PkgState(Tool):
+    spec = pkg_defs.PKG_STATE
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        backend = select_backend(ctx)
+        names = list(args.get("names", ()))
+        packages = await backend.installed(names or None)
+        return {
+            "backend": backend.name,
+            "packages": [p.to_json() for p in packages],
+            "available": await backend.available(names),
+            "repositories": [r.to_json() for r in backend.repositories()],
+        }
+
+
+class _Transactional(Tool):
+    """Snapshot/restore through registry.pkgtx for tools that run a transaction."""
+
+    def transaction(self, args: JSON) -> tuple[Transaction, list[str]]:
+        raise NotImplementedError
+
+    async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
+        tx, names = self.transaction(args)
+        return await pkgtx.before_image(select_backend(ctx), tx, names)
+
+    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        await pkgtx.restore(select_backend(ctx), snapshot)
+
+
+class PkgEnsure(_Transactional):
+    spec = pkg_defs.PKG_ENSURE
+
+    def transaction(self, args: JSON) -> tuple[Transaction, list[str]]:
+        request = pkgtx.EnsureRequest.from_args(args)
+        return request.tx, request.names()
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        try:
+            return tuple(f"pkg:{n}" for n in pkgtx.EnsureRequest.from_args(args).names())
+        except ToolError:
+            return ()
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return await pkgtx.ensure(select_backend(ctx), pkgtx.EnsureRequest.from_args(args))
+
+
+def _split_pin(name: str) -> tuple[str, str | None]:
+    base, sep, version = name.partition("=")
+    return base, (version if sep else None)
+
+
+class PkgInstall(_Transactional):
+    spec = pkg_defs.PKG_INSTALL
+
+    def transaction(self, args: JSON) -> tuple[Transaction, list[str]]:
+        name, version = _split_pin(args["name"])
+        return Transaction(install=((name, version),)), [name]
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        return (f"pkg:{_split_pin(str(args.get('name', '')))[0]}",)
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        backend = select_backend(ctx)
+        tx, (name,) = self.transaction(args)
+        try:
+            await backend.transact(tx)
+        except TransactionError as exc:
+            raise ToolError(f"{_pm(backend)} install {args['name']} failed: {exc.stderr}") from None
+        return {"installed": True, "version": await backend.version_of(name)}
+
+
+class PkgRemove(_Transactional):
+    spec = pkg_defs.PKG_REMOVE
+
+    def transaction(self, args: JSON) -> tuple[Transaction, list[str]]:
+        return Transaction(remove=(args["name"],)), [args["name"]]
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        return (f"pkg:{args.get('name', '')}",)
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        backend = select_backend(ctx)
+        tx, _names = self.transaction(args)
+        try:
+            await backend.transact(tx)
+        except TransactionError as exc:
+            raise ToolError(f"{_pm(backend)} remove {args['name']} failed: {exc.stderr}") from None
+        return {"removed": True}
+
+
+class PkgRepos(Tool):
+    spec = pkg_defs.PKG_REPOS
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        return tuple(f"repo:{r.get('name', '')}" for r in args.get("repositories", ()))
+
+    @staticmethod
+    def _files(ctx: ToolContext, args: JSON) -> tuple[Backend, dict[str, str | None]]:
+        backend = select_backend(ctx)
+        repos = [Repository.from_json(r) for r in args.get("repositories", ())]
+        names = [r.name for r in repos]
+        if len(names) != len(set(names)):
+            raise ToolError("pkg.repos: a repository is named twice")
+        return backend, backend.repo_files(repos).files
+
+    async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
+        _backend, files = self._files(ctx, args)
+        before = {t: read_or_none(ctx.path(t)) for t in files}
+        return {"files": {t: None if c is None else c.decode() for t, c in before.items()}}
+
+    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        changed = False
+        for target, content in snapshot["files"].items():
+            path = ctx.path(target)
+            data = None if content is None else content.encode()
+            if read_or_none(path) != data:
+                restore_content(path, data)
+                changed = True
+        if changed:
+            await select_backend(ctx).update_index()
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        backend, files = self._files(ctx, args)
+        before = {r.name: r for r in backend.repositories()}
+        changed = False
+        for target, content in files.items():
+            path = ctx.path(target)
+            data = None if content is None else content.encode()
+            if read_or_none(path) != data:
+                changed = True
+                if data is None:
+                    restore_content(path, None)
+                else:
+                    write_atomic(path, data, mode=0o644)
+        after = {r.name: r for r in backend.repositories()}
+        names = [r["name"] for r in args["repositories"]]
+        written = [n for n in names if n in after and before.get(n) != after[n]]
+        removed = [n for n in names if n in before and n not in after]
+        updated = changed and bool(args.get("update_index", True))
+        if updated:
+            await backend.update_index()
+        return {
+            "backend": backend.name,
+            "written": sorted(written),
+            "removed": sorted(removed),
+            "unchanged": sorted(set(names) - set(written) - set(removed)),
+            "index_updated": updated,
+        }
+
+
+class PkgSearch(Tool):
+    spec = pkg_defs.PKG_SEARCH
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        backend = select_backend(ctx)
+        return {"packages": await backend.search(args["query"], SEARCH_LIMIT)}
+
+
+class PkgUpdate(Tool):
+    spec = pkg_defs.PKG_UPDATE
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return {"updated": await select_backend(ctx).upgrade_all()}
+
+
+class PkgListInstalled(Tool):
+    spec = pkg_defs.PKG_LIST_INSTALLED
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return {"packages": await select_backend(ctx).list_installed()}
+
+
+TOOLS: tuple[type[Tool], ...] = (
+    PkgState,
+    PkgEnsure,
+    PkgRepos,
+    PkgInstall,
+    PkgRemove,
+    PkgSearch,
+    PkgUpdate,
+    PkgListInstalled,
+)

@@ -1,0 +1,246 @@
+"""The apt/dpkg package backend, acting under the context's root.
+
+On a scratch root (root != "/") every apt command runs with a generated
+APT_CONFIG (registry.aptparse.render_apt_config, written to
+<state_dir>/apt/) and dpkg-query/dpkg with --admindir/--root; an empty dpkg
+database is created under the root when missing (`ensure_dpkg_root`). On "/"
+the system defaults apply. Every command runs with DEBIAN_FRONTEND=noninteractive
+through the context's runner. Used via registry.pkgbackend.select_backend by
+registry.pkgtx and registry.tools.pkg, and by registry.sandbox_content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from registry import aptparse
+from registry.atomicfile import write_atomic
+from registry.pkgbackend import (
+    BackendName,
+    Installed,
+    RepoFiles,
+    Repository,
+    Transaction,
+    TransactionError,
+)
+from registry.tooling import JSON, CommandResult, ToolContext, ToolError
+
+SOURCES_DIR = "/etc/apt/sources.list.d"
+REPO_PREFIX = "aios-"
+
+_ROOT_DIRS = (
+    "var/lib/dpkg/info",
+    "var/lib/dpkg/updates",
+    "var/lib/dpkg/triggers",
+    "var/lib/dpkg/alternatives",
+    "var/lib/apt/lists/partial",
+    "var/cache/apt/archives/partial",
+    "var/log/apt",
+    "etc/apt/sources.list.d",
+    "etc/apt/preferences.d",
+    "etc/apt/apt.conf.d",
+    "etc/apt/trusted.gpg.d",
+)
+
+
+def ensure_dpkg_root(root: Path) -> None:
+    """Create an empty dpkg database and apt's directories under `root` (idempotent)."""
+    for rel in _ROOT_DIRS:
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    for rel in ("var/lib/dpkg/status", "var/lib/dpkg/available"):
+        path = root / rel
+        if not path.exists():
+            path.touch(mode=0o644)
+
+
+def apt_config_path(root: Path, state_dir: Path) -> Path:
+    """Write (when changed) and return the APT_CONFIG for scratch root `root`."""
+    directory = state_dir / "apt"
+    parts = directory / "conf.d"  # deliberately empty
+    parts.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    path = directory / f"{digest}.conf"
+    text = aptparse.render_apt_config(root, parts)
+    if not path.exists() or path.read_text() != text:
+        write_atomic(path, text.encode())
+    return path
+
+
+class AptBackend:
+    """apt-get/apt-cache/apt-mark/dpkg-query under `ctx.root` (see module docstring)."""
+
+    name: BackendName = "apt"
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self.ctx = ctx
+        self.scratch = ctx.root.resolve() != Path("/")
+        self.env: dict[str, str] = {"DEBIAN_FRONTEND": "noninteractive"}
+        if self.scratch:
+            ensure_dpkg_root(ctx.root)
+            self.env["APT_CONFIG"] = str(apt_config_path(ctx.root, ctx.state_dir))
+
+    # -- command helpers --
+
+    def _admindir(self) -> list[str]:
+        return [f"--admindir={self.ctx.root}/var/lib/dpkg"] if self.scratch else []
+
+    def _apt_options(self) -> list[str]:
+        """Options the APT_CONFIG carries on a scratch root, given on the command line on '/'."""
+        if self.scratch:
+            return []
+        return ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+
+    async def _run(self, argv: list[str], *, stdin: bytes | None = None) -> CommandResult:
+        return await self.ctx.runner.run(argv, env=self.env, check=False, stdin=stdin)
+
+    async def apt_get(self, *args: str) -> CommandResult:
+        return await self._run(["apt-get", *self._apt_options(), *args])
+
+    # -- reading --
+
+    def _auto(self) -> set[str]:
+        path = self.ctx.root / "var/lib/apt/extended_states"
+        try:
+            return aptparse.parse_extended_states(path.read_text(errors="replace"))
+        except FileNotFoundError:
+            return set()
+
+    async def installed(self, names: Sequence[str] | None = None) -> list[Installed]:
+        argv = ["dpkg-query", *self._admindir(), "-W", "-f", aptparse.QUERY_FORMAT]
+        result = await self._run([*argv, "--", *names] if names else argv)
+        # exit 1 with names the database does not know: the others are still printed
+        if result.returncode not in (0, 1):
+            raise ToolError(f"dpkg-query failed: {result.err}")
+        return aptparse.parse_dpkg_query(result.text, self._auto())
+
+    async def available(self, names: Sequence[str]) -> dict[str, list[str]]:
+        if not names:
+            return {}
+        result = await self._run(["apt-cache", "madison", *names])
+        if result.returncode != 0:
+            raise ToolError(f"apt-cache madison failed: {result.err}")
+        found = aptparse.parse_madison(result.text)
+        return {name: found.get(name, []) for name in names}
+
+    async def list_installed(self) -> list[JSON]:
+        fmt = "${Package}\\t${Version}\\n"
+        result = await self._run(["dpkg-query", *self._admindir(), "-W", "-f", fmt])
+        if result.returncode != 0:
+            raise ToolError(f"dpkg-query failed: {result.err}")
+        rows = (line.split("\t", 1) for line in result.text.splitlines() if "\t" in line)
+        return [{"name": n, "version": v} for n, v in rows]
+
+    async def version_of(self, name: str) -> str:
+        rows = await self.installed([name])
+        return next((p.version for p in rows if p.name == name and p.present), "unknown")
+
+    # -- transactions --
+
+    @staticmethod
+    def _tx_args(tx: Transaction) -> list[str]:
+        args = [f"{n}={v}" if v else n for n, v in tx.install]
+        return [*args, *(f"{n}-" for n in tx.remove)]
+
+    async def simulate(self, tx: Transaction) -> set[str]:
+        if tx.empty:
+            return set()
+        purge = ["--purge"] if tx.purge else []
+        result = await self.apt_get(
+            "-s", "-q", "install", "--allow-downgrades", *purge, *self._tx_args(tx)
+        )
+        if result.returncode != 0:
+            raise ToolError(f"apt-get -s install failed: {aptparse.failure_summary(result.err)}")
+        touched = aptparse.parse_simulation(result.text)
+        return touched["install"] | touched["remove"]
+
+    async def transact(self, tx: Transaction) -> None:
+        if tx.empty:
+            return
+        purge = ["--purge"] if tx.purge else []
+        result = await self.apt_get(
+            "install", "-y", "-q", "--allow-downgrades", *purge, "--", *self._tx_args(tx)
+        )
+        if result.returncode != 0:
+            output = result.err + "\n" + result.text
+            raise TransactionError(
+                f"apt-get install failed: {aptparse.failure_summary(output)}",
+                stderr=result.err,
+                packages=aptparse.failed_packages(output),
+            )
+
+    async def set_holds(self, hold: Sequence[str], unhold: Sequence[str]) -> None:
+        for verb, names in (("unhold", unhold), ("hold", hold)):
+            if names:
+                result = await self._run(["apt-mark", verb, "--", *names])
+                if result.returncode != 0:
+                    raise ToolError(f"apt-mark {verb} {' '.join(names)} failed: {result.err}")
+
+    async def set_auto(self, auto: Sequence[str], manual: Sequence[str]) -> None:
+        for verb, names in (("auto", auto), ("manual", manual)):
+            if names:
+                result = await self._run(["apt-mark", verb, "--", *names])
+                if result.returncode != 0:
+                    raise ToolError(f"apt-mark {verb} failed: {result.err}")
+
+    async def update_index(self) -> None:
+        result = await self.apt_get("update", "-q")
+        if result.returncode != 0:
+            raise ToolError(f"apt-get update failed: {aptparse.failure_summary(result.err)}")
+
+    async def search(self, query: str, limit: int) -> list[JSON]:
+        result = await self._run(["apt-cache", "search", "--", query])
+        if result.returncode != 0:
+            raise ToolError(f"apt-cache search failed: {result.err}")
+        hits = aptparse.parse_search(result.text)[:limit]
+        candidates: dict[str, str] = {}
+        if hits:
+            policy = await self._run(["apt-cache", "policy", *(n for n, _ in hits)])
+            candidates = aptparse.parse_policy_candidates(policy.text)
+        return [
+            {"name": n, "version": candidates.get(n, "unknown"), "description": d} for n, d in hits
+        ]
+
+    async def upgrade_all(self) -> int:
+        update = await self.apt_get("update", "-qq")
+        if update.returncode != 0:
+            raise ToolError(f"apt-get update failed: {update.err}")
+        dry = await self.apt_get("upgrade", "--dry-run", "-qq")
+        if dry.returncode != 0:
+            raise ToolError(f"apt-get upgrade failed: {dry.err}")
+        count = aptparse.count_upgrades(dry.text)
+        if count:
+            done = await self.apt_get("upgrade", "-y", "-qq")
+            if done.returncode != 0:
+                raise ToolError(f"apt-get upgrade failed: {done.err}")
+        return count
+
+    # -- repositories --
+
+    def _sources_dir(self) -> Path:
+        return self.ctx.path(SOURCES_DIR)
+
+    def repositories(self) -> list[Repository]:
+        found: list[Repository] = []
+        directory = self._sources_dir()
+        if not directory.is_dir():
+            return found
+        for path in sorted(directory.glob(f"{REPO_PREFIX}*.list")):
+            name = path.name[len(REPO_PREFIX) : -len(".list")]
+            repo = aptparse.parse_sources(name, path.read_text(errors="replace"))
+            if repo is not None:
+                found.append(repo)
+        return found
+
+    def repo_files(self, repos: Sequence[Repository]) -> RepoFiles:
+        files: dict[str, str | None] = {}
+        for repo in repos:
+            target = f"{SOURCES_DIR}/{REPO_PREFIX}{repo.name}.list"
+            files[target] = aptparse.render_sources(repo) if repo.state == "present" else None
+        return RepoFiles(files)
+
+
+def env_for(ctx: ToolContext) -> Mapping[str, str]:
+    """The environment apt commands get for `ctx` (used by bench/ for the raw baseline)."""
+    return dict(AptBackend(ctx).env)
