@@ -51,6 +51,12 @@ PROBE = {
     **PATHS,
     "description": "Images (or, on a real root, devices) among which LABEL=/UUID= are resolved.",
 }
+MKFS_OPTIONS = {
+    "type": "array",
+    "items": {"type": "string", "pattern": r"^[A-Za-z0-9_.=:/,+\-]{1,256}$"},
+    "maxItems": 64,
+    "description": "Extra mkfs arguments, placed before the target (e.g. ['-m', '1']).",
+}
 FIELD = {"type": "string", "pattern": r"^[^\s#\u0000]{1,4095}$"}
 
 FILESYSTEM = obj_schema(
@@ -159,7 +165,7 @@ STORAGE_MKFS = ToolSpec(
             "image": obj_schema({"size": SIZE}, ("size",)),
             "type": FS_TYPE,
             "label": LABEL,
-            "options": OPTIONS,
+            "options": MKFS_OPTIONS,
             "force": {"type": "boolean", "default": False},
         },
         ("target", "type"),

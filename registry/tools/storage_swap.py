@@ -1,0 +1,230 @@
+"""Handler of storage.swapfile, and the record of swap files (a double under a sandbox).
+
+Swap is global to the kernel, so `swapon`/`swapoff` are real only when the
+root is "/". Under a scratch root the activation is a double: it is recorded
+in `<state_dir>/swapfiles.json` (keyed by host path) and reported by
+storage.state with simulated=true. The file itself is always real: allocated
+with fallocate (zeros written when the filesystem cannot), mode 0600, mkswap.
+Collected through registry.tools.storage.TOOLS; `swapfile_states` serves
+storage.state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from registry import blockdev, mounting
+from registry.atomicfile import write_atomic
+from registry.tooling import JSON, Tool, ToolContext, ToolError
+from registry.tools import storage_defs
+
+RECORD = "swapfiles.json"
+_MULT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(value: int | str) -> int:
+    if isinstance(value, int):
+        return value
+    return int(value[:-1]) * _MULT[value[-1]] if value[-1] in _MULT else int(value)
+
+
+def parse_proc_swaps(text: str) -> dict[str, int]:
+    """/proc/swaps -> path: priority."""
+    out: dict[str, int] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 5:
+            out[fields[0].replace("\\040", " ")] = int(fields[4])
+    return out
+
+
+class SwapRecord:
+    """Swap files this registry manages; under a sandbox also their (simulated) activation."""
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self.ctx = ctx
+        self.file = ctx.state_dir / RECORD
+        self.simulated = mounting.in_sandbox(ctx)
+
+    def load(self) -> dict[str, JSON]:
+        try:
+            data = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, data: dict[str, JSON]) -> None:
+        write_atomic(self.file, json.dumps(data, sort_keys=True).encode(), mode=0o600)
+
+    def real_active(self) -> dict[str, int]:
+        try:
+            return parse_proc_swaps(Path("/proc/swaps").read_text())
+        except OSError:
+            return {}
+
+    def active(self, host: Path) -> tuple[bool, int | None]:
+        if self.simulated:
+            entry = self.load().get(str(host))
+            return (bool(entry and entry.get("active")), entry.get("priority") if entry else None)
+        found = self.real_active()
+        return (str(host) in found, found.get(str(host)))
+
+    async def activate(self, host: Path, priority: int | None) -> None:
+        if not self.simulated:
+            prio = ["-p", str(priority)] if priority is not None else []
+            await self.ctx.runner.run(["swapon", *prio, str(host)])
+        self._set(host, {"active": self.simulated, "priority": priority})
+
+    async def deactivate(self, host: Path) -> None:
+        if not self.simulated:
+            await self.ctx.runner.run(["swapoff", str(host)])
+        self._set(host, {"active": False, "priority": None})
+
+    def forget(self, host: Path) -> None:
+        data = self.load()
+        if data.pop(str(host), None) is not None:
+            self.save(data)
+
+    def _set(self, host: Path, entry: JSON) -> None:
+        data = self.load()
+        data[str(host)] = entry
+        self.save(data)
+
+
+async def swapfile_states(ctx: ToolContext) -> list[JSON]:
+    """Managed and active swap files under the root (storage.state's `swapfiles`)."""
+    record = SwapRecord(ctx)
+    hosts = set(record.load())
+    if not record.simulated:
+        hosts |= set(record.real_active())
+    out = []
+    for host_text in sorted(hosts):
+        host = Path(host_text)
+        target = mounting.target_form(ctx, host)
+        size = _file_size(host)
+        if target is None or size is None:
+            continue
+        active, priority = record.active(host)
+        found = await blockdev.probe(ctx, host)
+        out.append(
+            {
+                "path": target,
+                "size": size,
+                "signature": bool(found and found.get("TYPE") == "swap"),
+                "active": active,
+                "simulated": record.simulated,
+                "priority": priority,
+            }
+        )
+    return out
+
+
+def _file_size(host: Path) -> int | None:
+    """Size of a regular file, None when there is none."""
+    return host.stat().st_size if host.is_file() else None
+
+
+def _allocate(host: Path, size: int) -> None:
+    host.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
+            block = bytes(1 << 20)
+            remaining = size
+            while remaining:
+                remaining -= os.write(fd, block[: min(remaining, len(block))])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    host.chmod(0o600)
+
+
+async def converge(ctx: ToolContext, target: str, want: JSON) -> bool:
+    """Make the swap file at `target` match `want` ({state, size?, priority?}); changed?"""
+    host = ctx.path(target)
+    record = SwapRecord(ctx)
+    active, priority = record.active(host)
+    changed = False
+    if want["state"] == "absent":
+        if active:
+            await record.deactivate(host)
+            changed = True
+        if host.exists():
+            await asyncio.to_thread(host.unlink)
+            changed = True
+        record.forget(host)
+        return changed
+    size = size_bytes(want["size"])
+    found = await blockdev.probe(ctx, host) if host.is_file() else None
+    if not (found and found.get("TYPE") == "swap" and host.stat().st_size == size):
+        if host.exists() and not host.is_file():
+            raise ToolError(f"{target} exists and is not a regular file")
+        if active:
+            await record.deactivate(host)
+            active = False
+        await asyncio.to_thread(_allocate, host, size)
+        await ctx.runner.run(["mkswap", str(host)])
+        changed = True
+    if host.stat().st_mode & 0o777 != 0o600:
+        host.chmod(0o600)
+        changed = True
+    wanted_priority = want.get("priority")
+    if active and wanted_priority is not None and wanted_priority != priority:
+        await record.deactivate(host)
+        active = False
+    if not active:
+        await record.activate(host, wanted_priority)
+        changed = True
+    return changed
+
+
+class StorageSwapfile(Tool):
+    spec = storage_defs.STORAGE_SWAPFILE
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        return (f"swap:{args.get('path', '')}",)
+
+    async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
+        host = ctx.path(args["path"])
+        active, priority = SwapRecord(ctx).active(host)
+        existed = host.is_file()
+        return {
+            "path": args["path"],
+            "existed": existed,
+            "size": host.stat().st_size if existed else 0,
+            "active": active,
+            "priority": priority,
+        }
+
+    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        target = snapshot["path"]
+        if not snapshot["existed"]:
+            await converge(ctx, target, {"state": "absent"})
+            return
+        await converge(
+            ctx,
+            target,
+            {"state": "present", "size": snapshot["size"], "priority": snapshot["priority"]},
+        )
+        if not snapshot["active"]:
+            await SwapRecord(ctx).deactivate(ctx.path(target))
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        state = args.get("state", "present")
+        changed = await converge(ctx, args["path"], {**args, "state": state})
+        host = ctx.path(args["path"])
+        record = SwapRecord(ctx)
+        active, _priority = record.active(host)
+        return {
+            "path": args["path"],
+            "state": state,
+            "changed": changed,
+            "size": host.stat().st_size if host.is_file() else 0,
+            "active": active,
+            "simulated": record.simulated,
+        }
