@@ -1,24 +1,165 @@
-"""What a sandbox provides besides its registry: package repository and model server.
+"""What a sandbox provides besides its registry: a demo apt repository and a model server.
 
-PLACEHOLDER, to be filled by the package/storage/model engineer (it owns this
-module): `provision(box)` builds the local apt repository of the demo packages
-(registry.demo) under the sandbox and starts the model/file server inside its
-netns; `teardown(box)` stops what provision started. Both are called by
-registry.sandbox (`aios sandbox up` after the registry serves, `aios sandbox
-down` before anything is removed). Until then they do nothing.
+`provision(box)` (called by registry.sandbox.up once the registry serves):
+- initialises the scratch root's dpkg database (idempotent);
+- puts the `aios-demo-*` repository (registry.debrepo, cached outside the
+  checkout) under `<sandbox>/www/apt/` and the deterministic GGUF models
+  (registry.demo.DEMO_MODELS) under `<sandbox>/www/models/<name>.gguf`;
+- starts registry.fileserver inside the sandbox's network namespace on
+  127.0.0.1:MODEL_PORT (detached, own process group, pid in
+  `<sandbox>/fileserver.pid`, log in `<sandbox>/fileserver.log`) and waits
+  until it answers;
+- configures the root like a distribution would: /etc/apt/sources.list.d/
+  sandbox.list = `deb [trusted=yes] http://127.0.0.1:18080/apt ./` (not an
+  `aios-` file, so pkg.repos does not treat it as managed), then refreshes
+  the index inside the netns, so `pkg.state` offers the demo packages at once.
+Models are at registry.demo.MODEL_BASE_URL/<name>.gguf.
+
+`teardown(box)` (called by registry.sandbox.down first) stops the file
+server's process group.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from registry.sandbox import Sandbox
+from registry import debrepo
+from registry.apt import apt_config_path, ensure_dpkg_root
+from registry.atomicfile import write_atomic
+from registry.demo import DEMO_MODELS, MODEL_PORT, gguf_chunks
+from registry.sandbox import Sandbox, SandboxError
+
+REPO_URL = f"http://127.0.0.1:{MODEL_PORT}/apt"
+SOURCES = "etc/apt/sources.list.d/sandbox.list"
+PID_FILE = "fileserver.pid"
+LOG_FILE = "fileserver.log"
+START_LIMIT_S = 10.0
+STOP_GRACE_S = 5.0
+
+_WAIT_CODE = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+def write_models(directory: Path) -> None:
+    """The demo GGUF files, (re)written when missing or of another size."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for model in DEMO_MODELS:
+        path = directory / f"{model.name}.gguf"
+        if path.is_file() and path.stat().st_size == model.size:
+            continue
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            for piece in gguf_chunks(model.name):
+                f.write(piece)
+        tmp.replace(path)
+
+
+def _prepare(box: Sandbox) -> Path:
+    www = box.dir / "www"
+    ensure_dpkg_root(box.root)
+    debrepo.install_into(www / "apt")
+    write_models(www / "models")
+    write_atomic(box.root / SOURCES, f"deb [trusted=yes] {REPO_URL} ./\n".encode(), mode=0o644)
+    return www
+
+
+def _start_server(box: Sandbox, www: Path) -> int:
+    argv = [
+        "ip", "netns", "exec", box.netns,
+        sys.executable, "-m", "registry.fileserver",
+        "--dir", str(www), "--bind", "127.0.0.1", "--port", str(MODEL_PORT),
+    ]  # fmt: skip
+    with (box.dir / LOG_FILE).open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=box.dir,
+        )
+    (box.dir / PID_FILE).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _in_netns(box: Sandbox, argv: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", box.netns, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SandboxError(f"{' '.join(argv[:3])} in {box.netns} failed: {proc.stderr.strip()}")
+
+
+def _provision(box: Sandbox) -> None:
+    www = _prepare(box)
+    _stop(box)
+    _start_server(box, www)
+    try:
+        _in_netns(box, [sys.executable, "-c", _WAIT_CODE, str(MODEL_PORT), str(START_LIMIT_S)])
+    except SandboxError:
+        log = (box.dir / LOG_FILE).read_text(errors="replace")[-2000:]
+        raise SandboxError(f"the sandbox file server did not answer:\n{log}") from None
+    apt_env = {
+        "APT_CONFIG": str(apt_config_path(box.root, box.registry_state)),
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+    _in_netns(box, ["apt-get", "update", "-q"], apt_env)
+
+
+def _stop(box: Sandbox) -> None:
+    pid_file = box.dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return True
 
 
 async def provision(box: Sandbox) -> None:
-    """Build the sandbox's package repository and start its model server (not yet)."""
+    """Repository, models, file server and apt sources for sandbox `box`."""
+    await asyncio.to_thread(_provision, box)
 
 
 async def teardown(box: Sandbox) -> None:
-    """Stop what `provision` started (nothing yet)."""
+    """Stop the file server `provision` started (no-op when none runs)."""
+    await asyncio.to_thread(_stop, box)

@@ -1,0 +1,142 @@
+"""Build a flat local apt repository of the `aios-demo-*` packages (registry.demo).
+
+Each DemoPackage becomes a small .deb (dpkg-deb --build --root-owner-group,
+gzip) that installs /usr/share/aios-demo/<name>/VERSION containing its
+version, so dpkg-query and the filesystem both show what is installed. The
+deliberately broken package has a postinst that only exits 1; no other
+package has maintainer scripts, because dpkg's --force-script-chrootless
+would run them against the host filesystem. `dpkg-scanpackages -m . /dev/null`
+writes the Packages index: use it as `deb [trusted=yes] <url> ./`.
+
+Built repositories are cached by a hash of the package list (and of this
+builder's format) under the cache directory (default
+/var/cache/aios-reconciler/debrepo, env AIOS_CACHE_DIR), so `aios sandbox up`
+stays fast. Called by registry.sandbox_content, the system tests and bench/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from registry.demo import DEMO_PACKAGES, DemoPackage
+
+FORMAT = "aios-demo-deb/1"  # bump when the .deb layout below changes
+MAINTAINER = "aios-reconciler <aios-reconciler@example.invalid>"
+DONE = ".complete"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("AIOS_CACHE_DIR", "/var/cache/aios-reconciler"))
+
+
+def control(pkg: DemoPackage) -> str:
+    lines = [
+        f"Package: {pkg.name}",
+        f"Version: {pkg.version}",
+        "Architecture: all",
+        f"Maintainer: {MAINTAINER}",
+        "Section: misc",
+        "Priority: optional",
+    ]
+    if pkg.depends:
+        lines.append(f"Depends: {', '.join(pkg.depends)}")
+    lines.append(f"Description: {pkg.description or pkg.name}")
+    return "\n".join(lines) + "\n"
+
+
+def deb_name(pkg: DemoPackage) -> str:
+    return f"{pkg.name}_{pkg.version}_all.deb"
+
+
+def _build_one(pkg: DemoPackage, staging: Path, out: Path) -> None:
+    tree = staging / f"{pkg.name}-{pkg.version}"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(control(pkg))
+    if pkg.postinst_fails:
+        postinst = tree / "DEBIAN/postinst"
+        postinst.write_text("#!/bin/sh\n# aios demo: a maintainer script that fails\nexit 1\n")
+        postinst.chmod(0o755)
+    data = tree / "usr/share/aios-demo" / pkg.name
+    data.mkdir(parents=True)
+    (data / "VERSION").write_text(pkg.version + "\n")
+    subprocess.run(
+        [
+            "dpkg-deb",
+            "-Zgzip",
+            "--build",
+            "--root-owner-group",
+            str(tree),
+            str(out / deb_name(pkg)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def fingerprint(packages: Sequence[DemoPackage]) -> str:
+    digest = hashlib.sha256(FORMAT.encode())
+    for pkg in packages:
+        digest.update(repr(pkg).encode())
+    return digest.hexdigest()[:20]
+
+
+def build(packages: Sequence[DemoPackage], out: Path) -> Path:
+    """Build the .debs and Packages index of `packages` into directory `out` (no cache)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aios-debrepo-") as tmp:
+        for pkg in packages:
+            _build_one(pkg, Path(tmp), out)
+    index = subprocess.run(
+        ["dpkg-scanpackages", "-m", ".", "/dev/null"],
+        cwd=out,
+        check=True,
+        capture_output=True,
+    )
+    (out / "Packages").write_bytes(index.stdout)
+    return out
+
+
+def cached(packages: Sequence[DemoPackage] = DEMO_PACKAGES, cache: Path | None = None) -> Path:
+    """The repository for `packages` in the cache, built on first use."""
+    base = (cache or cache_root()) / "debrepo"
+    target = base / fingerprint(packages)
+    if (target / DONE).exists():
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=base))
+    try:
+        build(packages, tmp)
+        (tmp / DONE).touch()
+        try:
+            tmp.rename(target)
+        except OSError:  # another builder won the race
+            if not (target / DONE).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def install_into(
+    directory: Path, packages: Sequence[DemoPackage] = DEMO_PACKAGES, cache: Path | None = None
+) -> Path:
+    """Populate `directory` with the repository (hard links from the cache, else copies)."""
+    source = cached(packages, cache)
+    directory.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == DONE:
+            continue
+        dest = directory / item.name
+        if dest.exists():
+            dest.unlink()
+        try:
+            os.link(item, dest)
+        except OSError:
+            shutil.copy2(item, dest)
+    return directory
