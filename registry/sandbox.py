@@ -80,6 +80,14 @@ class Sandbox:
     def meta_path(self) -> Path:
         return self.dir / "meta.json"
 
+    @property
+    def state_dir(self) -> Path:
+        """The reconciler's state dir for this sandbox (alias of `state`)."""
+        return self.state
+
+    def running(self) -> bool:
+        return is_running(self)
+
     def to_json(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
@@ -107,7 +115,15 @@ def layout(name: str, base: Path | None = None) -> Sandbox:
     )
 
 
-def load(name: str, base: Path | None = None) -> Sandbox:
+def load(name: str, base: Path | None = None) -> Sandbox | None:
+    """The recorded sandbox `name`, or None when there is none."""
+    try:
+        return read(name, base)
+    except SandboxError:
+        return None
+
+
+def read(name: str, base: Path | None = None) -> Sandbox:
     """The recorded sandbox `name`; SandboxError when there is none."""
     box = layout(name, base)
     try:
@@ -147,7 +163,7 @@ def list_sandboxes(base: Path | None = None) -> list[tuple[Sandbox, bool]]:
     found = []
     for meta in sorted(root.glob("*/meta.json")):
         with contextlib.suppress(SandboxError, ValueError):
-            box = load(meta.parent.name, root)
+            box = read(meta.parent.name, root)
             found.append((box, is_running(box)))
     return found
 
@@ -220,11 +236,19 @@ def _is_zombie(pid: int) -> bool:
 
 async def up(
     name: str, *, base: Path | None = None, profile: str = "full", limit_s: float = START_TIMEOUT_S
+) -> Sandbox:
+    """Create and start sandbox `name` (or return it if it already runs healthy)."""
+    box, _created = await start(name, base=base, profile=profile, limit_s=limit_s)
+    return box
+
+
+async def start(
+    name: str, *, base: Path | None = None, profile: str = "full", limit_s: float = START_TIMEOUT_S
 ) -> tuple[Sandbox, bool]:
-    """Create and start sandbox `name`; returns it and False if it was already running."""
+    """Like `up`; also says whether it was started (False: it was already running)."""
     box = layout(name, base)
     if box.meta_path.exists():
-        current = load(name, base)
+        current = read(name, base)
         if is_running(current):
             from reconciler.executor import RegistryClient
 
@@ -267,7 +291,7 @@ async def down(name: str, *, base: Path | None = None) -> list[str]:
     box = layout(name, base)
     notes: list[str] = []
     if box.meta_path.exists():
-        box = load(name, base)
+        box = read(name, base)
         try:
             from registry.sandbox_content import teardown
 

@@ -71,8 +71,9 @@ async def test_sandbox_up_call_down(box_env: tuple[str, Path, dict[str, str]]) -
     assert f"sandbox {name} started" in up.stdout
     again = aios("sandbox", "up", name, env=env)
     assert again.returncode == 0 and "already running" in again.stdout
-    box = sandbox.load(name, base)
-    assert box.pid is not None and alive(box.pid)
+    box = sandbox.read(name, base)
+    assert sandbox.load("nosuch", base) is None
+    assert box.pid is not None and box.running() and alive(box.pid)
     assert f"{name} " in aios("sandbox", "list", env=env).stdout
     assert box.socket.stat().st_mode & 0o777 == 0o600
 
