@@ -11,17 +11,36 @@ and the engine's pure layers.
 
 from __future__ import annotations
 
+from registry.linkschema import LINK_ADD, LINK_DELETE, LINK_SET, STATE_KINDS
 from registry.netschema import (
+    ADDR,
     ADMIN_STATE,
+    DNS_SET,
     IFNAME,
-    STATE_KINDS,
+    ROUTE_DELETE,
+    ROUTE_REPLACE,
+    RULE_ADD,
+    RULE_DELETE,
     SYSCTL_KEY,
+    SYSCTL_SET,
     TABLE_OUT,
-    WRITE_INPUTS,
     top,
 )
 from registry.tooling import JSON, Risk, ToolSpec, obj_schema
 
+WRITE_INPUTS: dict[str, JSON] = {
+    "link_add": LINK_ADD,
+    "link_set": LINK_SET,
+    "link_delete": LINK_DELETE,
+    "addr_add": ADDR,
+    "addr_delete": ADDR,
+    "route_replace": ROUTE_REPLACE,
+    "route_delete": ROUTE_DELETE,
+    "rule_add": RULE_ADD,
+    "rule_delete": RULE_DELETE,
+    "sysctl_set": SYSCTL_SET,
+    "dns_set": DNS_SET,
+}
 _STR_OR_NULL: JSON = {"type": ["string", "null"]}
 _INT_OR_NULL: JSON = {"type": ["integer", "null"]}
 

@@ -1,34 +1,217 @@
-"""Tools of the `net` namespace: catalogue entries now, handlers being written.
+"""Tools of the `net` namespace: aiOS's reads and probes, net.state, the writes and net.apply.
 
-The ToolSpecs live in registry.netspecs (data the engine builds against);
-each class here binds one spec to its handler.
+Reads parse `ip -j` (registry.netstate). Every write builds `ip -batch` lines
+(registry.netcmd) and runs them in one process per batch (registry.netrun);
+writes are reversible through registry.netsnap, whose before-image the
+pipeline keeps for Rollback. A write that runs several commands, and every
+`net.apply`, is all-or-nothing: it snapshots the touched objects first and
+restores them when a command fails. Probes run inside the target namespace
+(registry.netprobe). Specs: registry.netspecs. Collected by registry.catalogue.
 """
 
 from __future__ import annotations
 
-from registry import netspecs
-from registry.tooling import JSON, Tool, ToolContext, ToolError, ToolSpec
+import asyncio
+import base64
+import binascii
+import json
+import sys
+from typing import ClassVar
+
+from registry import netcmd, netprobe, netsnap, netspecs, netsys
+from registry.netcmd import Cmd, Known
+from registry.netrevert import Snapshot
+from registry.netrun import CommandFailed, execute
+from registry.netstate import interfaces, ip_json, read_state
+from registry.tooling import JSON, Tool, ToolContext, ToolError
+
+Op = tuple[str, JSON]
 
 
-class _Pending(Tool):
+class NetInterfaces(Tool):
+    spec = netspecs.NET_INTERFACES
+
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        raise ToolError(f"{self.spec.name} is not implemented yet")
+        return {"interfaces": interfaces(await ip_json(ctx, "addr", "show"))}
 
 
-def _pending(spec: ToolSpec) -> type[Tool]:
-    return type(spec.name.replace(".", "_"), (_Pending,), {"spec": spec})
+class NetState(Tool):
+    spec = netspecs.NET_STATE
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        keys = args.get("sysctls")
+        if keys is not None:
+            keys = [netsys.sysctl_key(k) for k in keys]
+        return await read_state(ctx, sysctls=keys, dns_path=args.get("dns_path"))
 
 
-TOOLS: tuple[type[Tool], ...] = tuple(
-    _pending(s)
-    for s in (
-        netspecs.NET_INTERFACES,
-        netspecs.NET_STATE,
-        *netspecs.WRITE_SPECS.values(),
-        netspecs.NET_APPLY,
-        netspecs.NET_PING,
-        netspecs.NET_DNS,
-        netspecs.NET_HTTP_GET,
-        netspecs.NET_PORT_SCAN,
-    )
+# --- writes ------------------------------------------------------------------
+
+
+def _check_wireguard_key(ctx: ToolContext, op: str, args: JSON) -> None:
+    """The key file must hold a WireGuard key; its content is never echoed."""
+    if op != "link_add" or args.get("kind") != "wireguard":
+        return
+    path = args["wireguard"]["private_key_file"]
+    try:
+        text = ctx.path(path).read_text().strip()
+        ok = len(base64.b64decode(text, validate=True)) == 32
+    except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ToolError(
+            f"wireguard.private_key_file {path}: missing or not a WireGuard private key "
+            "(32 bytes, base64)"
+        )
+
+
+def _needs_snapshot(ops: list[Op]) -> bool:
+    """A single one-line operation cannot half-succeed; anything else can."""
+    if len(ops) != 1:
+        return True
+    op, args = ops[0]
+    return op in ("link_add", "link_set") and len(netcmd.build(op, args, Known())) > 1
+
+
+async def run_ops(ctx: ToolContext, ops: list[Op], label: str) -> list[Cmd]:
+    """Build and run the operations in order; all-or-nothing when they can half-succeed."""
+    snap = None
+    if _needs_snapshot(ops):
+        keys = [k for op, args in ops for k in netcmd.touches(op, args)]
+        snap = await netsnap.take(ctx, keys)
+    known = Known(path=lambda p: str(ctx.path(p)))
+    cmds: list[Cmd] = []
+    owner: list[int] = []
+    for i, (op, args) in enumerate(ops):
+        try:
+            built = netcmd.build(op, args, known)
+            _check_wireguard_key(ctx, op, args)
+        except ToolError as exc:
+            where = f"commands[{i}] ({op})" if len(ops) > 1 else op
+            raise ToolError(f"{label}: {where}: {exc}; nothing was changed") from None
+        cmds += built
+        owner += [i] * len(built)
+    try:
+        await execute(ctx, cmds)
+    except CommandFailed as exc:
+        i = owner[exc.index]
+        where = (
+            f"command {i} ({ops[i][0]}: `{exc.cmd.text}`)" if len(ops) > 1 else f"`{exc.cmd.text}`"
+        )
+        outcome = await _undo(ctx, snap)
+        raise ToolError(f"{label}: {where} failed: {exc.message}; {outcome}") from None
+    return cmds
+
+
+async def _undo(ctx: ToolContext, snap: Snapshot | None) -> str:
+    if snap is None:
+        return "nothing was changed"
+    try:
+        await netsnap.restore(ctx, snap)
+    except ToolError as exc:
+        return f"RESTORE FAILED: {exc}"
+    return "everything it touched was restored"
+
+
+class _NetWrite(Tool):
+    op: ClassVar[str]
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        return tuple(netcmd.touches(self.op, args))
+
+    async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
+        return netsnap.as_json(await netsnap.take(ctx, self.touches(args)))
+
+    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        await netsnap.restore(ctx, netsnap.from_json(snapshot))
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        cmds = await run_ops(ctx, [(self.op, args)], self.spec.name)
+        return {"commands": [c.text for c in cmds]}
+
+
+def _write_tool(op: str) -> type[Tool]:
+    name = "Net" + "".join(part.title() for part in op.split("_"))
+    return type(name, (_NetWrite,), {"op": op, "spec": netspecs.WRITE_SPECS[op]})
+
+
+WRITE_TOOLS = tuple(_write_tool(op) for op in netspecs.WRITE_SPECS)
+
+
+class NetApply(_NetWrite):
+    spec = netspecs.NET_APPLY
+
+    @staticmethod
+    def _ops(args: JSON) -> list[Op]:
+        return [(str(c["op"]), dict(c["args"])) for c in args["commands"]]
+
+    def touches(self, args: JSON) -> tuple[str, ...]:
+        keys = (k for op, a in self._ops(args) for k in netcmd.touches(op, a))
+        return tuple(dict.fromkeys(keys))
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        ops = self._ops(args)
+        cmds = await run_ops(ctx, ops, "net.apply")
+        return {"executed": len(ops), "commands": [c.text for c in cmds]}
+
+
+# --- probes ------------------------------------------------------------------
+
+
+async def probe(ctx: ToolContext, op: str, args: JSON) -> JSON:
+    """Run a registry.netprobe function inside the target namespace."""
+    if ctx.netns is None:
+        try:
+            return await asyncio.to_thread(netprobe.dispatch, op, args)
+        except netprobe.ProbeError as exc:
+            raise ToolError(str(exc)) from None
+    argv = ctx.in_netns([sys.executable, "-m", "registry.netprobe"])
+    request = json.dumps({"op": op, "args": args}).encode()
+    result = await ctx.runner.run(argv, stdin=request, check=False)
+    try:
+        reply = json.loads(result.text)
+    except json.JSONDecodeError:
+        raise ToolError(f"{op} probe failed: {result.err or result.text}"[:2000]) from None
+    if "error" in reply:
+        raise ToolError(str(reply["error"]))
+    return dict(reply["result"])
+
+
+class NetPing(Tool):
+    spec = netspecs.NET_PING
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return await probe(ctx, "ping", args)
+
+
+class NetDns(Tool):
+    spec = netspecs.NET_DNS
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return await probe(ctx, "dns", args)
+
+
+class NetHttpGet(Tool):
+    spec = netspecs.NET_HTTP_GET
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return await probe(ctx, "http_get", args)
+
+
+class NetPortScan(Tool):
+    spec = netspecs.NET_PORT_SCAN
+
+    async def run(self, ctx: ToolContext, args: JSON) -> JSON:
+        return await probe(ctx, "port_scan", args)
+
+
+TOOLS: tuple[type[Tool], ...] = (
+    NetInterfaces,
+    NetState,
+    *WRITE_TOOLS,
+    NetApply,
+    NetPing,
+    NetDns,
+    NetHttpGet,
+    NetPortScan,
 )

@@ -1,0 +1,129 @@
+"""Run lists of net commands (registry.netcmd) in the context's namespace, in order.
+
+Consecutive `IpCmd`s of the same family flag go to ONE `ip [-n NS] [-6] -batch -`
+process (ip stops at the first failing line and names it, `Command failed
+-:N`); sysctls are written inside the namespace (`ip netns exec NS sysctl
+-w`, or /proc/sys directly without a namespace); files are replaced
+atomically under --root (tmp, fsync, rename, fsync of the directory). The
+first failure raises `CommandFailed` with the index of the failing command.
+Called by registry.tools.net and registry.netsnap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from registry.netcmd import Cmd, ExecCmd, FileCmd, IpCmd, SysctlCmd
+from registry.netsys import sysctl_key, sysctl_path
+from registry.tooling import ToolContext, ToolError
+
+_FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$", re.MULTILINE)
+MESSAGE_LIMIT = 1000
+
+
+class CommandFailed(ToolError):
+    """Command `index` of a list failed; `message` is what the backend said."""
+
+    def __init__(self, index: int, cmd: Cmd, message: str) -> None:
+        self.index = index
+        self.cmd = cmd
+        self.message = message[:MESSAGE_LIMIT]
+        super().__init__(f"command {index} (`{cmd.text}`) failed: {self.message}")
+
+
+async def execute(ctx: ToolContext, cmds: Sequence[Cmd]) -> None:
+    """Run `cmds` in order; raise CommandFailed at the first failure."""
+    i = 0
+    while i < len(cmds):
+        cmd = cmds[i]
+        if isinstance(cmd, IpCmd):
+            j = i
+            while j < len(cmds) and _same_batch(cmds[j], cmd):
+                j += 1
+            await _ip_batch(ctx, cmds, i, j)
+            i = j
+            continue
+        try:
+            if isinstance(cmd, SysctlCmd):
+                await write_sysctl(ctx, cmd.key, cmd.value)
+            elif isinstance(cmd, FileCmd):
+                await asyncio.to_thread(write_file, ctx.path(cmd.path), cmd.content, cmd.mode)
+            elif isinstance(cmd, ExecCmd):
+                result = await ctx.runner.run(ctx.in_netns(list(cmd.argv)), check=False)
+                if result.returncode != 0:
+                    raise ToolError(result.err or f"exited {result.returncode}")
+        except CommandFailed:
+            raise
+        except (ToolError, OSError) as exc:
+            raise CommandFailed(i, cmd, str(exc)) from None
+        i += 1
+
+
+def _same_batch(candidate: Cmd, first: IpCmd) -> bool:
+    return isinstance(candidate, IpCmd) and candidate.inet6 == first.inet6
+
+
+async def _ip_batch(ctx: ToolContext, cmds: Sequence[Cmd], start: int, end: int) -> None:
+    batch = [c for c in cmds[start:end] if isinstance(c, IpCmd)]
+    script = "".join(f"{c.line}\n" for c in batch).encode()
+    flags = ["-6"] if batch[0].inet6 else []
+    result = await ctx.runner.run(ctx.ip(*flags, "-batch", "-"), stdin=script, check=False)
+    if result.returncode == 0:
+        return
+    err = result.err
+    match = _FAILED_LINE.search(err)
+    offset = int(match.group(1)) - 1 if match else 0
+    message = _FAILED_LINE.sub("", err).strip() or f"ip exited {result.returncode}"
+    index = start + min(max(offset, 0), len(batch) - 1)
+    raise CommandFailed(index, cmds[index], " ".join(message.split()))
+
+
+async def write_sysctl(ctx: ToolContext, key: str, value: str) -> None:
+    sysctl_key(key)
+    if ctx.netns is None:
+        await asyncio.to_thread(_write_proc, key, value)
+        return
+    result = await ctx.runner.run(
+        ctx.in_netns(["sysctl", "-q", "-w", f"{key}={value}"]), check=False
+    )
+    if result.returncode != 0 or result.err:
+        raise ToolError(result.err.removeprefix("sysctl: ") or f"sysctl exited {result.returncode}")
+
+
+def _write_proc(key: str, value: str) -> None:
+    try:
+        Path(sysctl_path(key)).write_text(value + "\n")
+    except OSError as exc:
+        raise ToolError(f"setting {key}: {exc.strerror or exc}") from None
+
+
+def write_file(path: Path, content: str | None, mode: int = 0o644) -> None:
+    """Replace `path` atomically with `content`, or remove it when content is None."""
+    if content is None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.aios-tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(mode)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

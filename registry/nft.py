@@ -1,0 +1,262 @@
+"""nftables for the firewall tools: render structured tables, list, load, canonical text.
+
+`render` turns Table objects (registry.fwschema) into one nft script that
+replaces each table whole (`table F N` + `delete table F N` + the table) and
+remembers which table/chain/rule every line came from, so an nft error can
+be mapped back (`map_error`). `check_rule` validates a rule string with
+specs.firewall.check_rule_text behind a precompiled fast path. `canonical`
+removes counter values; `split_ruleset` cuts `nft list ruleset` into tables;
+`aios_rules` parses it the way aiOS's firewall.rules does (contract §3.2).
+The async helpers run nft in the context's namespace. Called by
+registry.tools.firewall and the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from registry.tooling import JSON, ToolContext, ToolError
+from specs.firewall import check_rule_text
+
+Ref = tuple[str, str]  # (family, name)
+
+_SIMPLE_RULE = re.compile(r"^[\w .,:/@$*!=<>&|^~+-]+$", re.ASCII)
+_COMMAND_START = re.compile(
+    r"^(add|create|delete|destroy|flush|insert|replace|reset|list|include|define|redefine|"
+    r"undefine|table|chain|rename|monitor|export|import|describe)\b"
+)
+_COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
+_ERROR = re.compile(r"^[^\s:]+:(\d+):[\d-]+: Error: (.*)$", re.MULTILINE)
+_TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{$")
+_IFACE_REF = re.compile(r'\b[io]if\s+(\{[^}]*\}|"[^"]*"|\S+)')
+_IFNAME = re.compile(r"^[A-Za-z0-9_.\-@]{1,15}$")
+
+
+def check_rule(rule: str) -> str:
+    """The rule, stripped, if it is one safe nft statement; ToolError otherwise."""
+    if len(rule) <= 4096 and _SIMPLE_RULE.match(rule):
+        stripped = rule.strip()
+        if stripped and not _COMMAND_START.match(stripped):
+            return stripped
+    try:
+        return check_rule_text(rule)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def ref(table: JSON) -> Ref:
+    return (str(table.get("family", "inet")), str(table["name"]))
+
+
+def ref_text(r: Ref) -> str:
+    return f"{r[0]} {r[1]}"
+
+
+@dataclass
+class Script:
+    """An nft script and, per line, where it came from (for error messages)."""
+
+    lines: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    rules: dict[Ref, int] = field(default_factory=dict)
+
+    def add(self, line: str, origin: str) -> None:
+        self.lines.append(line)
+        self.origins.append(origin)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _element(set_type: str, value: object) -> str:
+    return f'"{value}"' if set_type == "ifname" else str(value)
+
+
+def _render_set(script: Script, where: str, spec: JSON) -> None:
+    origin = f"{where}, set {spec['name']}"
+    script.add(f"\tset {spec['name']} {{", origin)
+    script.add(f"\t\ttype {spec['type']}", origin)
+    if spec.get("flags"):
+        script.add(f"\t\tflags {','.join(spec['flags'])}", origin)
+    if spec.get("elements"):
+        items = ", ".join(_element(spec["type"], e) for e in spec["elements"])
+        script.add(f"\t\telements = {{ {items} }}", origin)
+    if spec.get("comment"):
+        script.add(f'\t\tcomment "{spec["comment"]}"', origin)
+    script.add("\t}", origin)
+
+
+def _chain_head(chain: JSON) -> str:
+    head = f"type {chain['type']} hook {chain['hook']}"
+    if chain.get("device"):
+        head += f' device "{chain["device"]}"'
+    priority = chain["priority"]
+    if isinstance(priority, str):
+        priority = re.sub(r"\s*([-+])\s*", r" \1 ", priority.strip())
+    head += f" priority {priority};"
+    if chain.get("policy"):
+        head += f" policy {chain['policy']};"
+    return head
+
+
+def _render_chain(script: Script, where: str, chain: JSON) -> int:
+    origin = f"{where}, chain {chain['name']}"
+    script.add(f"\tchain {chain['name']} {{", origin)
+    if chain.get("hook"):
+        script.add(f"\t\t{_chain_head(chain)}", origin)
+    rules = chain.get("rules", ())
+    for i, rule in enumerate(rules):
+        try:
+            text = check_rule(rule)
+        except ToolError as exc:
+            raise ToolError(f"{origin}, rule {i}: {exc}") from None
+        script.add(f"\t\t{text}", f"{origin}, rule {i} (`{text}`)")
+    script.add("\t}", origin)
+    return len(rules)
+
+
+def render(tables: Iterable[JSON], delete: Iterable[JSON] = ()) -> Script:
+    """One transaction: each table replaced whole, each deleted table removed."""
+    script = Script()
+    seen: set[Ref] = set()
+    for table in tables:
+        r = ref(table)
+        if r in seen:
+            raise ToolError(f"table {ref_text(r)} is listed twice")
+        seen.add(r)
+        where = f"table {ref_text(r)}"
+        script.add(f"table {ref_text(r)}", where)
+        script.add(f"delete table {ref_text(r)}", where)
+        script.add(f"table {ref_text(r)} {{", where)
+        for spec in table.get("sets", ()):
+            _render_set(script, where, spec)
+        script.rules[r] = sum(_render_chain(script, where, c) for c in table.get("chains", ()))
+        script.add("}", where)
+    for table in delete:
+        r = ref(table)
+        if r in seen:
+            raise ToolError(f"table {ref_text(r)} is both applied and deleted")
+        seen.add(r)
+        script.add(f"table {ref_text(r)}", f"delete of table {ref_text(r)}")
+        script.add(f"delete table {ref_text(r)}", f"delete of table {ref_text(r)}")
+    return script
+
+
+def replace_script(tables: dict[Ref, str | None]) -> str:
+    """Put listed table texts back (None: the table must not exist), in one transaction."""
+    parts = []
+    for r, text in tables.items():
+        parts.append(f"table {ref_text(r)}\ndelete table {ref_text(r)}\n")
+        if text is not None:
+            parts.append(text if text.endswith("\n") else text + "\n")
+    return "".join(parts)
+
+
+def map_error(stderr: str, origins: list[str] | None) -> str:
+    """nft's errors with the table/chain/rule each failing line came from."""
+    found = []
+    for match in _ERROR.finditer(stderr):
+        line, message = int(match.group(1)), match.group(2).strip()
+        if origins and 0 < line <= len(origins):
+            found.append(f"{origins[line - 1]}: {message}")
+        else:
+            found.append(f"line {line}: {message}")
+    return "; ".join(found) if found else " ".join(stderr.split())[:2000]
+
+
+def canonical(text: str) -> str:
+    """Listing text with counter values removed (`counter packets 1 bytes 2` -> `counter`)."""
+    return _COUNTER.sub("counter", text)
+
+
+def split_ruleset(text: str) -> dict[Ref, str]:
+    """`nft list ruleset` output cut into `nft list table` texts."""
+    tables: dict[Ref, str] = {}
+    current: Ref | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        head = _TABLE_HEAD.match(line)
+        if head and current is None:
+            current, lines = (head.group(1), head.group(2)), [line]
+        elif current is not None:
+            lines.append(line)
+            if line == "}":
+                tables[current] = "\n".join(lines) + "\n"
+                current = None
+    return tables
+
+
+def aios_rules(text: str) -> list[JSON]:
+    """aiOS's firewall.rules parsing of `nft list ruleset`."""
+    rules: list[JSON] = []
+    chain: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if chain is None:
+            if line.startswith("chain ") and line.endswith("{"):
+                chain = line[len("chain ") : -1].strip()
+            continue
+        if line == "}":
+            chain = None
+        elif line and not line.startswith(("type ", "policy ")):
+            action = next((a for a in ("accept", "drop", "reject", "log") if a in line), "other")
+            rules.append({"chain": chain, "rule": line, "action": action})
+    return rules
+
+
+def referenced_interfaces(tables: Iterable[JSON]) -> list[str]:
+    """Interface names that must exist to load the tables (iif/oif rules, chain devices)."""
+    names: dict[str, None] = {}
+    for table in tables:
+        for chain in table.get("chains", ()):
+            if chain.get("device"):
+                names[chain["device"]] = None
+            for rule in chain.get("rules", ()):
+                for group in _IFACE_REF.findall(rule):
+                    for token in group.strip("{}").split(","):
+                        name = token.strip().strip('"')
+                        if _IFNAME.match(name):
+                            names[name] = None
+    return list(names)
+
+
+# --- running nft in the namespace -------------------------------------------
+
+
+async def list_table(ctx: ToolContext, r: Ref, *, json_format: bool = False) -> str | None:
+    """`nft list table F N` text (None: no such table)."""
+    argv = ["nft", *(["-j"] if json_format else []), "list", "table", r[0], r[1]]
+    result = await ctx.runner.run(ctx.in_netns(argv), check=False)
+    if result.returncode == 0:
+        return result.text
+    if "No such file or directory" in result.err:
+        return None
+    raise ToolError(f"nft list table {ref_text(r)} failed: {' '.join(result.err.split())}")
+
+
+async def list_tables(ctx: ToolContext, refs: Iterable[Ref]) -> dict[Ref, str | None]:
+    refs = list(dict.fromkeys(refs))
+    texts = await asyncio.gather(*(list_table(ctx, r) for r in refs))
+    return dict(zip(refs, texts, strict=True))
+
+
+async def list_ruleset(ctx: ToolContext, *, json_format: bool = False) -> str:
+    argv = ["nft", *(["-j"] if json_format else []), "list", "ruleset"]
+    result = await ctx.runner.run(ctx.in_netns(argv), check=False)
+    if result.returncode != 0:
+        raise ToolError(f"nft list ruleset failed: {' '.join(result.err.split())}")
+    return result.text
+
+
+async def load(
+    ctx: ToolContext, text: str, *, origins: list[str] | None = None, check: bool = False
+) -> None:
+    """`nft [-c] -f -` in the namespace; errors mapped to their table/chain/rule."""
+    argv = ["nft", *(["-c"] if check else []), "-f", "-"]
+    result = await ctx.runner.run(ctx.in_netns(argv), stdin=text.encode(), check=False)
+    if result.returncode != 0:
+        raise ToolError(map_error(result.err, origins))

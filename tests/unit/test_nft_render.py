@@ -1,0 +1,210 @@
+"""nft rendering, error mapping, canonical text, ruleset splitting and aiOS's rule parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry import nft
+from registry.tooling import ToolError
+from specs.firewall import check_rule_text
+
+TABLE = {
+    "family": "inet",
+    "name": "filter",
+    "sets": [
+        {
+            "name": "allow",
+            "type": "ipv4_addr",
+            "flags": ["interval"],
+            "elements": ["10.0.0.0/8", "192.0.2.1"],
+            "comment": "ops",
+        },
+        {"name": "ifs", "type": "ifname", "elements": ["lo", "v0"]},
+    ],
+    "chains": [
+        {
+            "name": "input",
+            "type": "filter",
+            "hook": "input",
+            "priority": "filter+10",
+            "policy": "drop",
+            "rules": [
+                "ct state established,related accept",
+                "  ip saddr @allow tcp dport 22 accept  ",
+            ],
+        },
+        {
+            "name": "in",
+            "type": "filter",
+            "hook": "ingress",
+            "priority": -150,
+            "device": "v0",
+            "rules": [],
+        },
+        {
+            "name": "sub",
+            "rules": ["tcp dport { 80, 443 } accept", 'iif "v0" oif { "i0", v1 } accept'],
+        },
+    ],
+}
+
+EXPECTED = """\
+table inet filter
+delete table inet filter
+table inet filter {
+\tset allow {
+\t\ttype ipv4_addr
+\t\tflags interval
+\t\telements = { 10.0.0.0/8, 192.0.2.1 }
+\t\tcomment "ops"
+\t}
+\tset ifs {
+\t\ttype ifname
+\t\telements = { "lo", "v0" }
+\t}
+\tchain input {
+\t\ttype filter hook input priority filter + 10; policy drop;
+\t\tct state established,related accept
+\t\tip saddr @allow tcp dport 22 accept
+\t}
+\tchain in {
+\t\ttype filter hook ingress device "v0" priority -150;
+\t}
+\tchain sub {
+\t\ttcp dport { 80, 443 } accept
+\t\tiif "v0" oif { "i0", v1 } accept
+\t}
+}
+table ip old
+delete table ip old
+"""
+
+
+def test_render_one_transaction() -> None:
+    script = nft.render([TABLE], [{"family": "ip", "name": "old"}])
+    assert script.text == EXPECTED
+    assert script.rules == {("inet", "filter"): 4}
+    assert (
+        script.origins[16]
+        == "table inet filter, chain input, rule 1 (`ip saddr @allow tcp dport 22 accept`)"
+    )
+
+
+def test_render_refuses_bad_rules_and_duplicates() -> None:
+    bad = {"name": "t", "chains": [{"name": "c", "rules": ["accept", "accept; flush ruleset"]}]}
+    with pytest.raises(ToolError, match=r"table inet t, chain c, rule 1: rule may not contain ';'"):
+        nft.render([bad])
+    with pytest.raises(ToolError, match="listed twice"):
+        nft.render([{"name": "t"}, {"family": "inet", "name": "t"}])
+    with pytest.raises(ToolError, match="both applied and deleted"):
+        nft.render([{"name": "t"}], [{"name": "t"}])
+    for rule in ("delete table inet filter", "accept }", 'accept "x', "accept # c", "a\nb"):
+        with pytest.raises(ToolError):
+            nft.render([{"name": "t", "chains": [{"name": "c", "rules": [rule]}]}])
+
+
+CORPUS = [
+    "ip saddr 10.0.0.0/8 tcp dport 22 accept",
+    "  meta l4proto tcp counter drop ",
+    "tcp dport != 22 reject with tcp reset",
+    "ct state established,related accept",
+    "ip6 saddr ::1 accept",
+    "table-x accept",
+    "table accept",
+    "flush",
+    "listen accept",
+    "list ruleset",
+    "",
+    "   ",
+    "accept;",
+    "accept # x",
+    "tcp dport { 22, 80 } accept",
+    'iifname "eth0" accept',
+    "a" * 4097,
+    "log prefix x accept",
+    "limit rate 10/second accept",
+    "meta mark & 0xff == 0x1 accept",
+    "ip saddr @allow accept",
+    "ip daddr $x accept",
+]
+
+
+@pytest.mark.parametrize("rule", CORPUS)
+def test_fast_path_agrees_with_specs_check(rule: str) -> None:
+    try:
+        expected: str | None = check_rule_text(rule)
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = nft.check_rule(rule)
+    except ToolError:
+        got = None
+    assert got == expected
+
+
+def test_map_error_names_the_rule() -> None:
+    script = nft.render([TABLE])
+    stderr = (
+        "/dev/stdin:17:3-20: Error: Could not process rule: No such file or directory\n"
+        "\t\tip saddr @allow tcp dport 22 accept\n\t\t^^^^^^^^\n"
+    )
+    assert nft.map_error(stderr, script.origins) == (
+        "table inet filter, chain input, rule 1 (`ip saddr @allow tcp dport 22 accept`): "
+        "Could not process rule: No such file or directory"
+    )
+    assert nft.map_error("Error: something\n", None) == "Error: something"
+
+
+LISTING = """\
+table inet filter {
+\tset allow {
+\t\ttype ipv4_addr
+\t\telements = { 10.0.0.1 }
+\t}
+
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tip saddr @allow counter packets 12 bytes 3456 accept
+\t\tiif "lo" log prefix "in" drop
+\t\ttcp dport 22 reject
+\t\tmeta mark 0x1
+\t}
+}
+table ip nat {
+\tchain post {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\toif "v0" masquerade
+\t}
+}
+"""
+
+
+def test_split_and_canonical() -> None:
+    tables = nft.split_ruleset(LISTING)
+    assert list(tables) == [("inet", "filter"), ("ip", "nat")]
+    assert tables[("ip", "nat")].startswith("table ip nat {\n") and tables[("ip", "nat")].endswith(
+        "}\n"
+    )
+    assert "counter accept" in nft.canonical(tables[("inet", "filter")])
+    assert "packets" not in nft.canonical(LISTING)
+
+
+def test_aios_rules_parsing() -> None:
+    assert nft.aios_rules(LISTING) == [
+        {
+            "chain": "input",
+            "rule": "ip saddr @allow counter packets 12 bytes 3456 accept",
+            "action": "accept",
+        },
+        {"chain": "input", "rule": 'iif "lo" log prefix "in" drop', "action": "drop"},
+        {"chain": "input", "rule": "tcp dport 22 reject", "action": "reject"},
+        {"chain": "input", "rule": "meta mark 0x1", "action": "other"},
+        {"chain": "post", "rule": 'oif "v0" masquerade', "action": "other"},
+    ]
+
+
+def test_replace_script_and_interfaces() -> None:
+    assert nft.replace_script({("inet", "a"): "table inet a {\n}", ("ip", "b"): None}) == (
+        "table inet a\ndelete table inet a\ntable inet a {\n}\ntable ip b\ndelete table ip b\n"
+    )
+    assert nft.referenced_interfaces([TABLE]) == ["v0", "i0", "v1"]
