@@ -48,7 +48,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from specs.errors import Issue, SpecError
 from specs.parsing import YAML, parse
@@ -56,11 +56,11 @@ from specs.specset import Origin, SpecSet
 
 if TYPE_CHECKING:
     from specs.crosscheck import Placed
-    from specs.kinds import AnyResource
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 SUFFIXES = (".yaml", ".yml")
 _EDITOR_LEFTOVERS = ("~", ".swp", ".swo", ".tmp")
+_BOM = b"\xef\xbb\xbf"
 # YAML 1.2 c-printable, minus nothing: tab, LF, CR, printable ASCII, NEL and the rest
 _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -218,6 +218,8 @@ def _read(label: str, path: Path, issues: list[Issue]) -> bytes | None:
 def _position(data: bytes, offset: int) -> tuple[int, int]:
     """1-based line and character column of byte `offset`."""
     start = data.rfind(b"\n", 0, offset) + 1
+    if start == 0 and data.startswith(_BOM):
+        start = len(_BOM)  # editors do not show a byte-order mark; neither does libyaml
     column = len(data[start:offset].decode("utf-8", errors="replace"))
     return data.count(b"\n", 0, offset) + 1, column + 1
 
@@ -235,6 +237,7 @@ def decode(label: str, data: bytes) -> str | Issue:
         line, col = _position(data, exc.start)
         message = f"invalid UTF-8 (byte 0x{data[exc.start]:02x}); spec files are UTF-8 text"
         return Issue(label, line, col, YAML, "", message)
+    text = text.removeprefix("\ufeff")
     bad = _NOT_PRINTABLE.search(text)
     if bad is not None:
         offset = bad.start()
@@ -282,5 +285,5 @@ def _load(sources: Sequence[tuple[str, bytes]], issues: list[Issue]) -> SpecSet:
 
 def _specset(placed: Sequence[Placed]) -> SpecSet:
     places = {item.resource.key: (item.path, item.root) for item in placed}
-    resources = [cast("AnyResource", item.resource) for item in placed]
+    resources = [item.resource for item in placed]
     return SpecSet.from_resources(resources, places=places)

@@ -21,11 +21,12 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from specs.positions import Entry, locate, walk
 
 if TYPE_CHECKING:
+    from specs.base import Resource
     from specs.kinds import AnyResource
 
 
@@ -73,18 +74,20 @@ class SpecSet:
     @classmethod
     def from_resources(
         cls,
-        resources: Iterable[AnyResource],
+        resources: Iterable[Resource],
         *,
         origins: Mapping[str, Origin] | None = None,
         places: Mapping[str, tuple[str, Entry]] | None = None,
     ) -> SpecSet:
         """A SpecSet of already-validated resources (keys must be unique).
 
+        Resources are instances of the kind models (specs.kinds.KIND_MODELS).
+
         `origins` (Kind/name -> Origin) says where each came from, if known;
         `places` (Kind/name -> (path, position tree)) is what the loader
         passes so that `locate` can find any field.
         """
-        ordered = tuple(sorted(resources, key=_sort_key))
+        ordered = tuple(sorted(cast("Iterable[AnyResource]", resources), key=_sort_key))
         index = {r.key: r for r in ordered}
         if len(index) != len(ordered):
             keys = [r.key for r in ordered]

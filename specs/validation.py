@@ -89,15 +89,20 @@ def validate_document(doc: Document, path: str) -> tuple[Resource | None, list[I
 
 
 def _envelope_issues(doc: Document, path: str, label: str) -> list[Issue]:
+    """Problems with kind and apiVersion that keep the kind's model from running.
+
+    A missing apiVersion on a known kind is left to the model, which then
+    reports it together with everything else.
+    """
     value = doc.value
     assert isinstance(value, dict)
     issues = []
-    for key in ("kind", "apiVersion"):
-        if key not in value:
-            line, col = locate(doc.root, ())
-            issues.append(Issue(path, line, col, label, key, "field required"))
-    kind = value.get("kind", KINDS[0])
-    if not isinstance(kind, str) or kind not in KIND_MODELS:
+    kind = value.get("kind")
+    known = isinstance(kind, str) and kind in KIND_MODELS
+    root_line, root_col = locate(doc.root, ())
+    if "kind" not in value:
+        issues.append(Issue(path, root_line, root_col, label, "kind", "field required"))
+    elif not known:
         message = f"kind must be one of {_KIND_LIST}; got {describe(kind)}"
         if isinstance(kind, str):
             close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
@@ -105,8 +110,12 @@ def _envelope_issues(doc: Document, path: str, label: str) -> list[Issue]:
             message = f"unknown kind {kind!r}{hint}; kind must be one of {_KIND_LIST}"
         line, col = locate(doc.root, ("kind",))
         issues.append(Issue(path, line, col, label, "kind", message))
-    api = value.get("apiVersion", API_VERSION)
-    if api != API_VERSION:
+    if "apiVersion" not in value:
+        if not known:
+            message = "field required"
+            issues.append(Issue(path, root_line, root_col, label, "apiVersion", message))
+    elif value["apiVersion"] != API_VERSION:
+        api = value["apiVersion"]
         line, col = locate(doc.root, ("apiVersion",))
         shown = repr(api) if isinstance(api, str) else describe(api)
         message = f"unsupported apiVersion {shown}; expected {API_VERSION}"
