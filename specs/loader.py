@@ -147,8 +147,10 @@ def _expand(given: str | Path, issues: list[Issue]) -> Iterator[tuple[str, Path]
         return
     if stat.S_ISDIR(info.st_mode):
         yield from _walk(path, issues)
-    else:
+    elif stat.S_ISREG(info.st_mode):
         yield label, path
+    else:  # a FIFO or a device would block or never end
+        issues.append(Issue(label, message="not a regular file or directory"))
 
 
 def _walk(top: Path, issues: list[Issue]) -> Iterator[tuple[str, Path]]:

@@ -226,6 +226,15 @@ def test_explicit_file_is_read_whatever_its_suffix(tmp_path: Path) -> None:
     assert load_paths([tmp_path / "spec.txt"]).keys() == ("Network/lan",)
 
 
+def test_special_files_are_refused_without_opening(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # opening it would block until a writer came
+    with pytest.raises(SpecError) as excinfo:
+        load_paths([fifo])
+    assert _issues(excinfo) == [f"{fifo}: not a regular file or directory"]
+    assert load_paths([tmp_path]).keys() == ()  # a walk skips it too
+
+
 def test_size_limit_is_checked_before_reading(tmp_path: Path) -> None:
     exact = tmp_path / "exact.yaml"
     exact.write_bytes(NETWORK.encode() + b"#" * (MAX_FILE_BYTES - len(NETWORK)))
