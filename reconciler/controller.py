@@ -119,6 +119,10 @@ class Controller(Generic[StateT]):
         """The observed state as spec documents (dicts in YAML key names)."""
         raise NotImplementedError
 
+    def scope(self, state: StateT, resources: Sequence[Resource]) -> JSON:
+        """The part of `state` the given resources declare (`aios get KIND NAME`)."""
+        return state.model_dump(mode="json")
+
     def fingerprint(self, state: StateT) -> str:
         return canonical_digest(state.model_dump(mode="json"))
 

@@ -1,0 +1,145 @@
+"""What the engine commands share: target options, engine set-up, exit codes.
+
+Target selection (every engine command): `--registry ADDR` (default from
+/etc/aios/reconciler.yaml, then AIOS_TOOLS_ADDR, else localhost:50052),
+`--sandbox NAME` (that sandbox's registry socket and its own state
+directory; `apply` brings it up if needed), `--state-dir DIR`. Errors become
+exit codes here, in one place: 1 failure, 2 changes pending (plan/diff),
+3 stale saved plan, 4 destructive step refused, 70 internal error.
+Used by reconciler.cli.plan_cmds and reconciler.cli.inspect_cmds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.config import load_settings
+from reconciler.engine.reconcile import Engine, Target
+from reconciler.engine.store import Store
+from reconciler.errors import AiosError, DestructiveRefused, StalePlan
+
+EXIT_FAILED = 1
+EXIT_CHANGES = 2
+EXIT_STALE = 3
+EXIT_DESTRUCTIVE = 4
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_options(func: F) -> F:
+    """--registry / --sandbox / --state-dir, shared by every engine command."""
+    func = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Reconciler state directory (default /var/lib/aios/reconciler, or the sandbox's).",
+    )(func)
+    func = click.option(
+        "--sandbox",
+        metavar="NAME",
+        help="Act on the sandbox NAME (its registry socket and its own state directory).",
+    )(func)
+    return click.option(
+        "--registry",
+        metavar="ADDR",
+        help="Tool registry address: unix:///path or host:port "
+        "(default: AIOS_TOOLS_ADDR, else localhost:50052).",
+    )(func)
+
+
+def resolve_target(
+    registry: str | None,
+    sandbox: str | None,
+    state_dir: Path | None,
+    *,
+    bring_up: bool = False,
+    need_registry: bool = True,
+) -> Target:
+    if registry and sandbox:
+        raise click.UsageError("--registry and --sandbox are exclusive")
+    settings = load_settings(registry=registry, state_dir=str(state_dir) if state_dir else None)
+    if sandbox is None:
+        return Target(
+            name=f"registry:{settings.registry}",
+            address=settings.registry,
+            state_dir=settings.state_dir,
+            agent_id=settings.agent_id,
+        )
+    import registry.sandbox as sandboxes
+
+    box = sandboxes.load(sandbox)
+    if box is not None and not need_registry:
+        pass
+    elif box is None or not box.running():
+        if not bring_up:
+            raise click.ClickException(
+                f"sandbox {sandbox} is not running; start it with: aios sandbox up {sandbox}"
+            )
+        click.echo(f"bringing up sandbox {sandbox} …", err=True)
+        box = asyncio.run(sandboxes.up(sandbox))
+    return Target(
+        name=f"sandbox:{sandbox}",
+        address=f"unix://{box.socket}",
+        state_dir=state_dir or box.state_dir,
+        agent_id=settings.agent_id,
+        sandbox=sandbox,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_engine(
+    target: Target, domains: tuple[str, ...] | None = None
+) -> AsyncIterator[Engine]:
+    """An Engine with a registry client and the store; closed afterwards."""
+    from controllers import all_controllers
+    from reconciler.executor import RegistryClient
+
+    store = Store(target.state_dir)
+    client = RegistryClient(target.address, agent_id=target.agent_id)
+    try:
+        yield Engine(target, store, client, all_controllers(domains))
+    finally:
+        await client.close()
+        store.close()
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine; AiosErrors become one clear line and an exit code."""
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except StalePlan as exc:
+        click.echo(f"aios: {exc}", err=True)
+        raise SystemExit(EXIT_STALE) from None
+    except DestructiveRefused as exc:
+        click.echo(f"aios: {exc}", err=True)
+        raise SystemExit(EXIT_DESTRUCTIVE) from None
+    except AiosError as exc:
+        click.echo(f"aios: {_error_text(exc)}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    except ValueError as exc:  # SpecError is a ValueError with .issues
+        issues = getattr(exc, "issues", None)
+        if issues is None:
+            raise
+        for issue in issues:
+            click.echo(str(issue), err=True)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def _error_text(exc: AiosError) -> str:
+    hint = " (temporary; retrying may help)" if exc.retryable else ""
+    return f"{exc}{hint}"
+
+
+def echo_err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def isatty() -> bool:
+    return sys.stdout.isatty()

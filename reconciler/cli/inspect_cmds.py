@@ -1,0 +1,190 @@
+"""`aios status`, `aios get`, `aios export` and `aios history`.
+
+status reads the store only (no registry call) and exits non-zero when a
+resource is not Ready; get observes one domain and prints the actual state;
+export observes and prints the machine as spec documents that validate and
+re-plan to nothing; history lists the target's generations.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import EXIT_FAILED, open_engine, resolve_target, run, target_options
+from reconciler.controller import Desired
+from reconciler.engine.order import KIND_DOMAIN
+from reconciler.engine.reader import ReadOnlyReader
+from reconciler.engine.reconcile import load_generation
+from reconciler.engine.store import Store
+
+KINDS = click.Choice(sorted(KIND_DOMAIN))
+OUTPUT = click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", help="Output format."
+)
+
+
+@click.command()
+@target_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="A table, or JSON with every condition and the history.",
+)
+def status(registry: str | None, sandbox: str | None, state_dir: Path | None, output: str) -> None:
+    """Status of every managed resource: conditions, observed generation, history.
+
+    Exit status 1 when any resource is not Ready.
+    """
+    target = resolve_target(registry, sandbox, state_dir, need_registry=False)
+    store = Store(target.state_dir)
+    try:
+        statuses = store.statuses(target.name)
+        current = store.current_generation(target.name)
+    finally:
+        store.close()
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "target": target.name,
+                    "generation": current.generation if current else 0,
+                    "resources": [
+                        {
+                            "resource": s.resource,
+                            "domain": s.domain,
+                            "ready": s.ready,
+                            "observedGeneration": s.observed_generation,
+                            "revision": s.revision,
+                            "conditions": list(s.conditions),
+                            "history": list(s.history),
+                        }
+                        for s in statuses
+                    ],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+    else:
+        click.echo(f"target {target.name}, generation {current.generation if current else 0}")
+        if not statuses:
+            click.echo("no resources are managed yet")
+        for s in statuses:
+            ready = s.condition("Ready") or {}
+            mark = "Ready" if s.ready else "NotReady"
+            reason = ready.get("reason", "")
+            message = ready.get("message", "")
+            click.echo(
+                f"{s.resource:32} {mark:9} gen {s.observed_generation:<4} {reason}"
+                + (f": {message}" if message and not s.ready else "")
+            )
+    if any(not s.ready for s in statuses):
+        raise SystemExit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("kind", type=KINDS)
+@click.argument("name", required=False)
+@target_options
+@OUTPUT
+def get(
+    kind: str,
+    name: str | None,
+    registry: str | None,
+    sandbox: str | None,
+    state_dir: Path | None,
+    output: str,
+) -> None:
+    """Print the actual state of KIND's domain (or of what resource NAME declares)."""
+    target = resolve_target(registry, sandbox, state_dir)
+    domain = KIND_DOMAIN[kind]
+
+    async def go() -> Any:
+        async with open_engine(target, (domain,)) as engine:
+            controller = engine.controllers[domain]
+            current = engine.store.current_generation(target.name)
+            resources = [r for r in load_generation(current) if r.kind == kind]
+            if name is not None:
+                resources = [r for r in resources if r.metadata.name == name]
+                if not resources:
+                    raise click.ClickException(f"{kind}/{name} is not managed on {target.name}")
+            reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="aios get")
+            state = await controller.observe(reader, Desired(domain, tuple(resources)))
+            if name is not None:
+                return controller.scope(state, resources)
+            return state.model_dump(mode="json")
+
+    _print(run(go()), output)
+
+
+@click.command()
+@click.argument("kind", type=KINDS, required=False)
+@target_options
+@OUTPUT
+def export(
+    kind: str | None, registry: str | None, sandbox: str | None, state_dir: Path | None, output: str
+) -> None:
+    """Print the target's current state as spec documents (all kinds, or KIND)."""
+    target = resolve_target(registry, sandbox, state_dir)
+    domains = (KIND_DOMAIN[kind],) if kind else None
+
+    async def go() -> list[dict[str, Any]]:
+        async with open_engine(target, domains) as engine:
+            reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="aios export")
+            documents: list[dict[str, Any]] = []
+            for domain, controller in engine.controllers.items():
+                state = await controller.observe(reader, Desired(domain, ()))
+                documents.extend(controller.export(state))
+            return documents
+
+    documents = run(go())
+    if output == "json":
+        click.echo(json.dumps(documents, indent=2, sort_keys=True))
+        return
+    click.echo(_yaml_documents(documents), nl=False)
+
+
+@click.command()
+@target_options
+def history(registry: str | None, sandbox: str | None, state_dir: Path | None) -> None:
+    """List the target's generations: number, digest, time, resources."""
+    target = resolve_target(registry, sandbox, state_dir, need_registry=False)
+    store = Store(target.state_dir)
+    try:
+        generations = store.generations(target.name)
+    finally:
+        store.close()
+    if not generations:
+        click.echo(f"{target.name}: no generations yet")
+        return
+    for gen in generations:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(gen.created))
+        keys = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in gen.documents)
+        note = f"  ({gen.note})" if gen.note else ""
+        click.echo(f"{gen.generation:>4}  {when}  {gen.digest[:12]}  {keys}{note}")
+
+
+def _print(value: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+    else:
+        click.echo(_yaml_documents([value]), nl=False)
+
+
+def _yaml_documents(documents: list[Any]) -> str:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    out = io.StringIO()
+    yaml.dump_all(documents, out)
+    return out.getvalue()

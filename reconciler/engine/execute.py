@@ -1,0 +1,178 @@
+"""Run a verified domain plan through the registry, journaled, undone on failure.
+
+The controller decides how steps become calls (`transactions`: the network
+domain folds its steps into one all-or-nothing `net.apply`, the firewall
+domain its tables into one `firewall.apply`). Every call is journaled as
+`started` before it is sent and `done`/`failed` after. When a call fails,
+the calls already made are rolled back in reverse order with the registry's
+Rollback(execution_id); the outcome says what was undone and what could not
+be, so status never hides a half-applied change. Used by the engine's apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.controller import Call
+from reconciler.engine.store import Store
+from reconciler.errors import AiosError
+from reconciler.plan import canonical_digest
+from registry.tooling import ToolSpec
+
+ProgressFn = Callable[[str, int, int, str], None]  # tool, done, total, message
+
+
+class Executor(Protocol):
+    """The part of the registry client the executor needs."""
+
+    async def call(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        reason: str,
+        on_progress: Callable[[int, int, str], None] | None = None,
+    ) -> Any: ...
+
+    async def rollback(self, execution_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class ExecOutcome:
+    ok: bool
+    executed: list[tuple[Call, str]] = field(default_factory=list)  # (call, execution_id)
+    failed: Call | None = None
+    error: AiosError | None = None
+    rolled_back: list[str] = field(default_factory=list)
+    not_undone: list[str] = field(default_factory=list)  # half-applied, said out loud
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{len(self.executed)} call(s) succeeded"
+        parts = [f"{self.failed.tool if self.failed else '?'} failed: {self.error}"]
+        if self.rolled_back:
+            parts.append(f"rolled back {', '.join(self.rolled_back)}")
+        if self.not_undone:
+            parts.append(f"NOT undone: {', '.join(self.not_undone)}")
+        return "; ".join(parts)
+
+
+async def execute(
+    calls: Sequence[Call],
+    *,
+    client: Executor,
+    catalogue: Mapping[str, ToolSpec],
+    store: Store,
+    run: str,
+    target: str,
+    domain: str,
+    reason: str,
+    progress: ProgressFn | None = None,
+) -> ExecOutcome:
+    outcome = ExecOutcome(ok=True)
+    for index, call in enumerate(calls):
+        digest = canonical_digest(dict(call.input))
+        store.journal(run, target, domain, index, call.tool, call.steps, digest, "started")
+        on_progress = _progress_for(call.tool, progress)
+        try:
+            result = await client.call(
+                call.tool, call.input, reason=reason, on_progress=on_progress
+            )
+        except AiosError as exc:
+            store.journal(
+                run,
+                target,
+                domain,
+                index,
+                call.tool,
+                call.steps,
+                digest,
+                "failed",
+                error=str(exc),
+            )
+            outcome.ok = False
+            outcome.failed = call
+            outcome.error = exc
+            await _undo(
+                outcome,
+                client=client,
+                catalogue=catalogue,
+                store=store,
+                run=run,
+                target=target,
+                domain=domain,
+            )
+            return outcome
+        execution_id = str(getattr(result, "execution_id", ""))
+        store.journal(
+            run,
+            target,
+            domain,
+            index,
+            call.tool,
+            call.steps,
+            digest,
+            "done",
+            execution_id=execution_id,
+        )
+        outcome.executed.append((call, execution_id))
+    return outcome
+
+
+async def _undo(
+    outcome: ExecOutcome,
+    *,
+    client: Executor,
+    catalogue: Mapping[str, ToolSpec],
+    store: Store,
+    run: str,
+    target: str,
+    domain: str,
+) -> None:
+    for index, (call, execution_id) in reversed(list(enumerate(outcome.executed))):
+        label = f"{call.tool} ({execution_id or 'no execution id'})"
+        spec = catalogue.get(call.tool)
+        if spec is None or not spec.reversible or not execution_id:
+            outcome.not_undone.append(f"{label}: not reversible")
+            continue
+        try:
+            await client.rollback(execution_id, reason=f"undo after failure in {domain}")
+        except AiosError as exc:
+            outcome.not_undone.append(f"{label}: rollback failed: {exc}")
+            store.journal(
+                run,
+                target,
+                domain,
+                index,
+                call.tool,
+                call.steps,
+                "",
+                "rollback_failed",
+                execution_id=execution_id,
+                error=str(exc),
+            )
+        else:
+            outcome.rolled_back.append(label)
+            store.journal(
+                run,
+                target,
+                domain,
+                index,
+                call.tool,
+                call.steps,
+                "",
+                "rolled_back",
+                execution_id=execution_id,
+            )
+
+
+def _progress_for(tool: str, progress: ProgressFn | None) -> Callable[[int, int, str], None] | None:
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str) -> None:
+        progress(tool, done, total, message)
+
+    return report

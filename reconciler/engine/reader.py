@@ -1,0 +1,45 @@
+"""Read-only registry access for observe(): the engine's StateReader.
+
+Wraps the registry client and refuses every tool the catalogue marks as a
+writer (derived from its capabilities), so planning can never make a write
+call, whatever a controller or a model asks for. Counts the reads it made.
+Used by reconciler.engine.reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from reconciler.errors import PlanRejected, ToolNotFound
+from registry.tooling import ToolSpec
+
+
+class Caller(Protocol):
+    """The part of reconciler.executor.RegistryClient the engine uses for reads."""
+
+    async def call(self, tool: str, args: Mapping[str, Any], *, reason: str) -> Any: ...
+
+
+class ReadOnlyReader:
+    def __init__(self, client: Caller, catalogue: Mapping[str, ToolSpec], *, reason: str) -> None:
+        self._client = client
+        self._catalogue = catalogue
+        self._reason = reason
+        self.calls: list[str] = []
+
+    def has_tool(self, tool: str) -> bool:
+        return tool in self._catalogue
+
+    async def read(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        spec = self._catalogue.get(tool)
+        if spec is None:
+            raise ToolNotFound(f"the registry has no tool {tool}; observe needs it")
+        if spec.writes:
+            raise PlanRejected([f"observe may only read: {tool} is a write tool"])
+        self.calls.append(tool)
+        result = await self._client.call(tool, args, reason=self._reason)
+        output = result.output
+        if not isinstance(output, dict):
+            raise ToolNotFound(f"{tool} returned {type(output).__name__}, not a JSON object")
+        return output
