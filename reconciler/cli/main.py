@@ -26,6 +26,14 @@ COMMANDS: dict[str, str] = {
     "schema": "reconciler.cli.validate:schema",
     "registry": "reconciler.cli.registry:registry",
     "sandbox": "reconciler.cli.sandbox:sandbox",
+    "plan": "reconciler.cli.plan_cmds:plan",
+    "diff": "reconciler.cli.plan_cmds:diff",
+    "apply": "reconciler.cli.plan_cmds:apply",
+    "rollback": "reconciler.cli.plan_cmds:rollback",
+    "status": "reconciler.cli.inspect_cmds:status",
+    "get": "reconciler.cli.inspect_cmds:get",
+    "export": "reconciler.cli.inspect_cmds:export",
+    "history": "reconciler.cli.inspect_cmds:history",
 }
 
 
