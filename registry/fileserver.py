@@ -52,12 +52,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiabl
             return UNSATISFIABLE
         return (max(size - suffix, 0), size - 1) if size else UNSATISFIABLE
     first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last < first:
+    if last_s and int(last_s) < first:
         return None
     if first >= size:
         return UNSATISFIABLE
-    return first, min(last, size - 1)
+    return first, min(int(last_s), size - 1) if last_s else size - 1
 
 
 def resolve(base: Path, url_path: str) -> Path | None:

@@ -62,3 +62,73 @@ def test_metadata(name: str) -> None:
                    "model": ("fs_read", "model_manage")}[spec.namespace]  # fmt: skip
     assert spec.capabilities == (domain_caps[0] if reads else domain_caps[1],)
     assert spec.description
+
+
+SHA = "a" * 64
+# tool -> (a valid input, a wrong input, JSON path of the error jsonschema reports)
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
+    "pkg.state": ({"names": ["curl"]}, {"names": ["Bad Name"]}, "$.names[0]"),
+    "pkg.ensure": (
+        {"install": [{"name": "a", "version": "1.0-1"}], "remove": ["b"], "hold": ["a"]},
+        {"install": [{"name": "a", "version": "1.0 ; rm -rf /"}]},
+        "$.install[0].version",
+    ),
+    "pkg.repos": (
+        {"repositories": [{"name": "demo", "url": "http://127.0.0.1:18080/apt", "trusted": True}]},
+        {"repositories": [{"name": "demo", "url": "ftp://x/apt"}]},
+        "$.repositories[0].url",
+    ),
+    "pkg.install": ({"name": "curl=8.0-1"}, {"name": "-o=evil"}, "$.name"),
+    "pkg.remove": ({"name": "curl"}, {"name": "curl", "purge": True}, "$"),
+    "pkg.search": ({"query": "demo"}, {"query": "--option"}, "$.query"),
+    "pkg.update": ({}, {"all": True}, "$"),
+    "pkg.list_installed": ({}, {"x": 1}, "$"),
+    "storage.state": (
+        {"paths": ["/srv"], "probe": ["/images/a.img"]},
+        {"paths": ["srv"]},
+        "$.paths[0]",
+    ),
+    "storage.mkfs": (
+        {"target": "/images/a.img", "image": {"size": "64M"}, "type": "ext4", "label": "data"},
+        {"target": "/images/a.img", "type": "vfat"},
+        "$.type",
+    ),
+    "storage.mount": (
+        {"target": "/srv", "source": "LABEL=data", "options": ["noatime"], "probe": ["/a.img"]},
+        {"target": "/srv", "source": "/a.img", "options": ["-o nosuid"]},
+        "$.options[0]",
+    ),
+    "storage.umount": ({"target": "/srv", "lazy": True}, {"target": "/srv/../etc"}, "$.target"),
+    "storage.fstab": (
+        {"entries": [{"source": "LABEL=d", "target": "/srv", "type": "ext4", "pass": 2}]},
+        {"entries": [{"source": "LABEL=d", "target": "/srv a", "type": "ext4"}]},
+        "$.entries[0].target",
+    ),
+    "storage.dir": (
+        {"path": "/srv/x", "mode": "0750", "owner": "root"},
+        {"path": "/srv/x", "mode": 755},
+        "$.mode",
+    ),
+    "storage.swapfile": ({"path": "/swapfile", "size": "1G"}, {"path": "/swapfile"}, "$"),
+    "model.list": ({"directory": "/var/lib/aios/models"}, {"directory": "models"}, "$.directory"),
+    "model.fetch": (
+        {"url": "http://127.0.0.1:18080/models/x.gguf", "sha256": SHA, "path": "/m/x.gguf"},
+        {"url": "http://127.0.0.1:18080/models/x.gguf", "sha256": SHA.upper(), "path": "/m/x.gguf"},
+        "$.sha256",
+    ),
+    "model.remove": ({"path": "/m/x.gguf"}, {"path": "/m/x.bin"}, "$.path"),
+}
+
+
+def test_every_tool_has_a_schema_case() -> None:
+    assert set(CASES) == EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_schema_accepts_the_valid_and_rejects_the_wrong_input(name: str) -> None:
+    valid, wrong, path = CASES[name]
+    validator = Draft202012Validator(MINE[name].input_schema)
+    assert list(validator.iter_errors(valid)) == []
+    errors = list(validator.iter_errors(wrong))
+    assert errors, f"{name} accepted {wrong}"
+    assert path in {e.json_path for e in errors}, [(e.json_path, e.message) for e in errors]

@@ -1,0 +1,54 @@
+"""Run one registry tool (snapshot + run, or restore) from a JSON request on stdin.
+
+The storage system tests start it inside a private mount namespace with
+`nsenter -t <holder pid> -m <python> -m tests.system.tooldriver`, so every
+mount the tool makes lands in that namespace and never in the host's.
+Request: {"tool", "args", "root", "state_dir", "work", "mode": "run"|"restore",
+"snapshot"?}. Reply on stdout: {"output", "error", "snapshot"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from registry.catalogue import tool_classes
+from registry.process import ProcessRunner
+from registry.tooling import ToolContext, ToolError
+
+
+async def handle(request: dict[str, Any], work: Path) -> dict[str, Any]:
+    tool = tool_classes()[request["tool"]]()
+    ctx = ToolContext(
+        runner=ProcessRunner(),
+        root=Path(request["root"]),
+        state_dir=Path(request["state_dir"]),
+        work=work,
+        execution_id=work.name,
+    )
+    reply: dict[str, Any] = {"output": None, "error": None, "snapshot": None}
+    try:
+        if request.get("mode") == "restore":
+            await tool.restore(ctx, request["snapshot"])
+            return reply
+        if tool.spec.reversible:
+            reply["snapshot"] = await tool.snapshot(ctx, request["args"])
+        reply["output"] = await tool.run(ctx, request["args"])
+    except ToolError as exc:
+        reply["error"] = str(exc)
+    return reply
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    work = Path(request["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    reply = asyncio.run(handle(request, work))
+    json.dump(reply, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
