@@ -39,6 +39,14 @@ class StateReader(Protocol):
 
     def has_tool(self, tool: str) -> bool: ...
 
+    def cache_get(self, key: str) -> str | None:
+        """A value a controller cached earlier (persists across runs), or None."""
+        ...
+
+    def cache_put(self, key: str, value: str) -> None:
+        """Cache a derived value (e.g. nft's canonical form of a desired table)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Desired:

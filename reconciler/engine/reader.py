@@ -2,7 +2,9 @@
 
 Wraps the registry client and refuses every tool the catalogue marks as a
 writer (derived from its capabilities), so planning can never make a write
-call, whatever a controller or a model asks for. Counts the reads it made.
+call, whatever a controller or a model asks for. Records the reads it made.
+Also gives controllers a small persistent cache (the store's), e.g. for nft's
+canonical form of desired tables.
 Used by reconciler.engine.reconcile.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from reconciler.errors import PlanRejected, ToolNotFound
+from reconciler.errors import PlanRejected, ToolFailed, ToolNotFound
 from registry.tooling import ToolSpec
 
 
@@ -21,12 +23,37 @@ class Caller(Protocol):
     async def call(self, tool: str, args: Mapping[str, Any], *, reason: str) -> Any: ...
 
 
+class Cache(Protocol):
+    def cache_get(self, key: str) -> str | None: ...
+
+    def cache_put(self, key: str, value: str) -> None: ...
+
+
 class ReadOnlyReader:
-    def __init__(self, client: Caller, catalogue: Mapping[str, ToolSpec], *, reason: str) -> None:
+    def __init__(
+        self,
+        client: Caller,
+        catalogue: Mapping[str, ToolSpec],
+        *,
+        reason: str,
+        cache: Cache | None = None,
+    ) -> None:
         self._client = client
         self._catalogue = catalogue
         self._reason = reason
+        self._cache = cache
+        self._memory: dict[str, str] = {}
         self.calls: list[str] = []
+
+    def cache_get(self, key: str) -> str | None:
+        if key in self._memory:
+            return self._memory[key]
+        return self._cache.cache_get(key) if self._cache is not None else None
+
+    def cache_put(self, key: str, value: str) -> None:
+        self._memory[key] = value
+        if self._cache is not None:
+            self._cache.cache_put(key, value)
 
     def has_tool(self, tool: str) -> bool:
         return tool in self._catalogue
@@ -41,5 +68,5 @@ class ReadOnlyReader:
         result = await self._client.call(tool, args, reason=self._reason)
         output = result.output
         if not isinstance(output, dict):
-            raise ToolNotFound(f"{tool} returned {type(output).__name__}, not a JSON object")
+            raise ToolFailed(f"{tool} returned {type(output).__name__}, not a JSON object")
         return output

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from specs.specset import SpecSet
-
 from reconciler import __version__
 from reconciler.controller import Controller, Desired
 from reconciler.engine.execute import ExecOutcome, Executor, ProgressFn, execute
@@ -41,6 +39,7 @@ from reconciler.plan import Plan, PlanBinding, canonical_digest
 from registry.tooling import ToolSpec
 from specs.base import Resource
 from specs.kinds import KIND_MODELS
+from specs.specset import SpecSet
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,9 @@ class Engine:
 
     async def plan(self, merge: Merge) -> Planned:
         catalogue = await self.catalogue()
-        reader = ReadOnlyReader(self.client, catalogue, reason="aios plan: observe")
+        reader = ReadOnlyReader(
+            self.client, catalogue, reason="aios plan: observe", cache=self.store
+        )
         domains = self.involved(merge)
         works = await asyncio.gather(
             *(
@@ -308,7 +309,9 @@ class Engine:
             fresh = await plan_domain(
                 controller,
                 work.desired,
-                ReadOnlyReader(self.client, catalogue, reason="aios apply: observe"),
+                ReadOnlyReader(
+                    self.client, catalogue, reason="aios apply: observe", cache=self.store
+                ),
                 catalogue,
             )
             if fresh.error is None and fresh.plan is not None and shown is not None:
@@ -382,7 +385,9 @@ class Engine:
         domain, controller = work.domain, work.controller
         state = work.state
         if executed:
-            reader = ReadOnlyReader(self.client, planned.catalogue, reason="aios apply: verify")
+            reader = ReadOnlyReader(
+                self.client, planned.catalogue, reason="aios apply: verify", cache=self.store
+            )
             try:
                 state = await controller.observe(reader, work.desired)
             except AiosError as exc:

@@ -127,7 +127,7 @@ def mutations(steps: tuple[Step, ...]) -> Iterator[tuple[str, tuple[Step, ...]]]
                 _set(changed, path, new)
                 mutated = step.model_copy(update={"input": changed})
                 label = f"step {i + 1} ({step.tool}) input {'.'.join(map(str, path))}={new!r}"
-                yield label, (*steps[:i], mutated, *steps[i + 1:])
+                yield label, (*steps[:i], mutated, *steps[i + 1 :])
 
 
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -165,6 +165,13 @@ class RecordedReader:
     def __init__(self, reads: list[dict[str, Any]]) -> None:
         self._reads = reads
         self.calls: list[str] = []
+        self.cache: dict[str, str] = {}
+
+    def cache_get(self, key: str) -> str | None:
+        return self.cache.get(key)
+
+    def cache_put(self, key: str, value: str) -> None:
+        self.cache[key] = value
 
     def has_tool(self, tool: str) -> bool:
         return any(r["tool"] == tool for r in self._reads)
