@@ -392,11 +392,11 @@ def route_key(family: str, table: object, to: str, metric: object) -> str:
 
 def touches(op: str, args: JSON) -> list[str]:
     """`kind:identity` keys of the objects the operation changes."""
-    if op == "link_add":
+    if op in ("link_add", "link_set", "link_delete"):
+        # A port changes its master's derived address: the master is touched too.
         peer = (args.get("veth") or {}).get("peer")
-        return [f"link:{args['name']}", *([f"link:{peer}"] if peer else [])]
-    if op in ("link_set", "link_delete"):
-        return [f"link:{args['name']}"]
+        related = [peer, args.get("master")]
+        return [f"link:{n}" for n in dict.fromkeys([args["name"], *related]) if n]
     if op in ("addr_add", "addr_delete"):
         return [f"link:{args['dev']}"]
     if op in ("route_replace", "route_delete"):

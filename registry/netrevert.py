@@ -111,8 +111,8 @@ def _managed_addresses(link: LinkState | None) -> list[str]:
     )
 
 
-def _plan_links(before: Snapshot, now: Snapshot) -> tuple[list[Cmd], list[Cmd]]:
-    """(link commands, route commands for the links' own routes)."""
+def _plan_links(before: Snapshot, now: Snapshot) -> tuple[list[Cmd], list[Cmd], list[Cmd]]:
+    """(link commands, deletes and replaces of the links' own routes)."""
     was, cur = before["links"], now["links"]
     cmds: list[Cmd] = []
     gone: set[str] = set()
@@ -132,16 +132,23 @@ def _plan_links(before: Snapshot, now: Snapshot) -> tuple[list[Cmd], list[Cmd]]:
         created[name] = {**link, "state": "down", "master": None, "addresses": []}
         if link["kind"] == "veth" and link["parent"]:
             created[link["parent"]] = None  # the peer: mtu and mac still to set
-    route_cmds: list[Cmd] = []
+    deletes: list[Cmd] = []
+    replaces: list[Cmd] = []
     for name, link in was.items():
         if link is not None:
             now_link = cur.get(name) if name in present else created.get(name)
             cmds += _configure(link, now_link)
-            route_cmds += _replace_routes(before["link_routes"].get(name, []))
-            if now_link is not None:
+            replaces += _replace_routes(before["link_routes"].get(name, []))
+            if name in present:
                 extra = _diff_routes(now["link_routes"].get(name, []), before["link_routes"][name])
-                route_cmds = [*(_delete_route(r) for r in extra), *route_cmds]
-    return cmds, route_cmds
+                deletes += [_delete_route(r) for r in extra]
+    if not cmds and _all_routes(before) == _all_routes(now):
+        return [], [], []
+    return cmds, deletes, replaces
+
+
+def _all_routes(snap: Snapshot) -> list[str]:
+    return _sorted_routes([r for routes in snap["link_routes"].values() for r in routes])
 
 
 def _parents_first(names: list[str], links: dict[str, LinkState | None]) -> list[str]:
@@ -267,14 +274,13 @@ def _sorted(rules: list[RuleState]) -> list[str]:
 
 def plan(before: Snapshot, now: Snapshot) -> list[Cmd]:
     """Commands that bring the objects in `now` back to `before` (empty: nothing differs)."""
-    link_cmds, link_route_cmds = _plan_links(before, now)
+    link_cmds, deletes, replaces = _plan_links(before, now)
     gone = {n for n, link in before["links"].items() if link is None}
-    route_cmds: list[Cmd] = []
     for group, want in before["routes"].items():
         have = [r for r in now["routes"].get(group, []) if r["dev"] not in gone]
         if _sorted_routes(want) != _sorted_routes(have):
-            route_cmds += [_delete_route(r) for r in _diff_routes(have, want)]
-            route_cmds += _replace_routes(want)
+            deletes += [_delete_route(r) for r in _diff_routes(have, want)]
+            replaces += _replace_routes(want)
     sysctl_cmds: list[Cmd] = [
         SysctlCmd(key, value)
         for key, value in before["sysctls"].items()
@@ -286,19 +292,18 @@ def plan(before: Snapshot, now: Snapshot) -> list[Cmd]:
         if now["files"].get(path) != state
         and not (state["content"] is None and now["files"][path]["content"] is None)
     ]
-    if link_route_cmds and not link_cmds:
-        changed = _sorted_routes([r for rs in before["link_routes"].values() for r in rs]) != (
-            _sorted_routes([r for rs in now["link_routes"].values() for r in rs])
-        )
-        link_route_cmds = link_route_cmds if changed else []
     return [
         *link_cmds,
-        *link_route_cmds,
-        *route_cmds,
+        *_unique(deletes),  # a route can be both a link's own and in a touched group
+        *_unique(replaces),
         *_plan_rules(before, now),
         *sysctl_cmds,
         *file_cmds,
     ]
+
+
+def _unique(cmds: list[Cmd]) -> list[Cmd]:
+    return list(dict.fromkeys(cmds))
 
 
 def _sorted_routes(routes: list[RouteState]) -> list[str]:

@@ -30,7 +30,8 @@ from registry.tooling import JSON, ToolContext, ToolError
 
 
 def expand_links(names: Iterable[str], links: list[LinkState]) -> list[str]:
-    """Touched links plus those they drag along (veth peer, children, bridge ports)."""
+    """Touched links plus those they drag along: veth peer, children, master and ports
+    (a port joining or leaving changes the bridge's derived address)."""
     by_name = {link["name"]: link for link in links}
     todo, seen = list(names), dict[str, None]()
     while todo:
@@ -43,6 +44,8 @@ def expand_links(names: Iterable[str], links: list[LinkState]) -> list[str]:
             continue
         if link["kind"] == "veth" and link["parent"]:
             todo.append(link["parent"])
+        if link["master"]:
+            todo.append(link["master"])
         todo += [x["name"] for x in links if name in (x["parent"], x["master"])]
     return list(seen)
 
