@@ -1,0 +1,420 @@
+"""The engine with toy controllers and an in-memory registry (a named double).
+
+The toy "network" controller manages sysctls of Network specs as key/value
+pairs in a fake registry; the toy "firewall" controller does the same for
+Firewall table names. The double registry executes `toy.set`/`toy.del`,
+supports Rollback, and can be told to fail a key. This proves the engine's
+own logic — generations, status, inventory and prune, undo on failure,
+destructive refusal, stale saved plans, audit mode, dependency waits —
+independently of the real controllers (which have their own system tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.controller import Controller, Desired, Diff, StateReader
+from reconciler.engine.reconcile import Engine, Target, load_generation
+from reconciler.engine.store import Store
+from reconciler.errors import ToolFailed
+from reconciler.plan import Change, NoOp, Step
+from registry.tooling import ToolSpec
+from specs.loader import load_documents
+from specs.specset import SpecSet
+
+KEY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "space": {"type": "string"},
+        "key": {"type": "string"},
+        "value": {"type": "string"},
+    },
+    "required": ["space", "key"],
+    "additionalProperties": False,
+}
+CATALOGUE = {
+    "toy.state": ToolSpec(
+        "toy.state", "read", {"type": "object"}, {}, "low", True, False, 1000, ("net_read",)
+    ),
+    "toy.set": ToolSpec(
+        "toy.set", "set", KEY_SCHEMA, {}, "medium", True, True, 1000, ("net_write",)
+    ),
+    "toy.del": ToolSpec(
+        "toy.del", "delete", KEY_SCHEMA, {}, "high", True, True, 1000, ("net_write",)
+    ),
+}
+
+
+@dataclass
+class Result:
+    output: dict[str, Any]
+    execution_id: str
+
+
+class FakeRegistry:
+    """In-memory double of the registry client: spaces of key/value pairs."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, str]] = {"network": {}, "firewall": {}}
+        self.fail_keys: set[str] = set()
+        self.writes = 0
+        self.backups: dict[str, tuple[str, str, str | None]] = {}
+        self.rolled_back: list[str] = []
+
+    async def list_tools(self) -> dict[str, ToolSpec]:
+        return dict(CATALOGUE)
+
+    async def call(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        reason: str,
+        on_progress: Callable[[int, int, str], None] | None = None,
+    ) -> Result:
+        space = self.data.setdefault(str(args.get("space", "network")), {})
+        if tool == "toy.state":
+            return Result({"values": dict(space)}, "")
+        key = str(args["key"])
+        if key in self.fail_keys:
+            raise ToolFailed(f"{tool} {key}: injected failure")
+        self.writes += 1
+        execution = f"x{self.writes}"
+        self.backups[execution] = (str(args["space"]), key, space.get(key))
+        if tool == "toy.set":
+            space[key] = str(args["value"])
+        else:
+            space.pop(key, None)
+        return Result({}, execution)
+
+    async def rollback(self, execution_id: str, reason: str) -> None:
+        space, key, old = self.backups.pop(execution_id)
+        if old is None:
+            self.data[space].pop(key, None)
+        else:
+            self.data[space][key] = old
+        self.rolled_back.append(execution_id)
+
+
+class ToyState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    values: dict[str, str]
+
+
+class ToyController(Controller[ToyState]):
+    """Manages `spec.sysctls` (Network) or table names (Firewall) as key/values."""
+
+    namespaces: ClassVar[tuple[str, ...]] = ("toy",)
+    state_model = ToyState
+
+    def __init__(self, domain: str, kind: str) -> None:
+        self.domain = domain  # type: ignore[misc]
+        self.kinds = (kind,)  # type: ignore[misc]
+
+    def _wanted(self, desired: Desired) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        for r in desired.resources:
+            spec = r.spec
+            if self.domain == "network":
+                for key, value in spec.sysctls.items():  # type: ignore[attr-defined]
+                    out[key] = (value, r.key)
+            else:
+                for table in spec.tables:  # type: ignore[attr-defined]
+                    out[table.name] = (table.family, r.key)
+        return out
+
+    async def observe(self, reader: StateReader, desired: Desired) -> ToyState:
+        out = await reader.read("toy.state", {"space": self.domain})
+        return ToyState(values=out["values"])
+
+    def diff(self, desired: Desired, state: ToyState) -> Diff:
+        changes: list[Change] = []
+        noops: list[NoOp] = []
+        wanted = self._wanted(desired)
+        for key, (value, owner) in sorted(wanted.items()):
+            obj = f"kv:{key}"
+            if key not in state.values:
+                changes.append(
+                    Change(
+                        id=Change.make_id(owner, obj),
+                        resource=owner,
+                        object=obj,
+                        op="add",
+                        new=value,
+                    )
+                )
+            elif state.values[key] != value:
+                destructive = value == "destroy"
+                forced = destructive and desired_force(desired, owner)
+                changes.append(
+                    Change(
+                        id=Change.make_id(owner, obj, "value"),
+                        resource=owner,
+                        object=obj,
+                        op="change",
+                        field="value",
+                        old=state.values[key],
+                        new=value,
+                        destructive=destructive,
+                        forced=forced,
+                    )
+                )
+            else:
+                noops.append(NoOp(resource=owner, object=obj, reason=f"{key} is {value}"))
+        for owner, objects in [*desired.owned.items(), *desired.pruned.items()]:
+            for obj in sorted(objects):
+                key = obj.removeprefix("kv:")
+                if key not in wanted and key in state.values:
+                    changes.append(
+                        Change(
+                            id=Change.make_id(owner, obj),
+                            resource=owner,
+                            object=obj,
+                            op="remove",
+                            old=state.values[key],
+                        )
+                    )
+        return Diff(tuple(changes), tuple(noops))
+
+    def plan(self, diff: Diff, desired: Desired, state: ToyState) -> tuple[Step, ...]:
+        steps = []
+        for c in diff.changes:
+            key = c.object.removeprefix("kv:")
+            if c.op == "remove":
+                steps.append(
+                    Step(
+                        tool="toy.del",
+                        input={"space": self.domain, "key": key},
+                        reason=f"remove {key}",
+                        satisfies=(c.id,),
+                        risk="high",
+                    )
+                )
+            else:
+                steps.append(
+                    Step(
+                        tool="toy.set",
+                        input={"space": self.domain, "key": key, "value": c.new},
+                        reason=f"set {key}",
+                        satisfies=(c.id,),
+                        risk="medium",
+                    )
+                )
+        return tuple(steps)
+
+    def simulate(self, state: ToyState, steps: Sequence[Step]) -> ToyState:
+        values = dict(state.values)
+        for s in steps:
+            if s.tool == "toy.set":
+                values[s.input["key"]] = s.input["value"]
+            elif s.tool == "toy.del":
+                values.pop(s.input["key"], None)
+            else:
+                raise ValueError(f"cannot simulate {s.tool}")
+        return ToyState(values=values)
+
+    def destructive(self, state: ToyState, step: Step) -> str | None:
+        if step.tool == "toy.set" and step.input.get("value") == "destroy":
+            return f"overwrites {step.input['key']}"
+        return None
+
+    def forced(self, desired: Desired, step: Step) -> bool:
+        return any(r.metadata.annotations.get("force") == "true" for r in desired.resources)
+
+    def export(self, state: ToyState) -> list[dict[str, Any]]:
+        return []
+
+
+def desired_force(desired: Desired, owner: str) -> bool:
+    return any(
+        r.key == owner and r.metadata.annotations.get("force") == "true" for r in desired.resources
+    )
+
+
+def network(
+    name: str,
+    sysctls: dict[str, str],
+    *,
+    mode: str = "enforce",
+    force: bool = False,
+    depends: str = "",
+) -> str:
+    lines = [f"apiVersion: aios.dev/v1\nkind: Network\nmetadata:\n  name: {name}"]
+    if force:
+        lines.append('  annotations: {force: "true"}')
+    if depends:
+        lines.append(f"  dependsOn: [{depends}]")
+    body = "\n".join(f"    {k}: '{v}'" for k, v in sysctls.items())
+    lines.append(
+        f"spec:\n  mode: {mode}\n  sysctls:\n{body}" if sysctls else f"spec:\n  mode: {mode}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def firewall(name: str, table: str) -> str:
+    return (
+        f"apiVersion: aios.dev/v1\nkind: Firewall\nmetadata:\n  name: {name}\nspec:\n"
+        f"  tables:\n    - name: {table}\n"
+    )
+
+
+def specset(*docs: str) -> SpecSet:
+    return load_documents([(f"doc{i}.yaml", d.encode()) for i, d in enumerate(docs)])
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    controllers: dict[str, Controller[Any]] = {
+        "network": ToyController("network", "Network"),
+        "firewall": ToyController("firewall", "Firewall"),
+    }
+    target = Target(name="toy", address="memory", state_dir=tmp_path / "state")
+    return Engine(target, Store(target.state_dir), FakeRegistry(), controllers)
+
+
+def fake(engine: Engine) -> FakeRegistry:
+    assert isinstance(engine.client, FakeRegistry)
+    return engine.client
+
+
+async def apply(engine: Engine, specs: SpecSet | None, **kw: Any) -> Any:
+    prune = kw.pop("prune", False)
+    replace = kw.pop("replace", False)
+    planned = await engine.plan(engine.merge(specs, prune=prune, replace=replace))
+    return await engine.apply(planned, assume_yes=True, **kw)
+
+
+async def test_converge_then_noop(engine: Engine) -> None:
+    s = specset(network("lan", {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"}))
+    planned = await engine.plan(engine.merge(s))
+    assert planned.plan.has_changes and len(planned.plan.domains[0].steps) == 2
+    result = await engine.apply(planned, assume_yes=True)
+    assert result.all_ready and result.generation == 1
+    assert fake(engine).data["network"] == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv4.conf.all.rp_filter": "2",
+    }
+    writes = fake(engine).writes
+    again = await apply(engine, s)
+    assert again.all_ready and again.generation == 1
+    assert fake(engine).writes == writes, "a no-op apply made write calls"
+    status = engine.store.status("toy", "Network/lan")
+    assert status is not None and status.ready and len(status.history) == 2
+    assert [h["reason"] for h in status.history] == ["UpToDate", "Reconciled"]
+
+
+async def test_failed_step_rolls_back_earlier_calls(engine: Engine) -> None:
+    fake(engine).data["network"]["net.a"] = "old"
+    fake(engine).fail_keys.add("net.c")
+    result = await apply(
+        engine, specset(network("lan", {"net.a": "new", "net.b": "1", "net.c": "1"}))
+    )
+    assert not result.all_ready
+    assert fake(engine).data["network"] == {"net.a": "old"}, "earlier calls were not undone"
+    assert len(fake(engine).rolled_back) == 2
+    report = next(r for r in result.reports if r.resource == "Network/lan")
+    assert report.outcome == "degraded" and "rolled back" in report.message
+    status = engine.store.status("toy", "Network/lan")
+    assert status is not None and not status.ready
+    assert status.condition("Degraded")["status"] == "True"  # type: ignore[index]
+
+
+async def test_destructive_needs_force(engine: Engine) -> None:
+    fake(engine).data["network"]["net.a"] = "keep"
+    refused = await apply(engine, specset(network("lan", {"net.a": "destroy"})))
+    assert refused.destructive_refused == ["network"]
+    assert fake(engine).data["network"]["net.a"] == "keep" and fake(engine).writes == 0
+    forced = await apply(engine, specset(network("lan", {"net.a": "destroy"}, force=True)))
+    assert forced.all_ready and fake(engine).data["network"]["net.a"] == "destroy"
+
+
+async def test_saved_plan_is_refused_when_state_moved(engine: Engine) -> None:
+    s = specset(network("lan", {"net.a": "1"}))
+    saved = (await engine.plan(engine.merge(s))).plan
+    fake(engine).data["network"]["net.zzz"] = "drift"  # the observed state changes
+    planned = await engine.plan(engine.merge(s))
+    result = await engine.apply(planned, assume_yes=True, saved=saved)
+    assert result.stale == ["network"] and fake(engine).writes == 0
+    other = specset(network("lan", {"net.a": "2"}))
+    with pytest.raises(Exception, match="spec digest"):
+        engine.check_binding(saved, await engine.plan(engine.merge(other)))
+
+
+async def test_apply_keeps_absent_resources_and_prune_removes_what_they_created(
+    engine: Engine,
+) -> None:
+    fake(engine).data["network"]["net.byhand"] = "1"
+    await apply(engine, specset(network("a", {"net.a": "1"}), network("b", {"net.b": "1"})))
+    kept = await apply(engine, specset(network("a", {"net.a": "1"})))
+    assert kept.all_ready and "net.b" in fake(engine).data["network"]
+    assert {s.resource for s in engine.store.statuses("toy")} == {"Network/a", "Network/b"}
+    pruned = await apply(engine, specset(network("a", {"net.a": "1"})), prune=True)
+    assert pruned.all_ready
+    assert fake(engine).data["network"] == {"net.a": "1", "net.byhand": "1"}
+    assert {s.resource for s in engine.store.statuses("toy")} == {"Network/a"}
+    assert [r.key for r in load_generation(engine.store.current_generation("toy"))] == ["Network/a"]
+
+
+async def test_owned_object_dropped_from_spec_is_removed(engine: Engine) -> None:
+    await apply(engine, specset(network("a", {"net.a": "1", "net.b": "1"})))
+    result = await apply(engine, specset(network("a", {"net.a": "1"})))
+    assert result.all_ready and fake(engine).data["network"] == {"net.a": "1"}
+
+
+async def test_audit_mode_reports_drift_without_writing(engine: Engine) -> None:
+    result = await apply(engine, specset(network("lan", {"net.a": "1"}, mode="audit")))
+    assert fake(engine).writes == 0
+    report = result.reports[0]
+    assert report.outcome == "drifted" and report.reason == "DriftDetected"
+    assert not result.all_ready
+
+
+async def test_dependent_domain_waits_for_a_failed_one(engine: Engine) -> None:
+    fake(engine).fail_keys.add("net.a")
+    result = await apply(
+        engine, specset(network("lan", {"net.a": "1"}), firewall("edge", "filter"))
+    )
+    by = {r.resource: r for r in result.reports}
+    assert by["Network/lan"].outcome == "degraded"
+    assert by["Firewall/edge"].outcome == "stalled"
+    assert by["Firewall/edge"].reason == "DependencyNotReady"
+    assert "filter" not in fake(engine).data["firewall"]
+
+
+async def test_independent_domains_both_run(engine: Engine) -> None:
+    result = await apply(
+        engine, specset(network("lan", {"net.a": "1"}), firewall("edge", "filter"))
+    )
+    assert result.all_ready and fake(engine).data["firewall"] == {"filter": "inet"}
+
+
+async def test_rollback_to_an_earlier_generation(engine: Engine) -> None:
+    await apply(engine, specset(network("lan", {"net.a": "1"})))
+    await apply(engine, specset(network("lan", {"net.a": "2"}), network("x", {"net.x": "1"})))
+    assert engine.store.current_generation("toy").generation == 2  # type: ignore[union-attr]
+    first = engine.store.generation("toy", 1)
+    again = SpecSet.from_resources(tuple(load_generation(first)))
+    result = await apply(engine, again, replace=True)
+    assert result.all_ready and result.generation == 3
+    assert fake(engine).data["network"] == {"net.a": "1"}
+
+
+async def test_unchanged_set_does_not_bump_the_generation(engine: Engine) -> None:
+    s = specset(network("lan", {"net.a": "1"}))
+    first = await apply(engine, s)
+    second = await apply(engine, specset(network("lan", {"net.a": "1"})))
+    assert first.generation == second.generation == 1
+
+
+def test_plan_is_byte_identical_for_the_same_inputs(engine: Engine) -> None:
+    s = specset(network("lan", {"net.b": "1", "net.a": "2"}))
+    one = asyncio.run(engine.plan(engine.merge(s))).plan.to_json()
+    two = asyncio.run(engine.plan(engine.merge(s))).plan.to_json()
+    assert one == two
