@@ -228,7 +228,9 @@ WRITE = ("net_write",)
 NET_INTERFACES = _spec(
     "net.interfaces",
     "aiOS's interface list: name (with '@peer' as `ip -o link` prints it), first IPv4 "
-    "without prefix, MAC ('' when none), status up/down by the admin flag.",
+    "without prefix, MAC ('' when none), status up/down by the admin flag. Deliberate "
+    "difference: status is the IFF_UP flag itself, where aiOS matched the substring 'UP' "
+    "anywhere in the line (so a link named e.g. 'UPLINK' always read as up).",
     obj_schema({}),
     obj_schema(
         {

@@ -2,7 +2,8 @@
 
 `Driver(netns, root)` calls tools directly (a ToolContext with a real
 ProcessRunner and `netns`), the way the pipeline does: `run`, or
-`snapshot` + `run` (`run_reversible`), and `restore`. The read-back helpers
+`snapshot` + `run` (`run_reversible`), and `restore`; every output is
+validated against the tool's output schema. The read-back helpers
 use `ip -n NS -j` and `ip netns exec NS nft` — never the tools under test —
 and `net_dump` normalises an `ip -j` dump (no ifindex, counters or timers;
 sorted) so two states can be compared for equality.
@@ -15,6 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from registry.catalogue import tool_classes
 from registry.process import ProcessRunner
@@ -38,7 +41,11 @@ class Driver:
         )
 
     def run(self, tool: str, args: JSON) -> JSON:
-        return asyncio.run(tool_classes()[tool]().run(self.ctx(), args))
+        """Run the tool; its output must validate against the tool's output schema."""
+        cls = tool_classes()[tool]
+        output = asyncio.run(cls().run(self.ctx(), args))
+        Draft202012Validator(cls.spec.output_schema).validate(output)
+        return output
 
     def run_reversible(self, tool: str, args: JSON) -> tuple[JSON, JSON]:
         """(snapshot, output), the pipeline's order for a reversible tool."""
@@ -48,7 +55,9 @@ class Driver:
             ctx = self.ctx()
             snap = await instance.snapshot(ctx, args)
             json.dumps(snap)  # a before-image must be storable as JSON
-            return snap, await instance.run(ctx, args)
+            output = await instance.run(ctx, args)
+            Draft202012Validator(instance.spec.output_schema).validate(output)
+            return snap, output
 
         return asyncio.run(both())
 

@@ -1,0 +1,131 @@
+"""Net tools driven with a recording runner (a DOUBLE for ip/wg/sysctl): what they would run.
+
+For kinds this kernel cannot create (wireguard) and for argv details: the
+namespace wrapping, one `ip -batch` per group of ip commands, and that a
+WireGuard private key is checked but never appears in commands, output or
+errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.catalogue import tool_classes
+from registry.tooling import CommandResult, Runner, ToolContext, ToolError
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+class RecordingRunner(Runner):
+    """Answers every command with success (and `[]` for ip -j dumps); records argv/stdin."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], bytes | None]] = []
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CommandResult:
+        self.calls.append((argv, stdin))
+        out = b"[]" if "-j" in argv else b""
+        return CommandResult(tuple(argv), 0, out, b"")
+
+
+def call(tool: str, args: dict[str, Any], root: Path) -> tuple[Any, RecordingRunner]:
+    runner = RecordingRunner()
+    ctx = ToolContext(
+        runner=runner, root=root, state_dir=root, work=root, execution_id="d", netns="nsX"
+    )
+    return asyncio.run(tool_classes()[tool]().run(ctx, args)), runner
+
+
+WG = {
+    "name": "wg0",
+    "kind": "wireguard",
+    "state": "up",
+    "wireguard": {"private_key_file": "/etc/aios/secrets/wg0.key", "listen_port": 51820},
+}
+
+
+def test_double_wireguard_link_add_never_shows_the_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "etc/aios/secrets/wg0.key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(KEY + "\n")
+    output, runner = call("net.link_add", WG, tmp_path)
+    batches = [(argv, stdin) for argv, stdin in runner.calls if "-batch" in argv]
+    assert [argv for argv, _ in batches] == [
+        ["ip", "-n", "nsX", "-batch", "-"],
+        ["ip", "-n", "nsX", "-batch", "-"],
+    ]
+    assert batches[0][1] == b"link add dev wg0 type wireguard\n"
+    assert batches[1][1] == b"link set dev wg0 up\n"
+    wg = [argv for argv, _ in runner.calls if "wg" in argv]
+    assert wg == [
+        [
+            "ip",
+            "netns",
+            "exec",
+            "nsX",
+            "wg",
+            "set",
+            "wg0",
+            "private-key",
+            str(key_file),
+            "listen-port",
+            "51820",
+        ]
+    ]
+    everything = repr(runner.calls) + repr(output)
+    assert KEY not in everything and KEY[:20] not in everything
+
+
+def test_double_wireguard_bad_key_file_fails_before_anything_runs(tmp_path: Path) -> None:
+    key_file = tmp_path / "etc/aios/secrets/wg0.key"
+    key_file.parent.mkdir(parents=True)
+    secret = "not-a-key-but-secret-text"
+    key_file.write_text(secret)
+    with pytest.raises(ToolError) as failed:
+        call("net.link_add", WG, tmp_path)
+    assert "/etc/aios/secrets/wg0.key" in str(failed.value)
+    assert secret not in str(failed.value)
+    assert "nothing was changed" in str(failed.value)
+    key_file.unlink()
+    with pytest.raises(ToolError, match="missing or not a WireGuard private key"):
+        call("net.link_add", WG, tmp_path)
+
+
+def test_double_consecutive_ip_commands_share_one_batch(tmp_path: Path) -> None:
+    _, runner = call(
+        "net.apply",
+        {
+            "commands": [
+                {"op": "link_add", "args": {"name": "d0", "kind": "dummy", "state": "up"}},
+                {"op": "addr_add", "args": {"dev": "d0", "address": "10.0.0.1/24"}},
+                {"op": "rule_add", "args": {"priority": 10, "family": "inet6", "table": 10}},
+                {"op": "sysctl_set", "args": {"key": "net.ipv4.ip_forward", "value": 1}},
+                {"op": "route_replace", "args": {"to": "10.9.0.0/16", "dev": "d0"}},
+            ]
+        },
+        tmp_path,
+    )
+    writes = [(a, stdin) for a, stdin in runner.calls if "-j" not in a and "grep" not in a]
+    assert writes == [
+        (
+            ["ip", "-n", "nsX", "-batch", "-"],
+            b"link add dev d0 type dummy\nlink set dev d0 up\naddr replace 10.0.0.1/24 dev d0\n",
+        ),
+        (["ip", "-n", "nsX", "-6", "-batch", "-"], b"rule add priority 10 lookup 10\n"),
+        (["ip", "netns", "exec", "nsX", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], None),
+        (["ip", "-n", "nsX", "-batch", "-"], b"route replace 10.9.0.0/16 dev d0 table main\n"),
+    ]
