@@ -73,10 +73,15 @@ def _needs_snapshot(ops: list[Op]) -> bool:
     return op in ("link_add", "link_set") and len(netcmd.build(op, args, Known())) > 1
 
 
-async def run_ops(ctx: ToolContext, ops: list[Op], label: str) -> list[Cmd]:
-    """Build and run the operations in order; all-or-nothing when they can half-succeed."""
-    snap = None
-    if _needs_snapshot(ops):
+async def run_ops(
+    ctx: ToolContext, ops: list[Op], label: str, before: Snapshot | None = None
+) -> list[Cmd]:
+    """Build and run the operations in order; all-or-nothing when they can half-succeed.
+
+    `before`: the before-image the pipeline just took for this execution, if any.
+    """
+    snap = before
+    if snap is None and _needs_snapshot(ops):
         keys = [k for op, args in ops for k in netcmd.touches(op, args)]
         snap = await netsnap.take(ctx, keys)
     known = Known(path=lambda p: str(ctx.path(p)))
@@ -114,19 +119,33 @@ async def _undo(ctx: ToolContext, snap: Snapshot | None) -> str:
 
 
 class _NetWrite(Tool):
+    """A net write. The pipeline uses a fresh instance per execution and calls
+    `snapshot` right before `run`; `run` reuses that before-image for its own
+    all-or-nothing restore instead of reading the same objects again."""
+
     op: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._before: tuple[str, Snapshot] | None = None
+
+    def _taken(self, ctx: ToolContext) -> Snapshot | None:
+        if self._before is not None and self._before[0] == ctx.execution_id:
+            return self._before[1]
+        return None
 
     def touches(self, args: JSON) -> tuple[str, ...]:
         return tuple(netcmd.touches(self.op, args))
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        return netsnap.as_json(await netsnap.take(ctx, self.touches(args)))
+        snap = await netsnap.take(ctx, self.touches(args))
+        self._before = (ctx.execution_id, snap)
+        return netsnap.as_json(snap)
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
         await netsnap.restore(ctx, netsnap.from_json(snapshot))
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        cmds = await run_ops(ctx, [(self.op, args)], self.spec.name)
+        cmds = await run_ops(ctx, [(self.op, args)], self.spec.name, self._taken(ctx))
         return {"commands": [c.text for c in cmds]}
 
 
@@ -151,7 +170,7 @@ class NetApply(_NetWrite):
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         ops = self._ops(args)
-        cmds = await run_ops(ctx, ops, "net.apply")
+        cmds = await run_ops(ctx, ops, "net.apply", self._taken(ctx))
         return {"executed": len(ops), "commands": [c.text for c in cmds]}
 
 
