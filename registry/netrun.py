@@ -23,6 +23,7 @@ from registry.netsys import sysctl_key, sysctl_path
 from registry.tooling import ToolContext, ToolError
 
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$", re.MULTILINE)
+_QUOTED = re.compile(r'"([^"\s]+)"')
 MESSAGE_LIMIT = 1000
 
 
@@ -76,11 +77,23 @@ async def _ip_batch(ctx: ToolContext, cmds: Sequence[Cmd], start: int, end: int)
     if result.returncode == 0:
         return
     err = result.err
-    match = _FAILED_LINE.search(err)
-    offset = int(match.group(1)) - 1 if match else 0
     message = _FAILED_LINE.sub("", err).strip() or f"ip exited {result.returncode}"
+    offset = _failed_offset(err, [c.line for c in batch])
     index = start + min(max(offset, 0), len(batch) - 1)
     raise CommandFailed(index, cmds[index], " ".join(message.split()))
+
+
+def _failed_offset(err: str, lines: list[str]) -> int:
+    """Which batch line failed: ip says `Command failed -:N`, except for arguments it
+    rejects while parsing (it exits at once); then the line naming the quoted argument."""
+    match = _FAILED_LINE.search(err)
+    if match:
+        return int(match.group(1)) - 1
+    for token in _QUOTED.findall(err):
+        for offset, line in enumerate(lines):
+            if token in line.split():
+                return offset
+    return 0
 
 
 async def write_sysctl(ctx: ToolContext, key: str, value: str) -> None:

@@ -98,6 +98,18 @@ def test_link_add_refuses_an_existing_name(drv: Driver) -> None:
         drv.run("net.link_add", {"name": "i0", "kind": "ifb"})
 
 
+def test_a_write_that_half_succeeds_is_undone(drv: Driver, netns: str) -> None:
+    before = net_dump(netns)
+    with pytest.raises(ToolError) as failed:  # the pair is created, then enslaving fails
+        drv.run(
+            "net.link_add",
+            {"name": "v0", "kind": "veth", "master": "nosuch", "veth": {"peer": "v1"}},
+        )
+    assert str(failed.value).startswith("net.link_add: `link set dev v0 master nosuch` failed: ")
+    assert str(failed.value).endswith("; everything it touched was restored")
+    same_net(netns, before)
+
+
 def test_link_set_and_delete(drv: Driver, netns: str) -> None:
     drv.run(
         "net.apply",

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from registry.catalogue import tool_classes
+from registry.netcmd import IpCmd
+from registry.netrun import CommandFailed, execute
 from registry.tooling import CommandResult, Runner, ToolContext, ToolError
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -129,3 +131,49 @@ def test_double_consecutive_ip_commands_share_one_batch(tmp_path: Path) -> None:
         (["ip", "netns", "exec", "nsX", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], None),
         (["ip", "-n", "nsX", "-batch", "-"], b"route replace 10.9.0.0/16 dev d0 table main\n"),
     ]
+
+
+class FailingRunner(RecordingRunner):
+    def __init__(self, stderr: bytes) -> None:
+        super().__init__()
+        self.stderr = stderr
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CommandResult:
+        self.calls.append((argv, stdin))
+        return CommandResult(tuple(argv), 1, b"", self.stderr)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "index"),
+    [
+        (b'Cannot find device "nosuch"\nCommand failed -:3\n', 2),
+        (b'Error: argument "nosuch" is wrong: Device does not exist\n', 1),  # exits mid-parse
+        (b"something odd\n", 0),
+    ],
+)
+def test_double_which_batch_line_failed(tmp_path: Path, stderr: bytes, index: int) -> None:
+    cmds = [
+        IpCmd("link add dev v0 type ifb"),
+        IpCmd("link set dev v0 master nosuch"),
+        IpCmd("link set dev v0 up"),
+    ]
+    ctx = ToolContext(
+        runner=FailingRunner(stderr),
+        root=tmp_path,
+        state_dir=tmp_path,
+        work=tmp_path,
+        execution_id="d",
+        netns="nsX",
+    )
+    with pytest.raises(CommandFailed) as failed:
+        asyncio.run(execute(ctx, cmds))
+    assert failed.value.index == index and failed.value.cmd is cmds[index]
+    assert "Command failed" not in failed.value.message
