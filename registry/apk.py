@@ -13,14 +13,19 @@ named as doubles). Semantics on apk:
   commits, and pkg.ensure's restore covers a failure between them;
 - repositories live in a managed block of /etc/apk/repositories (one line
   per component, a `# aios:<name>` comment before them); `trusted` adds
-  --allow-untrusted to every command.
+  --allow-untrusted to every command;
+- versions of repositories not configured yet (pkg.state `repositories`):
+  `apk update` and `apk policy` with `--repositories-file` and `--cache-dir`
+  pointing into a temporary directory.
 Used via registry.pkgbackend.select_backend.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from registry.managedblock import Markers, replace_block, split_block
 from registry.pkgbackend import (
@@ -191,15 +196,17 @@ class ApkBackend:
         except FileNotFoundError:
             return ""
 
-    def argv(self, *args: str) -> list[str]:
-        trusted = ["--allow-untrusted"] if self._trusted() else []
+    def argv(self, *args: str, repositories: str | None = None) -> list[str]:
+        """apk argv; `repositories`: the repositories file text trust is judged by."""
+        text = self._read(REPOSITORIES) if repositories is None else repositories
+        trusted = ["--allow-untrusted"] if "# aios-trusted" in text else []
         return ["apk", "--root", str(self.ctx.root), "--no-progress", *trusted, *args]
 
     def _trusted(self) -> bool:
         return "# aios-trusted" in self._read(REPOSITORIES)
 
-    async def _run(self, *args: str) -> CommandResult:
-        return await self.ctx.runner.run(self.argv(*args), check=False)
+    async def _run(self, *args: str, repositories: str | None = None) -> CommandResult:
+        return await self.ctx.runner.run(self.argv(*args, repositories=repositories), check=False)
 
     async def installed(self, names: Sequence[str] | None = None) -> list[Installed]:
         result = await self._run("list", "--installed")
@@ -221,14 +228,39 @@ class ApkBackend:
             for name in sorted(wanted & set(versions))
         ]
 
-    async def available(self, names: Sequence[str]) -> dict[str, list[str]]:
+    async def available(
+        self, names: Sequence[str], repositories: Sequence[Repository] | None = None
+    ) -> dict[str, list[str]]:
         if not names:
             return {}
-        result = await self._run("policy", *names)
+        future = self.repo_files(repositories).files[REPOSITORIES] if repositories else None
+        if future is None or future == self._read(REPOSITORIES):
+            result = await self._run("policy", *names)
+        else:
+            result = await self._preview_policy(names, future)
         if result.returncode != 0:
             raise ToolError(f"apk policy failed: {errors_of(result)}")
         found = parse_policy(result.text)
         return {name: found.get(name, []) for name in names}
+
+    async def _preview_policy(self, names: Sequence[str], future: str) -> CommandResult:
+        """`apk policy` against a temporary repositories file and index cache.
+
+        `apk update` fetches the indexes of the future repositories file into
+        a temporary cache directory; the root's own cache and files are not
+        changed. (A double tests the commands: apk cannot run on this host.)
+        """
+        with tempfile.TemporaryDirectory(prefix="pkg-preview-", dir=self.ctx.work) as tmp:
+            repos, cache = Path(tmp) / "repositories", Path(tmp) / "cache"
+            repos.write_text(future)
+            cache.mkdir()
+            options = ["--repositories-file", str(repos), "--cache-dir", str(cache)]
+            update = await self._run(*options, "update", repositories=future)
+            if update.returncode != 0:
+                raise ToolError(
+                    f"cannot index the desired repositories: apk update failed: {errors_of(update)}"
+                )
+            return await self._run(*options, "policy", *names, repositories=future)
 
     async def list_installed(self) -> list[JSON]:
         result = await self._run("info", "-v")

@@ -5,18 +5,22 @@ APT_CONFIG (registry.aptparse.render_apt_config, written to
 <state_dir>/apt/) and dpkg-query/dpkg with --admindir/--root; an empty dpkg
 database is created under the root when missing (`ensure_dpkg_root`). On "/"
 the system defaults apply. Every command runs with DEBIAN_FRONTEND=noninteractive
-through the context's runner. Used via registry.pkgbackend.select_backend by
-registry.pkgtx and registry.tools.pkg, and by registry.sandbox_content.
+through the context's runner. `available` with repositories that are not
+configured yet answers from a temporary index (`_preview_index`: apt-get
+update into a temporary lists directory; the root is not changed). Used via
+registry.pkgbackend.select_backend by registry.pkgtx and registry.tools.pkg,
+and by registry.sandbox_content.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from registry import aptparse
-from registry.atomicfile import write_atomic
+from registry.atomicfile import read_or_none, write_atomic
 from registry.pkgbackend import (
     BackendName,
     Installed,
@@ -28,6 +32,8 @@ from registry.pkgbackend import (
 from registry.tooling import JSON, CommandResult, ToolContext, ToolError
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
+SOURCES_LIST = "/etc/apt/sources.list"
+LISTS_DIR = "/var/lib/apt/lists"
 REPO_PREFIX = "aios-"
 
 _ROOT_DIRS = (
@@ -115,14 +121,86 @@ class AptBackend:
             raise ToolError(f"dpkg-query failed: {result.err}")
         return aptparse.parse_dpkg_query(result.text, self._auto())
 
-    async def available(self, names: Sequence[str]) -> dict[str, list[str]]:
+    async def available(
+        self, names: Sequence[str], repositories: Sequence[Repository] | None = None
+    ) -> dict[str, list[str]]:
         if not names:
             return {}
-        result = await self._run(["apt-cache", "madison", *names])
+        pending = self._pending(repositories or ())
+        if not pending:
+            return await self._madison(names, [])
+        with tempfile.TemporaryDirectory(prefix="pkg-preview-", dir=self.ctx.work) as tmp:
+            return await self._madison(names, await self._preview_index(Path(tmp), pending))
+
+    async def _madison(self, names: Sequence[str], options: list[str]) -> dict[str, list[str]]:
+        result = await self._run(["apt-cache", *options, "madison", *names])
         if result.returncode != 0:
             raise ToolError(f"apt-cache madison failed: {result.err}")
         found = aptparse.parse_madison(result.text)
         return {name: found.get(name, []) for name in names}
+
+    def _pending(self, repos: Sequence[Repository]) -> dict[str, str | None]:
+        """Managed source files `repos` would change: target -> new content (None: delete)."""
+        files = self.repo_files(repos).files if repos else {}
+        return {
+            target: content
+            for target, content in files.items()
+            if read_or_none(self.ctx.path(target))
+            != (None if content is None else content.encode())
+        }
+
+    async def _preview_index(self, tmp: Path, pending: dict[str, str | None]) -> list[str]:
+        """A temporary index of the sources as they would be with `pending` applied.
+
+        The current lists are symlinked into `tmp/lists` (apt replaces files
+        there by rename, never in place), only the new or changed source
+        files are fetched (`apt-get update` with List-Cleanup off), and the
+        apt options returned point apt-cache at the future sources and the
+        temporary lists, with no cache files written. Nothing under the root
+        changes.
+        """
+        lists, etc, fresh = tmp / "lists", tmp / "etc", tmp / "fresh"
+        _link_lists(self.ctx.path(LISTS_DIR), lists)
+        parts = etc / "sources.list.d"
+        parts.mkdir(parents=True)
+        fresh.mkdir()
+        main = etc / "sources.list"
+        main.write_bytes(read_or_none(self.ctx.path(SOURCES_LIST)) or b"")
+        for path in sorted(self._sources_dir().glob("*")):
+            if path.is_file() and path.suffix in (".list", ".sources"):
+                (parts / path.name).write_bytes(path.read_bytes())
+        for target, content in pending.items():
+            name = Path(target).name
+            (parts / name).unlink(missing_ok=True)
+            if content is not None:
+                (parts / name).write_text(content)
+                (fresh / name).write_text(content)
+        common = [
+            "-o", f"Dir::State::Lists={lists}",
+            "-o", "Dir::Cache::pkgcache=",
+            "-o", "Dir::Cache::srcpkgcache=",
+        ]  # fmt: skip
+        if any(fresh.iterdir()):
+            (tmp / "empty.list").touch()
+            result = await self.apt_get(
+                *common,
+                "-o", f"Dir::Etc::sourcelist={tmp / 'empty.list'}",
+                "-o", f"Dir::Etc::sourceparts={fresh}",
+                "-o", "APT::Get::List-Cleanup=false",
+                "update", "-q",
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise ToolError(
+                    "cannot index the desired repositories: apt-get update failed: "
+                    + aptparse.failure_summary(result.err + "\n" + result.text)
+                )
+        return [
+            *common,
+            "-o",
+            f"Dir::Etc::sourcelist={main}",
+            "-o",
+            f"Dir::Etc::sourceparts={parts}",
+        ]
 
     async def list_installed(self) -> list[JSON]:
         fmt = "${Package}\\t${Version}\\n"
@@ -239,6 +317,17 @@ class AptBackend:
             target = f"{SOURCES_DIR}/{REPO_PREFIX}{repo.name}.list"
             files[target] = aptparse.render_sources(repo) if repo.state == "present" else None
         return RepoFiles(files)
+
+
+def _link_lists(source: Path, target: Path) -> None:
+    """Symlink apt's list files (not its lock or partial/) from `source` into `target`."""
+    target.mkdir(parents=True)
+    (target / "partial").mkdir()
+    if not source.is_dir():
+        return
+    for entry in source.iterdir():
+        if entry.name not in ("lock", "partial", "auxfiles") and not entry.is_dir():
+            (target / entry.name).symlink_to(entry.resolve())
 
 
 def env_for(ctx: ToolContext) -> Mapping[str, str]:

@@ -120,8 +120,15 @@ class Backend(Protocol):
         """Database entries (all, or the named ones that the database knows)."""
         ...
 
-    async def available(self, names: Sequence[str]) -> dict[str, list[str]]:
-        """Versions the repositories offer per name, newest first."""
+    async def available(
+        self, names: Sequence[str], repositories: Sequence[Repository] | None = None
+    ) -> dict[str, list[str]]:
+        """Versions the repositories offer per name, newest first.
+
+        With `repositories` whose files differ from the configured ones: the
+        versions a temporary index of the configuration after `repo_files`
+        would offer (nothing under the root changes).
+        """
         ...
 
     async def list_installed(self) -> list[JSON]:

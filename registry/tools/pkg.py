@@ -29,13 +29,23 @@ class PkgState(Tool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         backend = select_backend(ctx)
         names = list(args.get("names", ()))
-        packages = await backend.installed(names or None)
+        every = bool(args.get("all_packages", False))
+        repos = _repositories("pkg.state", args)
+        packages = await backend.installed(None if every or not names else names)
         return {
             "backend": backend.name,
             "packages": [p.to_json() for p in packages],
-            "available": await backend.available(names),
+            "available": await backend.available(names, repos or None),
             "repositories": [r.to_json() for r in backend.repositories()],
         }
+
+
+def _repositories(tool: str, args: JSON) -> list[Repository]:
+    repos = [Repository.from_json(r) for r in args.get("repositories", ())]
+    names = [r.name for r in repos]
+    if len(names) != len(set(names)):
+        raise ToolError(f"{tool}: a repository is named twice")
+    return repos
 
 
 class _Transactional(Tool):
@@ -122,11 +132,7 @@ class PkgRepos(Tool):
     @staticmethod
     def _files(ctx: ToolContext, args: JSON) -> tuple[Backend, dict[str, str | None]]:
         backend = select_backend(ctx)
-        repos = [Repository.from_json(r) for r in args.get("repositories", ())]
-        names = [r.name for r in repos]
-        if len(names) != len(set(names)):
-            raise ToolError("pkg.repos: a repository is named twice")
-        return backend, backend.repo_files(repos).files
+        return backend, backend.repo_files(_repositories("pkg.repos", args)).files
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
         _backend, files = self._files(ctx, args)

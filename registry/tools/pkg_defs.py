@@ -82,12 +82,29 @@ PKG_STATE = ToolSpec(
         "Packages known to the target's package database, with status, hold, auto and "
         "dependencies; the versions the repositories offer for the requested names (newest "
         "first, so a planner can resolve constraints like '>=1.0'); and the repositories this "
-        "registry manages. Without `names`, every package in the database; entries that are "
-        "not fully installed (e.g. dpkg 'rc' = config-files) are reported with their status, "
-        "never dropped. Requested names the database does not know are simply absent from "
-        "`packages`."
+        "registry manages. Without `names` (or with `all_packages`), every package in the "
+        "database; entries that are not fully installed (e.g. dpkg 'rc' = config-files) are "
+        "reported with their status, never dropped. Requested names the database does not know "
+        "are simply absent from `packages`. With `repositories` (the repository list a "
+        "pkg.repos call would receive) that differs from what is configured, `available` comes "
+        "from a temporary index built from the configuration as it would be after that call "
+        "(apt: `apt-get update` into a temporary lists directory; apk: `apk update` with a "
+        "temporary repositories file and cache): the target is not changed, and a planner can "
+        "resolve versions before the repository is added. `repositories` in the output are "
+        "still the ones configured now."
     ),
-    input_schema=schema({"names": PKG_NAMES}),
+    input_schema=schema(
+        {
+            "names": PKG_NAMES,
+            "all_packages": {
+                "type": "boolean",
+                "default": False,
+                "description": "List every package of the database even when `names` is given "
+                "(`available` stays limited to `names`), e.g. to find reverse dependencies.",
+            },
+            "repositories": array(REPOSITORY, maxItems=256),
+        }
+    ),
     output_schema=schema(
         {
             "backend": BACKEND,
