@@ -1,12 +1,11 @@
-"""JSON Schemas (draft 2020-12) for the `net` tools: value types and each write's input.
+"""JSON Schemas (draft 2020-12) for the `net` tools: value types and the non-link writes.
 
 Schemas are plain data. Value patterns are as strict as a regular expression
 can reasonably be (IPv4 exactly, IPv6 coarsely); the tools re-check every
-address with `ipaddress` and say which field is wrong. Kind-specific link
-options are nested objects named after the kind, mirroring specs.network
-(`veth: {peer}`, `macvlan: {parent, mode}`, ...). Used by registry.netspecs
-(the ToolSpecs, net.state's output and net.apply's per-op schema) and by the
-tests that validate wrong inputs.
+address with `ipaddress` and say which field is wrong. Inputs of addr_*,
+route_*, rule_*, sysctl_set and dns_set live here; link inputs (kinds and
+their option blocks) in registry.linkschema. Used by registry.netspecs (the
+ToolSpecs, net.state's output and net.apply's per-op schema).
 """
 
 from __future__ import annotations

@@ -42,7 +42,6 @@ WRITE_INPUTS: dict[str, JSON] = {
     "dns_set": DNS_SET,
 }
 _STR_OR_NULL: JSON = {"type": ["string", "null"]}
-_INT_OR_NULL: JSON = {"type": ["integer", "null"]}
 
 ADDRESS_OUT = obj_schema(
     {

@@ -156,6 +156,10 @@ class FirewallCheck(Tool):
 
 
 class FirewallRuleset(Tool):
+    """Named tables: one `nft list table` each, run concurrently (nft 1.0.6 cannot list
+    from an `-f` script, and listing the whole ruleset would also list tables nobody
+    asked for); no tables: one `nft list ruleset`, cut into tables."""
+
     spec = fwschema.FIREWALL_RULESET
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
