@@ -1,7 +1,9 @@
 """What a sandbox provides besides its registry: a demo apt repository and a model server.
 
 `provision(box)` (called by registry.sandbox.up once the registry serves):
-- initialises the scratch root's dpkg database (idempotent);
+- initialises the scratch root's dpkg database (idempotent) and, when missing,
+  /etc/passwd and /etc/group with root and nobody (owner/group names resolve
+  through the root's own files);
 - puts the `aios-demo-*` repository (registry.debrepo, cached outside the
   checkout) under `<sandbox>/www/apt/` and the deterministic GGUF models
   (registry.demo.DEMO_MODELS) under `<sandbox>/www/models/<name>.gguf`;
@@ -70,9 +72,26 @@ def write_models(directory: Path) -> None:
         tmp.replace(path)
 
 
+# A distribution's minimal account databases: storage.dir and storage.state resolve
+# owner/group names through the root's own files, never the host's.
+ACCOUNTS = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "etc/group": "root:x:0:\nnogroup:x:65534:\n",
+}
+
+
+def ensure_accounts(root: Path) -> None:
+    """/etc/passwd and /etc/group with root and nobody, when the root has none."""
+    for name, text in ACCOUNTS.items():
+        if not (root / name).exists():
+            write_atomic(root / name, text.encode(), mode=0o644)
+
+
 def _prepare(box: Sandbox) -> Path:
     www = box.dir / "www"
     ensure_dpkg_root(box.root)
+    ensure_accounts(box.root)
     debrepo.install_into(www / "apt")
     write_models(www / "models")
     write_atomic(box.root / SOURCES, f"deb [trusted=yes] {REPO_URL} ./\n".encode(), mode=0o644)

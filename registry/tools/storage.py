@@ -54,7 +54,9 @@ def path_info(ctx: ToolContext, host: Path) -> JSON:
     try:
         st = host.lstat()
     except FileNotFoundError:
-        return dict.fromkeys(("type", "mode", "uid", "gid", "owner", "group")) | {"exists": False}
+        return dict.fromkeys(("type", "mode", "uid", "gid", "owner", "group", "size", "empty")) | {
+            "exists": False
+        }
     kind = (
         "symlink"
         if stat.S_ISLNK(st.st_mode)
@@ -74,7 +76,18 @@ def path_info(ctx: ToolContext, host: Path) -> JSON:
         "gid": st.st_gid,
         "owner": users.get(st.st_uid),
         "group": groups.get(st.st_gid),
+        "size": st.st_size if kind == "file" else None,
+        "empty": _empty(host) if kind == "dir" else None,
     }
+
+
+def _empty(host: Path) -> bool | None:
+    """Whether a directory holds nothing (None when it cannot be read)."""
+    try:
+        with os.scandir(host) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return None
 
 
 class StorageState(Tool):

@@ -102,8 +102,12 @@ PATH_INFO = obj_schema(
         "gid": nullable(INT),
         "owner": nullable(STR),
         "group": nullable(STR),
+        "size": nullable({**NON_NEGATIVE, "description": "Bytes of a regular file."}),
+        "empty": nullable(
+            {"type": "boolean", "description": "A directory holds nothing (null: not a dir)."}
+        ),
     },
-    ("exists", "type", "mode", "uid", "gid", "owner", "group"),
+    ("exists", "type", "mode", "uid", "gid", "owner", "group", "size", "empty"),
 )
 SWAPFILE = obj_schema(
     {
@@ -124,8 +128,9 @@ STORAGE_STATE = ToolSpec(
         "spec writes them; loop mounts report their image as source), filesystems on the "
         "probed images/devices (blkid -p -o export: lsblk shows nulls without udev), the "
         "fstab split into the managed block and other lines, stat of the requested paths "
-        "(owner/group names from the root's passwd/group), and swap files (the managed ones "
-        "and the active ones; under a sandbox activation is a double: simulated=true)."
+        "(owner/group names from the root's passwd/group; a file's size; whether a "
+        "directory is empty), and swap files (the managed ones and the active ones; under a "
+        "sandbox activation is a double: simulated=true)."
     ),
     input_schema=schema({"paths": PATHS, "probe": PROBE}),
     output_schema=schema(
