@@ -119,12 +119,12 @@ class Engine:
     ) -> Merge:
         """Combine `applied` with the target's current set (see module doc)."""
         previous = self.store.current_generation(self.target.name)
-        before = {r.key: r for r in load_generation(previous)} if previous else {}
+        before = generation_documents(previous)
         incoming = {r.key: r for r in applied.resources} if applied else {}
-        merged = dict(incoming) if replace else {**before, **incoming}
         dropped = set(before) - set(incoming) if (prune or replace) else set()
-        for key in dropped:
-            merged.pop(key, None)
+        # Only resources the incoming set does not replace are rebuilt (validated again).
+        kept = () if replace else (k for k in before if k not in incoming and k not in dropped)
+        merged = {**{k: load_document(before[k]) for k in kept}, **incoming}
         specset = SpecSet.from_resources(tuple(merged.values()))
         owned = self.store.inventory(self.target.name)
         pruned = {key: owned.get(key, frozenset()) for key in sorted(dropped)}
@@ -508,7 +508,19 @@ def load_generation(generation: Generation | None) -> list[Resource]:
     """Rebuild the validated resources a stored generation holds."""
     if generation is None:
         return []
-    return [KIND_MODELS[doc["kind"]].model_validate(doc) for doc in generation.documents]
+    return [load_document(doc) for doc in generation.documents]
+
+
+def load_document(doc: Mapping[str, Any]) -> Resource:
+    """One stored document, validated again into its kind's model."""
+    return KIND_MODELS[doc["kind"]].model_validate(doc)
+
+
+def generation_documents(generation: Generation | None) -> dict[str, Mapping[str, Any]]:
+    """A stored generation's documents by resource key (Kind/name), not validated."""
+    if generation is None:
+        return {}
+    return {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in generation.documents}
 
 
 def catalogue_hash(catalogue: Mapping[str, ToolSpec]) -> str:

@@ -21,6 +21,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.controller import Controller, Desired, Diff, StateReader
+from reconciler.engine import reconcile
 from reconciler.engine.reconcile import Engine, Target, load_generation
 from reconciler.engine.store import Store
 from reconciler.errors import ToolFailed
@@ -418,3 +419,23 @@ def test_plan_is_byte_identical_for_the_same_inputs(engine: Engine) -> None:
     one = asyncio.run(engine.plan(engine.merge(s))).plan.to_json()
     two = asyncio.run(engine.plan(engine.merge(s))).plan.to_json()
     assert one == two
+
+
+async def test_merge_rebuilds_only_stored_resources_the_applied_set_does_not_replace(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await apply(engine, specset(network("lan", {"net.a": "1"}), firewall("fw", "filter")))
+    rebuilt: list[str] = []
+    real = reconcile.load_document
+
+    def counting(doc: Any) -> Any:
+        rebuilt.append(f"{doc['kind']}/{doc['metadata']['name']}")
+        return real(doc)
+
+    monkeypatch.setattr(reconcile, "load_document", counting)
+    merge = engine.merge(specset(network("lan", {"net.a": "2"})))
+    assert rebuilt == ["Firewall/fw"]  # the stored Network/lan is replaced, not revalidated
+    assert [r.key for r in merge.specset.resources] == ["Firewall/fw", "Network/lan"]
+    rebuilt.clear()
+    assert list(engine.merge(specset(network("lan", {})), prune=True).pruned) == ["Firewall/fw"]
+    assert rebuilt == []
