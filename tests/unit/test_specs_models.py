@@ -9,6 +9,7 @@ bad-input corpus pins positions).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -350,3 +351,45 @@ def test_claims_of_each_kind() -> None:
     ]
     models = Models.model_validate(json.loads(_doc("Models", VALID[7][1])))
     assert "model-path:/var/lib/aios/models/demo-tiny.gguf" in {c.key for c in models.claims()}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "ip saddr 10.0.1.0/24 tcp dport 1025 accept",
+        "  tcp dport 22 accept  ",
+        "counter drop",
+        "flush ruleset",
+        "table inet x",
+        "accept\n",
+        "accept\r",
+        "",
+        "   ",
+        "a" * 4097,
+        "tcp dport 22 accept; flush ruleset",
+        "tcp dport 22 accept # c",
+        'iif "lo" accept',
+        "tcp dport { 22, 80 } accept",
+        "ip saddr 10.0.0.1 accept\x00",
+    ],
+)
+def test_rule_text_fast_path_agrees_with_the_full_check(rule: str) -> None:
+    from specs import firewall
+
+    def full(value: str) -> str:
+        pattern = firewall._SIMPLE_RULE
+        try:
+            firewall._SIMPLE_RULE = re.compile(r"(?!)")  # never matches: the full check only
+            return firewall.check_rule_text(value)
+        finally:
+            firewall._SIMPLE_RULE = pattern
+
+    try:
+        expected: object = full(rule)
+    except ValueError as exc:
+        expected = ValueError(str(exc))
+    try:
+        got: object = firewall.check_rule_text(rule)
+    except ValueError as exc:
+        got = ValueError(str(exc))
+    assert type(got) is type(expected) and str(got) == str(expected)
