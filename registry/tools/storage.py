@@ -102,8 +102,10 @@ class StorageState(Tool):
         ]
         filesystems = []
         for path in args.get("probe", ()):
-            host = mounting.source_host(ctx, path)
-            found = await blockdev.probe(ctx, host) if host.exists() else None
+            # Under a sandbox a /dev path would be a host device: report it unknown, unread.
+            sandboxed_device = path.startswith("/dev/") and mounting.in_sandbox(ctx)
+            host = None if sandboxed_device else mounting.source_host(ctx, path)
+            found = await blockdev.probe(ctx, host) if host and host.exists() else None
             filesystems.append(
                 {
                     "path": path,

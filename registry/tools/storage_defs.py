@@ -126,7 +126,8 @@ STORAGE_STATE = ToolSpec(
     description=(
         "Mounts under the root (findmnt -J in the registry's mount namespace; targets as the "
         "spec writes them; loop mounts report their image as source), filesystems on the "
-        "probed images/devices (blkid -p -o export: lsblk shows nulls without udev), the "
+        "probed images/devices (blkid -p -o export: lsblk shows nulls without udev; under a "
+        "sandbox a /dev probe is reported with nulls, never read), the "
         "fstab split into the managed block and other lines, stat of the requested paths "
         "(owner/group names from the root's passwd/group; a file's size; whether a "
         "directory is empty), and swap files (the managed ones and the active ones; under a "

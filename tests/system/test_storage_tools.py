@@ -117,6 +117,8 @@ def test_mkfs_refuses_a_formatted_image_without_force(ns: Namespace) -> None:
 
     device = ns.tool("storage.mkfs", {"target": "/dev/vda", "type": "ext4", "force": True})
     assert device["error"].startswith("refusing device /dev/vda: under a scratch root")
+    probed_host = ns.ok("storage.state", {"probe": ["/dev/vda"]})["output"]["filesystems"]
+    assert probed_host == [{"path": "/dev/vda", "type": None, "label": None, "uuid": None}]
 
     forced = ns.ok(
         "storage.mkfs",
