@@ -32,6 +32,7 @@ from registry.pkgbackend import (
 from registry.tooling import JSON, CommandResult, ToolContext, ToolError
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
+INTERRUPTED = "dpkg was interrupted"
 SOURCES_LIST = "/etc/apt/sources.list"
 LISTS_DIR = "/var/lib/apt/lists"
 REPO_PREFIX = "aios-"
@@ -91,6 +92,13 @@ class AptBackend:
 
     def _admindir(self) -> list[str]:
         return [f"--admindir={self.ctx.root}/var/lib/dpkg"] if self.scratch else []
+
+    def _dpkg_root(self) -> list[str]:
+        """dpkg's options for the scratch root (the ones the APT_CONFIG gives it)."""
+        if not self.scratch:
+            return []
+        root = str(self.ctx.root)
+        return [f"--root={root}", "--force-script-chrootless", f"--log={root}/var/log/dpkg.log"]
 
     def _apt_options(self) -> list[str]:
         """Options the APT_CONFIG carries on a scratch root, given on the command line on '/'."""
@@ -237,9 +245,13 @@ class AptBackend:
         if tx.empty:
             return
         purge = ["--purge"] if tx.purge else []
-        result = await self.apt_get(
-            "install", "-y", "-q", "--allow-downgrades", *purge, "--", *self._tx_args(tx)
-        )
+        argv = ["install", "-y", "-q", "--allow-downgrades", *purge, "--", *self._tx_args(tx)]
+        result = await self.apt_get(*argv)
+        if result.returncode != 0 and INTERRUPTED in result.err:
+            # A killed dpkg (e.g. an execution that timed out) leaves this state; apt
+            # refuses everything until dpkg finishes configuring, so do that once.
+            await self._run(["dpkg", *self._dpkg_root(), "--configure", "-a"])
+            result = await self.apt_get(*argv)
         if result.returncode != 0:
             output = result.err + "\n" + result.text
             raise TransactionError(

@@ -160,3 +160,12 @@ async def test_state_and_repository_rollback(target: ScratchTarget) -> None:
     assert gone.output["removed"] == ["demo"] and not sources.exists()
     await target.rollback(gone)
     assert sources.read_text() == before
+
+
+async def test_recovers_from_an_interrupted_dpkg(target: ScratchTarget) -> None:
+    """A dpkg killed mid-run (a timed-out execution) leaves a journal apt refuses to work with."""
+    journal = target.root / "var/lib/dpkg/updates/0001"
+    journal.write_text("")
+    done = await target.call("pkg.ensure", {"install": [{"name": "aios-demo-models"}]})
+    assert done.output["installed"] == [{"name": "aios-demo-models", "version": "1.0-1"}]
+    assert not journal.exists()
