@@ -127,8 +127,10 @@ _SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 def _normal(option: str) -> str:
-    """'size=1M' and findmnt's 'size=1024k' compare equal."""
+    """'size=1M' and findmnt's 'size=1024k' compare equal, so do 'mode=0750' and 'mode=750'."""
     key, sep, value = option.partition("=")
+    if sep and key == "mode" and value and all(c in "01234567" for c in value):
+        return f"mode={int(value, 8):o}"
     if sep and key in ("size", "nr_blocks", "nr_inodes"):
         number, unit = value.rstrip("kKmMgG"), value[len(value.rstrip("kKmMgG")) :].lower()
         if number.isdigit() and unit in _SIZE_MULT:

@@ -120,4 +120,5 @@ def test_mount_commands(tmp_path: Path) -> None:
 
 def test_option_comparison_normalises_sizes() -> None:
     assert mounting.wanted_options_present(["size=1M", "defaults"], ["rw", "size=1024k"])
+    assert mounting.wanted_options_present(["mode=0750", "nosuid"], ["nosuid", "mode=750"])
     assert not mounting.wanted_options_present(["ro"], ["rw", "relatime"])
