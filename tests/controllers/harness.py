@@ -24,6 +24,8 @@ verifier reject the plan. An observe case is:
 
     reads: [{tool, args?, output}]     # recorded registry outputs
     specs: | ...                       # optional desired specs (observe may read by them)
+    cache: {key: value}                # optional: the reader's persistent cache at the start
+    calls: [tool, ...]                 # optional: the exact tools observe must call, in order
     expect: {...}                      # the parsed state, compared whole
 
 Mismatches print GOT/WANT as YAML.
@@ -162,10 +164,12 @@ def _set(target: Any, path: tuple[Any, ...], value: Any) -> None:
 class RecordedReader:
     """A StateReader that answers from recorded registry outputs (observe cases)."""
 
-    def __init__(self, reads: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, reads: list[dict[str, Any]], cache: Mapping[str, str] | None = None
+    ) -> None:
         self._reads = reads
         self.calls: list[str] = []
-        self.cache: dict[str, str] = {}
+        self.cache: dict[str, str] = dict(cache or {})
 
     def cache_get(self, key: str) -> str | None:
         return self.cache.get(key)
@@ -187,7 +191,12 @@ class RecordedReader:
 async def run_observe_case(controller: Controller[Any], path: Path) -> None:
     case = load_case(path)
     desired = desired_from(case, controller)
-    state = await controller.observe(RecordedReader(case["reads"]), desired)
+    reader = RecordedReader(case["reads"], case.get("cache"))
+    state = await controller.observe(reader, desired)
+    if "calls" in case:
+        assert reader.calls == case["calls"], (
+            f"{path.name}: observe called {reader.calls}, expected {case['calls']}"
+        )
     got = state.model_dump(mode="json")
     assert got == case["expect"], (
         f"{path.name}: observed state differs\n--- GOT ---\n{dump(got)}"
