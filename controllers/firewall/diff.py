@@ -1,0 +1,157 @@
+"""Diff the firewall: canonical text of each declared table, live against desired.
+
+Per declared table (object `nft-table:<family>/<name>`), in resource-key
+then declaration order:
+  - `state: absent`: a live table is removed; none is a no-op;
+  - present: nft's canonical text of the desired table (state.canonical,
+    by the digest of its structured form) against the live text —
+    equal (counter values ignored) is a no-op; no live table is an `add`;
+    anything else is a `change` of field `ruleset` with short old/new
+    ("12 rules #digest") and a detail naming what differs per chain.
+    A table whose canonical text would lock the operator out (guard.py)
+    makes a destructive change, forced when the table has `force: true`.
+Then removals, each table once: tables in `desired.owned[resource]` that
+the resource no longer declares (and no other resource declares), tables
+created by pruned resources, and — for a resource with `prune: true` —
+every table of the ruleset that no Firewall resource declares (the prune
+scope: the whole nft ruleset, all families; conservative it is not, so it
+is opt-in per resource). Pure; used by the controller (and so by the
+verifier on simulated states).
+"""
+
+from __future__ import annotations
+
+import re
+
+from controllers.firewall.desired import declared, pruning, structured
+from controllers.firewall.details import difference, short, summary
+from controllers.firewall.guard import lockout
+from controllers.firewall.parse import parse_table
+from controllers.firewall.state import (
+    FirewallState,
+    Ref,
+    object_key,
+    parse_object_key,
+    ref_text,
+    table_digest,
+)
+from reconciler.controller import Desired, Diff
+from reconciler.plan import Change, NoOp
+from specs.firewall import Table
+
+FIELD = "ruleset"
+_COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
+
+
+def same_text(live: str, desired: str) -> bool:
+    """Equal canonical texts; counter values never count as a difference."""
+    if live == desired:
+        return True
+    return _COUNTER.sub("counter", live) == _COUNTER.sub("counter", desired)
+
+
+def diff(desired: Desired, state: FirewallState) -> Diff:
+    changes: list[Change] = []
+    noops: list[NoOp] = []
+    live = state.live()
+    canon = state.canon()
+    tables = declared(desired)
+    for ref, (resource, table) in tables.items():
+        obj = object_key(ref)
+        current = live.get(ref)
+        if table.state == "absent":
+            if current is None:
+                reason = f"table {ref_text(ref)} is absent as declared"
+                noops.append(NoOp(resource=resource, object=obj, reason=reason))
+            else:
+                changes.append(_remove(resource, ref, current, "state: absent"))
+            continue
+        found = canon.get(table_digest(structured(table)))
+        wanted = found.text if found is not None else None
+        if wanted is not None and current is not None and same_text(current, wanted):
+            noops.append(NoOp(resource=resource, object=obj, reason=_same(ref, wanted)))
+            continue
+        changes.append(_present(resource, ref, table, current, wanted))
+    changes.extend(_removals(desired, state, set(tables), live))
+    return Diff(tuple(changes), tuple(noops))
+
+
+def _same(ref: Ref, text: str) -> str:
+    lines = text.count("\n")  # no parsing on the no-op path
+    return f"table {ref_text(ref)} matches nft's canonical form of the spec ({lines} lines)"
+
+
+def _present(
+    resource: str, ref: Ref, table: Table, current: str | None, wanted: str | None
+) -> Change:
+    obj = object_key(ref)
+    reason = lockout(parse_table(wanted)) if wanted is not None else None
+    common = {
+        "resource": resource,
+        "object": obj,
+        "destructive": reason is not None,
+        "forced": reason is not None and table.force,
+    }
+    if wanted is None:
+        detail = "nft's canonical form of the spec is not known (observe did not compute it)"
+        new = "unknown"
+    else:
+        new = short(wanted)
+        detail = ""
+    if current is None:
+        detail = detail or f"create: {summary(wanted or '')}"
+        if reason:
+            detail += f"; {reason}"
+        return Change(id=Change.make_id(resource, obj), op="add", new=new, detail=detail, **common)
+    if wanted is not None:
+        detail = difference(current, wanted)
+    if reason:
+        detail += f"; {reason}"
+    return Change(
+        id=Change.make_id(resource, obj, FIELD),
+        op="change",
+        field=FIELD,
+        old=short(current),
+        new=new,
+        detail=detail,
+        **common,
+    )
+
+
+def _remove(resource: str, ref: Ref, current: str, why: str) -> Change:
+    obj = object_key(ref)
+    return Change(
+        id=Change.make_id(resource, obj),
+        resource=resource,
+        object=obj,
+        op="remove",
+        old=short(current),
+        detail=f"{why}; {summary(current)}",
+    )
+
+
+def _removals(
+    desired: Desired, state: FirewallState, declared_refs: set[Ref], live: dict[Ref, str]
+) -> list[Change]:
+    out: list[Change] = []
+    seen = set(declared_refs)
+
+    def consider(resource: str, ref: Ref | None, why: str) -> None:
+        if ref is None or ref in seen:
+            return
+        seen.add(ref)
+        if ref in live:
+            out.append(_remove(resource, ref, live[ref], why))
+
+    for resource in sorted(desired.owned):
+        for key in sorted(desired.owned[resource]):
+            why = f"created by aios for {resource}, no longer declared"
+            consider(resource, parse_object_key(key), why)
+    for resource in sorted(desired.pruned):
+        for key in sorted(desired.pruned[resource]):
+            consider(resource, parse_object_key(key), f"{resource} is pruned")
+    pruner = pruning(desired)
+    if pruner is not None and state.complete:
+        for ref in sorted(live):
+            consider(pruner, ref, f"prune: true on {pruner}; no Firewall resource declares it")
+    return out

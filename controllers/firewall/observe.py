@@ -1,0 +1,104 @@
+"""Observe the firewall: one ruleset listing, and nft's canonical form of the desired tables.
+
+Reads, per reconcile:
+  1. ONE `firewall.ruleset {tables, format: text}` call for the tables the
+     resources declare, the inventory owns and pruned resources created —
+     or without `tables` (the whole ruleset) when a resource has
+     `prune: true` or when nothing is declared at all (export, get);
+  2. for every declared present table, its structured form's digest
+     (state.table_digest) and nft's canonical text of it from the reader's
+     persistent cache (`nft-canon:<digest>`); the tables the cache misses
+     go to ONE `firewall.canonicalize` call (nft loads them in a throwaway
+     namespace), and their texts are cached.
+So a no-op reconcile is one listing plus cache hits. Used by
+controllers.firewall.controller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controllers.firewall.desired import declared, pruning, structured
+from controllers.firewall.state import (
+    CACHE_PREFIX,
+    Canonical,
+    FirewallState,
+    Ref,
+    build_state,
+    parse_object_key,
+    table_digest,
+    table_ref,
+)
+from reconciler.controller import Desired, StateReader
+from reconciler.errors import ToolFailed
+
+RULESET = "firewall.ruleset"
+CANONICALIZE = "firewall.canonicalize"
+
+
+def wanted_refs(desired: Desired) -> list[Ref] | None:
+    """Tables to list (sorted), or None for the whole ruleset."""
+    if pruning(desired) is not None:
+        return None
+    refs = set(declared(desired))
+    for objects in (*desired.owned.values(), *desired.pruned.values()):
+        refs.update(r for r in map(parse_object_key, objects) if r is not None)
+    if not refs and not desired.resources and not desired.owned and not desired.pruned:
+        return None  # nothing declared: export / get want everything
+    return sorted(refs)
+
+
+async def observe(reader: StateReader, desired: Desired) -> FirewallState:
+    refs = wanted_refs(desired)
+    live = await read_live(reader, refs)
+    canonical = await canonical_forms(reader, desired_tables(desired))
+    return build_state(live, canonical, complete=refs is None)
+
+
+async def read_live(reader: StateReader, refs: list[Ref] | None) -> dict[Ref, str]:
+    if refs == []:
+        return {}
+    args: dict[str, Any] = {"format": "text"}
+    if refs is not None:
+        args["tables"] = [{"family": f, "name": n} for f, n in refs]
+    output = await reader.read(RULESET, args)
+    return parse_ruleset(output)
+
+
+def parse_ruleset(output: dict[str, Any]) -> dict[Ref, str]:
+    """firewall.ruleset's output -> text of every existing table."""
+    live: dict[Ref, str] = {}
+    for entry in output.get("tables", ()):
+        if entry.get("exists") and isinstance(entry.get("text"), str):
+            live[(str(entry["family"]), str(entry["name"]))] = entry["text"]
+    return live
+
+
+def desired_tables(desired: Desired) -> list[dict[str, Any]]:
+    """Structured form of every declared table that should exist."""
+    return [structured(t) for _, t in declared(desired).values() if t.state == "present"]
+
+
+async def canonical_forms(
+    reader: StateReader, tables: list[dict[str, Any]]
+) -> dict[str, Canonical]:
+    found: dict[str, Canonical] = {}
+    missing: list[tuple[str, dict[str, Any]]] = []
+    for table in tables:
+        digest = table_digest(table)
+        family, name = table_ref(table)
+        text = reader.cache_get(CACHE_PREFIX + digest)
+        if text is None:
+            missing.append((digest, table))
+        else:
+            found[digest] = Canonical(digest=digest, family=family, name=name, text=text)
+    if missing:
+        output = await reader.read(CANONICALIZE, {"tables": [t for _, t in missing]})
+        texts = {(str(t["family"]), str(t["name"])): t["text"] for t in output.get("tables", ())}
+        for digest, table in missing:
+            ref = table_ref(table)
+            if ref not in texts:
+                raise ToolFailed(f"{CANONICALIZE} returned no text for table {ref[0]}/{ref[1]}")
+            reader.cache_put(CACHE_PREFIX + digest, texts[ref])
+            found[digest] = Canonical(digest=digest, family=ref[0], name=ref[1], text=texts[ref])
+    return found
