@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from reconciler.config import load_settings
+from reconciler.controller import Controller
 from reconciler.engine.reconcile import Engine, Target
 from reconciler.engine.store import Store
 from reconciler.errors import AiosError, DestructiveRefused, StalePlan
@@ -93,18 +94,50 @@ def resolve_target(
     )
 
 
+class LazyControllers(Mapping[str, Controller[Any]]):
+    """Domain -> controller, each domain package imported on first use.
+
+    The engine asks only for the domains a spec set involves, so `aios apply`
+    of Network + Firewall specs never imports the storage, packages or models
+    controllers. Iterating imports every domain (export, status of all).
+    """
+
+    def __init__(self, domains: tuple[str, ...] | None = None) -> None:
+        from controllers import DOMAIN_PACKAGES
+
+        self._domains = tuple(d for d in DOMAIN_PACKAGES if domains is None or d in domains)
+        self._loaded: dict[str, Controller[Any] | None] = {}
+
+    def __getitem__(self, domain: str) -> Controller[Any]:
+        if domain not in self._domains:
+            raise KeyError(domain)
+        if domain not in self._loaded:
+            from controllers import all_controllers
+
+            self._loaded[domain] = all_controllers((domain,)).get(domain)
+        found = self._loaded[domain]
+        if found is None:
+            raise KeyError(domain)  # a domain package that exports no CONTROLLER yet
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (d for d in self._domains if d in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @contextlib.asynccontextmanager
 async def open_engine(
     target: Target, domains: tuple[str, ...] | None = None
 ) -> AsyncIterator[Engine]:
     """An Engine with a registry client and the store; closed afterwards."""
-    from controllers import all_controllers
     from reconciler.executor import RegistryClient
 
     store = Store(target.state_dir)
     client = RegistryClient(target.address, agent_id=target.agent_id)
     try:
-        yield Engine(target, store, client, all_controllers(domains))
+        yield Engine(target, store, client, LazyControllers(domains))
     finally:
         await client.close()
         store.close()

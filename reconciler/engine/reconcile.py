@@ -28,7 +28,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.controller import Controller, Desired
 from reconciler.engine.execute import ExecOutcome, Executor, ProgressFn, execute
-from reconciler.engine.order import KIND_DOMAIN, dependencies, domain_of
+from reconciler.engine.order import DOMAINS, KIND_DOMAIN, dependencies, domain_of
 from reconciler.engine.planning import DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Outcome, Report, next_status
@@ -147,13 +147,14 @@ class Engine:
         )
 
     def involved(self, merge: Merge) -> list[str]:
-        """Domains with resources or objects to prune; others are not even observed."""
-        return [
-            d
-            for d, c in self.controllers.items()
-            if any(r.kind in c.kinds for r in merge.specset.resources)
-            or any(domain_of(k) == d for k in merge.pruned)
-        ]
+        """Domains with resources or objects to prune; others are not even observed.
+
+        Only these domains' controllers are looked up (a lazy mapping imports
+        nothing else).
+        """
+        wanted = {KIND_DOMAIN[r.kind] for r in merge.specset.resources}
+        wanted.update(domain_of(k) for k in merge.pruned)
+        return [d for d in DOMAINS if d in wanted and d in self.controllers]
 
     # --- plan --------------------------------------------------------------------
 
