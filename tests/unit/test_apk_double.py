@@ -166,3 +166,19 @@ def test_double_repositories_managed_block(root: Path) -> None:
     assert "--allow-untrusted" in b.argv("update")
     gone = b.repo_files([Repository(name="local", url="x", state="absent")]).files
     assert gone[apk.REPOSITORIES] == "https://dl-cdn.alpinelinux.org/alpine/v3.19/main\n"
+
+
+def test_backend_is_chosen_by_what_the_target_has(root: Path, tmp_path: Path) -> None:
+    from registry.apt import AptBackend
+    from registry.pkgbackend import select_backend
+
+    def pick(r: Path) -> str:
+        ctx = ToolContext(
+            runner=Runner(), root=r, state_dir=tmp_path, work=tmp_path, execution_id="t"
+        )
+        return type(select_backend(ctx)).__name__
+
+    assert pick(root) == "ApkBackend"  # <root>/lib/apk/db exists
+    debian = tmp_path / "debian"
+    (debian / "var/lib/dpkg").mkdir(parents=True)
+    assert pick(debian) == AptBackend.__name__
