@@ -43,7 +43,9 @@ async def test_observe_case(path: Path) -> None:
 
 def dump_documents(documents: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    YAML(typ="safe", pure=True).dump_all(documents, out)
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False  # as `aios export` prints them
+    yaml.dump_all(documents, out)
     return out.getvalue()
 
 
