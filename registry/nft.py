@@ -7,7 +7,9 @@ be mapped back (`map_error`). `check_rule` validates a rule string with
 specs.firewall.check_rule_text behind a precompiled fast path. `canonical`
 removes counter values; `split_ruleset` cuts `nft list ruleset` into tables;
 `aios_rules` parses it the way aiOS's firewall.rules does (contract §3.2).
-The async helpers run nft in the context's namespace. Called by
+The async helpers run nft in the context's namespace; text listings go
+through libnftables in process when the registry runs in that namespace
+(registry.libnft: same text, no per-token writes). Called by
 registry.tools.firewall and the benchmark.
 """
 
@@ -18,7 +20,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from registry.tooling import JSON, ToolContext, ToolError
+from registry import libnft
+from registry.process import ProcessRunner
+from registry.tooling import JSON, CommandResult, ToolContext, ToolError
 from specs.firewall import check_rule_text
 
 Ref = tuple[str, str]  # (family, name)
@@ -227,10 +231,23 @@ def referenced_interfaces(tables: Iterable[JSON]) -> list[str]:
 # --- running nft in the namespace -------------------------------------------
 
 
+def _in_process(ctx: ToolContext) -> bool:
+    """List through libnftables here: the registry runs in the target namespace, for real."""
+    return ctx.netns is None and isinstance(ctx.runner, ProcessRunner) and libnft.available()
+
+
+async def _list(ctx: ToolContext, argv: list[str]) -> CommandResult:
+    """A read-only `nft` command: in process when possible (registry.libnft), else the binary."""
+    if argv[1] != "-j" and _in_process(ctx):
+        status, out, err = await asyncio.to_thread(libnft.run, " ".join(argv[1:]))
+        return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
+    return await ctx.runner.run(ctx.in_netns(argv), check=False)
+
+
 async def list_table(ctx: ToolContext, r: Ref, *, json_format: bool = False) -> str | None:
     """`nft list table F N` text (None: no such table)."""
     argv = ["nft", *(["-j"] if json_format else []), "list", "table", r[0], r[1]]
-    result = await ctx.runner.run(ctx.in_netns(argv), check=False)
+    result = await _list(ctx, argv)
     if result.returncode == 0:
         return result.text
     if "No such file or directory" in result.err:
@@ -246,7 +263,7 @@ async def list_tables(ctx: ToolContext, refs: Iterable[Ref]) -> dict[Ref, str | 
 
 async def list_ruleset(ctx: ToolContext, *, json_format: bool = False) -> str:
     argv = ["nft", *(["-j"] if json_format else []), "list", "ruleset"]
-    result = await ctx.runner.run(ctx.in_netns(argv), check=False)
+    result = await _list(ctx, argv)
     if result.returncode != 0:
         raise ToolError(f"nft list ruleset failed: {' '.join(result.err.split())}")
     return result.text

@@ -1,0 +1,74 @@
+"""nft listings in process, through libnftables (ctypes) with buffered output.
+
+`nft list …` prints its listing with one write(2) per token — about 120,000
+system calls for a 10,000-rule table — and the registry then reads them back
+through a pipe. libnftables with a buffered output context (what the nft
+binary runs, minus those writes) lists the same text byte for byte in about
+60% of the time (10,000 rules: ~130 ms instead of ~210 ms on the reference VM).
+
+Only read-only commands go through here, and only when the registry itself
+runs in the namespace the tool acts on (no `--netns`): libnftables talks to
+the calling thread's network namespace. Loads stay with the nft binary
+(atomic, and killable by the pipeline's timeout). `run()` blocks: call it in a
+worker thread. When libnftables.so.1 cannot be loaded, `available()` is False
+and callers use the binary. Used by registry.nft.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+_SONAME = "libnftables.so.1"
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_loaded = False
+
+
+def _load() -> ctypes.CDLL | None:
+    global _lib, _loaded
+    with _lock:
+        if _loaded:
+            return _lib
+        _loaded = True
+        try:
+            lib = ctypes.CDLL(_SONAME)
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_free.restype = None
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        except (OSError, AttributeError):
+            return None
+        _lib = lib
+        return _lib
+
+
+def available() -> bool:
+    return _load() is not None
+
+
+def run(command: str) -> tuple[int, str, str]:
+    """Run one nft command (e.g. `list table inet filter`): (status, output, error text)."""
+    lib = _load()
+    if lib is None:
+        raise OSError(f"{_SONAME} is not available")
+    ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT, as the nft binary
+    if not ctx:
+        raise OSError("nft_ctx_new failed")
+    try:
+        if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
+            raise OSError("libnftables could not buffer its output")
+        status = lib.nft_run_cmd_from_buffer(ctx, command.encode())
+        out = lib.nft_ctx_get_output_buffer(ctx) or b""
+        err = lib.nft_ctx_get_error_buffer(ctx) or b""
+        return status, out.decode(errors="replace"), err.decode(errors="replace")
+    finally:
+        lib.nft_ctx_free(ctx)
