@@ -14,6 +14,7 @@ MUST NOT import specs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -112,6 +113,7 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=65536)  # the guard walks each chain once per flow and per check
 def read_rule(text: str) -> Rule:
     words = tokens(text)
     matches: list[Match] = []
