@@ -432,6 +432,7 @@ def run_block(tool: Tool, files: Files, runs: int, log: Callable[[str], None]) -
         if problems:
             checks.append(f"after {when}: " + "; ".join(problems))
 
+    load = os.getloadavg()[0]
     tool.prepare(files)
     reset(tool.ns)
     cold, _ = timed(lambda: tool.run("converge", files))
@@ -470,7 +471,7 @@ def run_block(tool: Tool, files: Files, runs: int, log: Callable[[str], None]) -
         r = results[s]
         if r.times:
             log(f"  {tool.name} N={n}: {s:<8} {r.cell()}")
-    return {"results": results, "cold": cold, "checks": checks}
+    return {"results": results, "cold": cold, "checks": checks, "load": load}
 
 
 # --- report ------------------------------------------------------------------------
@@ -500,6 +501,8 @@ def report(blocks: dict[tuple[str, int], dict[str, Any]], ns_list: list[int]) ->
             f"{tool} {blocks[(tool, n)]['cold']:.3f} s" for tool in TOOLS if (tool, n) in blocks
         ]
         out.append(f"  N={n:>5}: " + ", ".join(parts))
+    loads = ", ".join(f"{t} N={n} {b['load']:.1f}" for (t, n), b in blocks.items())
+    out.append(f"1-min load average at the start of each block ({os.cpu_count()} cores): {loads}")
     out.append("")
     out.append(f"{'ratio':<13} {'N':>6}  " + "  ".join(f"{s:<22}" for s in SCENARIOS))
 
@@ -626,6 +629,7 @@ def main() -> int:
                             "tool": tool,
                             "n": n,
                             "cold_converge_s": block["cold"],
+                            "load_average_1min": block["load"],
                             "checks": block["checks"],
                             "scenarios": {
                                 s: {
