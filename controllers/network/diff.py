@@ -1,0 +1,262 @@
+"""Diff the declared network against the observed NetState. Pure; deterministic order.
+
+Order of the result: links to recreate, then per declared item (links with
+their addresses, routes, rules, sysctls, dns), then removals: objects aios
+created that no resource declares any more (the inventory), objects of
+resources removed with --prune, and — for resources with `prune: true` —
+undeclared objects of the prune scope:
+  - links of virtual kinds (never ethernet or lo, never a parent or master
+    a declared link needs);
+  - non-kernel routes in the tables the resource declares routes in;
+  - rules at priorities 1-32765 (the kernel's defaults are never observed).
+Addresses are covered by exact lists, so they are never in the inventory.
+Every declared item that needs nothing gets a NoOp with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from controllers.network.desired import (
+    Wanted,
+    dns_path,
+    parent_of,
+    route_view,
+    rule_view,
+    wanted,
+)
+from controllers.network.diff_links import (
+    link_changes,
+    make_change,
+    recreate_changes,
+    recreations,
+    summary,
+    takes_along,
+    view_without,
+)
+from controllers.network.state import (
+    VIRTUAL_KINDS,
+    NetState,
+    RouteState,
+    canon_table,
+    dns_obj,
+    parse_route_key,
+    sysctl_obj,
+)
+from reconciler.controller import Desired, Diff
+from reconciler.plan import Change, NoOp
+
+
+def diff(desired: Desired, state: NetState) -> Diff:
+    want = wanted(desired)
+    recreate = recreations(want, state)
+    view = view_without(state, list(recreate))
+    changes: list[Change] = recreate_changes(want, recreate, state)
+    noops: list[NoOp] = []
+    for part in (
+        link_changes(want, view),
+        route_changes(want, view),
+        rule_changes(want, view),
+        sysctl_changes(want, view),
+        dns_changes(want, view),
+    ):
+        changes += part[0]
+        noops += part[1]
+    changes += removals(desired, want, view)
+    return Diff(tuple(changes), tuple(noops))
+
+
+# --- routes -------------------------------------------------------------------------
+
+
+def describe_route(to: str, view: Mapping[str, Any], key: str) -> str:
+    """`default via 198.51.100.1 dev wan0 (table main, metric 100)`."""
+    _, table, _, metric = parse_route_key(key)
+    parts = [to] if view.get("type", "unicast") == "unicast" else [str(view["type"]), to]
+    for name in ("via", "dev"):
+        if view.get(name):
+            parts += [name, str(view[name])]
+    return " ".join(parts) + f" (table {table}, metric {metric})"
+
+
+def route_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+    actual = {r.key: r for r in state.routes}
+    changes: list[Change] = []
+    noops: list[NoOp] = []
+    for key, item in want.routes.items():
+        route, res, have = item.route, item.resource, actual.get(key)
+        view = route_view(route)
+        text = describe_route(route.to, view, key)
+        if route.state == "absent":
+            if have is None:
+                noops.append(NoOp(resource=res, object=key, reason=f"route {text} is absent"))
+            else:
+                changes.append(make_change(res, key, "remove", old=route_summary(have)))
+            continue
+        if have is None:
+            new = {"to": route.to, **{k: v for k, v in view.items() if v not in (None, False)}}
+            changes.append(make_change(res, key, "add", new=new))
+            continue
+        found = [
+            make_change(res, key, "change", field=k, old=getattr(have, k), new=v)
+            for k, v in view.items()
+            if getattr(have, k) != v
+        ]
+        changes += found
+        if not found:
+            noops.append(NoOp(resource=res, object=key, reason=f"route {text} is in place"))
+    return changes, noops
+
+
+def route_summary(route: RouteState) -> dict[str, Any]:
+    return route.model_dump(exclude={"family", "table", "metric"}, exclude_none=True)
+
+
+# --- rules ----------------------------------------------------------------------------
+
+
+def rule_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+    actual: dict[str, list[dict[str, Any]]] = {}
+    for observed in state.rules:
+        actual.setdefault(observed.key, []).append(observed.selectors())
+    changes: list[Change] = []
+    noops: list[NoOp] = []
+    for key, item in want.rules.items():
+        rule, res, have = item.rule, item.resource, actual.get(key, [])
+        view = rule_view(rule)
+        what = f"rule {rule.resolved_family} priority {rule.priority}"
+        olds = [compact(r) for r in have]
+        if rule.state == "absent":
+            if have:
+                changes.append(make_change(res, key, "remove", old=olds))
+            else:
+                noops.append(NoOp(resource=res, object=key, reason=f"{what} is absent"))
+        elif not have:
+            changes.append(make_change(res, key, "add", new=compact(view)))
+        elif have == [view]:
+            text = f"{what} ({describe_selectors(view)}) is in place"
+            noops.append(NoOp(resource=res, object=key, reason=text))
+        else:
+            changes.append(
+                make_change(res, key, "change", field="rule", old=olds, new=compact(view))
+            )
+    return changes, noops
+
+
+def compact(selectors: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in selectors.items() if v is not None}
+
+
+def describe_selectors(selectors: Mapping[str, Any]) -> str:
+    """`from 10.0.0.0/25 fwmark 0x1 lookup 100` (a rule's selectors and action)."""
+    parts = [
+        f"{k} {selectors[k]}" for k in ("from", "to", "iif", "oif", "fwmark") if selectors.get(k)
+    ]
+    action = selectors.get("action", "lookup")
+    parts.append(f"lookup {selectors.get('table')}" if action == "lookup" else str(action))
+    return " ".join(parts)
+
+
+# --- sysctls and dns --------------------------------------------------------------------
+
+
+def sysctl_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+    changes: list[Change] = []
+    noops: list[NoOp] = []
+    for key, (res, value) in want.sysctls.items():
+        have = state.sysctls.get(key)
+        obj = sysctl_obj(key)
+        if have == value:
+            noops.append(NoOp(resource=res, object=obj, reason=f"{key} is {value}"))
+        else:
+            changes.append(make_change(res, obj, "change", field="value", old=have, new=value))
+    return changes, noops
+
+
+def dns_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+    if want.dns is None:
+        return [], []
+    res, dns = want.dns
+    path = dns_path(dns)
+    obj = dns_obj(path)
+    view = {"servers": list(dns.servers), "search": list(dns.search), "options": list(dns.options)}
+    have = state.dns
+    if have is None or have.path != path or not have.exists:
+        return [make_change(res, obj, "add", new=view)], []
+    found = [
+        make_change(res, obj, "change", field=k, old=list(getattr(have, k)), new=v)
+        for k, v in view.items()
+        if list(getattr(have, k)) != v
+    ]
+    if found:
+        return found, []
+    servers = ", ".join(dns.servers) or "no nameservers"
+    return [], [NoOp(resource=res, object=obj, reason=f"{path} lists {servers} as declared")]
+
+
+# --- removals ---------------------------------------------------------------------------
+
+
+def removals(desired: Desired, want: Wanted, state: NetState) -> list[Change]:
+    """Inventory, --prune and `prune: true` removals, each object once."""
+    out: dict[str, Change] = {}
+    for res, objects in sorted(desired.owned.items()):
+        for obj in sorted(objects):
+            _remove(out, want, state, res, obj, f"created by aios for {res}, no longer declared")
+    for res, objects in sorted(desired.pruned.items()):
+        for obj in sorted(objects):
+            _remove(out, want, state, res, obj, f"created by aios for {res}, which is pruned")
+    for network in want.prune:
+        why = f"not declared; {network.key} has prune: true"
+        for obj in prune_scope(network.key, want, state):
+            _remove(out, want, state, network.key, obj, why)
+    return list(out.values())
+
+
+def _remove(
+    out: dict[str, Change], want: Wanted, state: NetState, res: str, obj: str, why: str
+) -> None:
+    if obj in out or want.declares(obj):
+        return
+    kind, _, ident = obj.partition(":")
+    old: Any = None
+    if kind == "link":
+        link = state.link(ident)
+        if link is None:
+            return
+        old = summary(link)
+        also = takes_along(state, ident)
+        why += f"; {also}" if also else ""
+    elif kind == "route":
+        route = next((r for r in state.routes if r.key == obj), None)
+        if route is None:
+            return
+        old = route_summary(route)
+    elif kind == "rule":
+        old = [compact(r.selectors()) for r in state.rules if r.key == obj]
+        if not old:
+            return
+    else:
+        return
+    out[obj] = make_change(res, obj, "remove", old=old, detail=why)
+
+
+def prune_scope(res: str, want: Wanted, state: NetState) -> Iterable[str]:
+    """Undeclared objects a `prune: true` resource removes (see the module doc)."""
+    needed: set[str] = set()
+    for name, item in want.links.items():
+        needed.update(x for x in (parent_of(item.link), item.link.master) if x)
+        actual = state.link(name)
+        if actual is not None:
+            needed.update(x for x in (actual.parent, actual.master) if x)
+    for link in state.links:
+        if link.kind in VIRTUAL_KINDS and link.name not in needed:
+            yield f"link:{link.name}"
+    network = next(i for i in want.prune if i.key == res)
+    tables = {canon_table(r.table) for r in network.spec.routes}
+    for route in state.routes:
+        if route.table in tables:
+            yield route.key
+    for rule in state.rules:
+        yield rule.key
