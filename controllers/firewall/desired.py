@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.firewall.state import Ref
+from controllers.firewall.state import Ref, table_digest
 from reconciler.controller import Desired
 from specs.firewall import Chain, Firewall, Service, Table
 
@@ -46,6 +46,24 @@ def pruning(desired: Desired) -> str | None:
     """Key of the first Firewall resource with prune: true, if any."""
     keys = sorted(r.key for r in desired.resources if r.spec.prune)
     return keys[0] if keys else None
+
+
+_MEMO: dict[int, tuple[Table, dict[str, Any], str]] = {}
+_MEMO_SIZE = 64
+
+
+def compiled(table: Table) -> tuple[dict[str, Any], str]:
+    """structured(table) and its digest, remembered per spec object (observe, diff and
+    plan of one reconcile ask for the same tables several times)."""
+    hit = _MEMO.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1], hit[2]
+    form = structured(table)
+    digest = table_digest(form)
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[id(table)] = (table, form, digest)
+    return form, digest
 
 
 def structured(table: Table) -> dict[str, Any]:

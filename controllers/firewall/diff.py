@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from controllers.firewall.desired import declared, pruning, structured
+from controllers.firewall.desired import compiled, declared, pruning
 from controllers.firewall.details import difference, short, summary
 from controllers.firewall.guard import lockout
 from controllers.firewall.parse import parse_table
@@ -33,7 +33,6 @@ from controllers.firewall.state import (
     object_key,
     parse_object_key,
     ref_text,
-    table_digest,
 )
 from reconciler.controller import Desired, Diff
 from reconciler.plan import Change, NoOp
@@ -66,7 +65,7 @@ def diff(desired: Desired, state: FirewallState) -> Diff:
             else:
                 changes.append(_remove(resource, ref, current, "state: absent"))
             continue
-        found = canon.get(table_digest(structured(table)))
+        found = canon.get(compiled(table)[1])
         wanted = found.text if found is not None else None
         if wanted is not None and current is not None and same_text(current, wanted):
             noops.append(NoOp(resource=resource, object=obj, reason=_same(ref, wanted)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.firewall.desired import declared, pruning, structured
+from controllers.firewall.desired import compiled, declared, pruning
 from controllers.firewall.state import (
     CACHE_PREFIX,
     Canonical,
@@ -26,7 +26,6 @@ from controllers.firewall.state import (
     Ref,
     build_state,
     parse_object_key,
-    table_digest,
     table_ref,
 )
 from reconciler.controller import Desired, StateReader
@@ -74,18 +73,17 @@ def parse_ruleset(output: dict[str, Any]) -> dict[Ref, str]:
     return live
 
 
-def desired_tables(desired: Desired) -> list[dict[str, Any]]:
-    """Structured form of every declared table that should exist."""
-    return [structured(t) for _, t in declared(desired).values() if t.state == "present"]
+def desired_tables(desired: Desired) -> list[tuple[dict[str, Any], str]]:
+    """Structured form and digest of every declared table that should exist."""
+    return [compiled(t) for _, t in declared(desired).values() if t.state == "present"]
 
 
 async def canonical_forms(
-    reader: StateReader, tables: list[dict[str, Any]]
+    reader: StateReader, tables: list[tuple[dict[str, Any], str]]
 ) -> dict[str, Canonical]:
     found: dict[str, Canonical] = {}
     missing: list[tuple[str, dict[str, Any]]] = []
-    for table in tables:
-        digest = table_digest(table)
+    for table, digest in tables:
         family, name = table_ref(table)
         text = reader.cache_get(CACHE_PREFIX + digest)
         if text is None:

@@ -382,3 +382,12 @@ def test_fingerprint_follows_live_text_and_canonical_forms() -> None:
     assert a == CONTROLLER.fingerprint(state(inet_filter=CANON))
     assert a != CONTROLLER.fingerprint(state(inet_filter=CANON + "\n"))
     assert a != CONTROLLER.fingerprint(build_state({("inet", "filter"): CANON}, {}, complete=False))
+
+
+def test_table_digest_is_unambiguous() -> None:
+    def digest(rules: Any) -> str:
+        return table_digest({"name": "t", "chains": [{"name": "c", "rules": rules}]})
+
+    forms = [["a", "b"], ["a\nb"], ["a", "", "b"], [], "a\nb", ["a b"], ["a", "b", ""]]
+    assert len({digest(f) for f in forms}) == len(forms)
+    assert digest(["a", "b"]) == digest(["a", "b"])
