@@ -189,7 +189,7 @@ def recreate_changes(
     out: list[Change] = []
     for name, (old, new, why) in recreate.items():
         extra = takes_along(state, name)
-        detail = f"{why}: deleted and created again" + (f" ({extra})" if extra else "")
+        detail = why + (f"; {extra}" if extra else "")
         res = want.links[name].resource
         out.append(
             make_change(
