@@ -21,6 +21,7 @@ from registry.atomicfile import fsync_dir
 from registry.modelfiles import HashCache, file_gguf_version, keep_aside, put_back
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import model_defs
+from registry.tools.schema_parts import size_bytes
 
 PREVIOUS = "previous-model"
 
@@ -33,13 +34,6 @@ def target_of(ctx: ToolContext, host: Path) -> str:
 
 def part_of(path: Path) -> Path:
     return path.with_name(path.name + ".part")
-
-
-def _size_bytes(value: int | str) -> int:
-    if isinstance(value, int):
-        return value
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    return int(value[:-1]) * mult[value[-1]] if value[-1] in mult else int(value)
 
 
 def _inside_root(ctx: ToolContext, path: Path) -> bool:
@@ -129,7 +123,7 @@ class ModelFetch(_KeepsPrevious):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         host = ctx.path(args["path"])
         expected = args["sha256"]
-        size = _size_bytes(args["size"]) if "size" in args else None
+        size = size_bytes(args["size"]) if "size" in args else None
         cache = HashCache(ctx.state_dir)
         if await asyncio.to_thread(self._matches, host, expected, size, cache):
             return self._output(args, size or host.stat().st_size, expected, 0, False)

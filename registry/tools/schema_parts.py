@@ -67,6 +67,16 @@ MODE: JSON = {"type": "string", "pattern": r"^0?[0-7]{3,4}$", "description": "Oc
 STATE: JSON = {"enum": ["present", "absent"], "default": "present"}
 
 
+_MULT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(value: int | str) -> int:
+    """Bytes of a SIZE value that passed the schema (an int, or '512M')."""
+    if isinstance(value, int):
+        return value
+    return int(value[:-1]) * _MULT[value[-1]] if value[-1] in _MULT else int(value)
+
+
 def nullable(schema: JSON) -> JSON:
     """`schema` or null."""
     return {"anyOf": [schema, {"type": "null"}]}

@@ -20,15 +20,9 @@ from registry import blockdev, mounting
 from registry.atomicfile import write_atomic
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import storage_defs
+from registry.tools.schema_parts import size_bytes
 
 RECORD = "swapfiles.json"
-_MULT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def size_bytes(value: int | str) -> int:
-    if isinstance(value, int):
-        return value
-    return int(value[:-1]) * _MULT[value[-1]] if value[-1] in _MULT else int(value)
 
 
 def parse_proc_swaps(text: str) -> dict[str, int]:
