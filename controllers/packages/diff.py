@@ -72,11 +72,12 @@ def package_changes(item: WantedPackage, state: PackagesState) -> tuple[list[Cha
     current = state.package(item.name)
     constraint = _constraint(item)
     if current is None:
-        new: dict[str, object] = {"version": target_version(item, constraint, state)}
+        version = target_version(item, constraint, state)
+        new: dict[str, object] = {"version": version}
         if item.hold:
             new["hold"] = True
-        change = _change(item, "add", new=new, detail=_why_version(item, constraint))
-        return [change], None
+        detail = _add_detail(constraint, version) + (", held" if item.hold else "")
+        return [_change(item, "add", new=new, detail=detail)], None
     changes: list[Change] = []
     if constraint is not None and not satisfies(state.backend, current.version, constraint):
         target = target_version(item, constraint, state)
@@ -131,10 +132,12 @@ def target_version(item: WantedPackage, constraint: Constraint | None, state: Pa
     return found
 
 
-def _why_version(item: WantedPackage, constraint: Constraint | None) -> str:
+def _add_detail(constraint: Constraint | None, version: str) -> str:
     if constraint is None:
-        return "newest available version"
-    return "as declared" if constraint.exact else f"newest available version {constraint.text}"
+        return f"{version}, the newest available"
+    if constraint.exact:
+        return f"{version} as declared"
+    return f"{version}, the newest available satisfying {constraint.text}"
 
 
 def _installed(item: WantedPackage, current: Pkg) -> str:
@@ -172,7 +175,8 @@ def repo_changes(item: WantedRepo, state: PackagesState) -> tuple[list[Change], 
         return [change("remove", old=current.describe())], None
     want = item.reported(state.backend)
     if current is None:
-        return [change("add", new=want.model_dump(mode="json", exclude={"name"}))], None
+        fields = want.model_dump(mode="json", exclude={"name"})
+        return [change("add", new=fields, detail=want.describe())], None
     found = [
         change("change", field, old=_json(getattr(current, field)), new=_json(getattr(want, field)))
         for field in REPO_FIELDS
