@@ -27,12 +27,19 @@ table about to be applied). MUST NOT import specs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from controllers.firewall.parse import ParsedChain, ParsedTable
 from controllers.firewall.rules import Match, Rule, contains, read_rule, vmap_verdict, vmap_verdicts
 
 MAX_DEPTH = 16
+# `[ip saddr X] [ip6 saddr X] [iifname "X"] tcp|udp dport N [counter] accept [comment "…"]`:
+# narrowed to sources at most, so it can only matter to a flow on its own port.
+_SIMPLE_ACCEPT = re.compile(
+    r'^(?:(?:ip6? saddr|iifname) [^\s{}"]+ |iifname "[^"]*" )*(tcp|udp) dport (\d+)'
+    r'(?: counter)? accept(?: comment "[^"]*")?$'
+)
 SOURCE_SELECTORS = frozenset(
     (
         "ip saddr",
@@ -119,18 +126,32 @@ class _Walker:
         if depth > MAX_DEPTH:
             return "maybe", f"jump depth over {MAX_DEPTH} at chain {chain.name}"
         for text in chain.rules:
-            rule = read_rule(text)
-            outcome = self._rule(rule, outer, depth)
+            simple = _SIMPLE_ACCEPT.match(text)
+            if simple is not None and self._passes(simple, text):
+                continue
+            outcome = self._rule(read_rule(text), outer, depth)
             if outcome is not None:
                 return outcome, text
         return None, ""
 
+    def _passes(self, simple: re.Match[str], text: str) -> bool:
+        """Fast path (10,000-rule chains): a plain port accept that cannot concern the flow."""
+        if '"lo"' in text:
+            return False
+        return self.flow.port is None or (simple.group(1), simple.group(2)) != (
+            "tcp",
+            self.flow.port,
+        )
+
     def _rule(self, rule: Rule, outer: Labels, depth: int) -> str | None:
         if not rule.understood:
             return "maybe"
-        labels = outer + tuple(self._label(m) for m in rule.matches)
-        if "no" in labels:
-            return None
+        labels = outer
+        for match in rule.matches:
+            label = self._label(match)
+            if label == "no":
+                return None
+            labels += (label,)
         verdict, target = rule.verdict, rule.target
         if verdict == "vmap" and rule.vmap is not None:
             verdict, target, unsure = self._vmap(rule.vmap)

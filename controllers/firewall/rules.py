@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from controllers.firewall.parse import split_elements
 
@@ -92,6 +93,8 @@ class Rule:
 
 def tokens(text: str) -> list[str]:
     """Words, with quoted strings and `{ … }` / `( … )` groups kept whole."""
+    if not any(c in text for c in '"{('):
+        return text.split()
     out: list[str] = []
     buf: list[str] = []
     depth, quoted = 0, False
@@ -114,6 +117,7 @@ def tokens(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=65536)  # the guard walks each chain once per flow and per check
+@lru_cache(maxsize=32768)
 def read_rule(text: str) -> Rule:
     words = tokens(text)
     matches: list[Match] = []

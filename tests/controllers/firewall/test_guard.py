@@ -169,3 +169,26 @@ def test_read_rule(rule: str, selectors: list[str], verdict: str | None, underst
 )
 def test_contains(value: str, item: str, expected: bool | None) -> None:
     assert contains(value, item, {"mgmt": ("22", "9090")}) is expected
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "ip saddr 10.0.1.0/24 tcp dport 1025 accept",
+        "ip6 saddr fd00::/64 tcp dport 22 counter accept",
+        'iifname "br-lan" udp dport 22 accept comment "not tcp"',
+        'iifname "lo" tcp dport 22 accept',
+        "tcp dport 9090 accept",
+        "ip saddr 10.0.0.1 iifname eth0 tcp dport 80 accept",
+    ],
+)
+def test_fast_path_agrees_with_the_full_reading(rule: str) -> None:
+    from controllers.firewall.guard import _SIMPLE_ACCEPT, FLOWS, _Walker
+
+    simple = _SIMPLE_ACCEPT.match(rule)
+    assert simple is not None
+    parsed = table([rule])
+    for flow in FLOWS:
+        walker = _Walker(parsed, flow)
+        if walker._passes(simple, rule):
+            assert walker._rule(read_rule(rule), (), 0) is None, (rule, flow)
