@@ -52,11 +52,7 @@ class ScratchTarget:
         handler = tool_classes()[tool]()
         ctx = self.context()
         snapshot = await handler.snapshot(ctx, args) if handler.spec.reversible else None
-        try:
-            output = await handler.run(ctx, args)
-        except Exception as exc:
-            exc.call = Call(tool, {}, snapshot, ctx)  # type: ignore[attr-defined]
-            raise
+        output = await handler.run(ctx, args)
         return Call(tool, output, snapshot, ctx)
 
     async def rollback(self, call: Call) -> None:
