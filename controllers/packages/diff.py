@@ -26,7 +26,7 @@ states).
 from __future__ import annotations
 
 from controllers.packages.removals import Removal, undeclared
-from controllers.packages.state import PackagesState, Pkg
+from controllers.packages.state import PackagesState, Pkg, removal_closure
 from controllers.packages.versions import Constraint, compare, parse_constraint, resolve, satisfies
 from controllers.packages.wanted import Wanted, WantedPackage, WantedRepo
 from reconciler.controller import Desired, Diff
@@ -57,6 +57,7 @@ def diff(desired: Desired, state: PackagesState) -> Diff:
         changes.extend(found)
         noops.extend([noop] if noop else [])
     removals.extend(undeclared(desired, wanted, state))
+    check_cascade(removals, wanted, state)
     changes.extend(removal_changes(removals, state))
     changes.sort(key=lambda c: (c.resource, c.object, c.field))
     noops.sort(key=lambda n: (n.resource, n.object))
@@ -228,3 +229,32 @@ def removal_changes(removals: list[Removal], state: PackagesState) -> list[Chang
             )
         )
     return out
+
+
+def check_cascade(removals: list[Removal], wanted: Wanted, state: PackagesState) -> None:
+    """Refuse removals that would take a declared-present package with them."""
+    names = {r.object.split(":", 1)[1] for r in removals if r.object.startswith("package:")}
+    if not names:
+        return
+    swept = removal_closure(state.packages, names) - names
+    for item in wanted.packages:
+        if item.name in swept and not item.absent:
+            culprits = sorted(n for n in names if n in _needs(state, item.name))
+            raise PermanentError(
+                f"{item.resource}: removing {', '.join(culprits)} would also remove "
+                f"{item.name}, which depends on it (apt removes what depends on a removed "
+                f"package), but {item.name} is declared present"
+            )
+
+
+def _needs(state: PackagesState, name: str) -> set[str]:
+    """Everything `name` depends on among the installed packages, transitively."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        pkg = state.package(todo.pop())
+        for dep in pkg.depends if pkg else ():
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controllers.packages.state import PackagesState, Pkg, reported_repo
+from controllers.packages.state import PackagesState, Pkg, removal_closure, reported_repo
 from reconciler.plan import Step
 
 REPOS_KEYS = frozenset({"repositories", "update_index"})
@@ -143,15 +143,5 @@ def _installed(state: PackagesState, current: Pkg | None, name: str, version: An
 
 def _remove(packages: dict[str, Pkg], names: set[str], *, keep: set[str]) -> None:
     """Remove `names` and, transitively, installed packages depending on them."""
-    gone = {n for n in names if n in packages}
-    frontier = set(gone)
-    while frontier:
-        dependents = {
-            p.name
-            for p in packages.values()
-            if p.name not in gone and p.name not in keep and frontier & set(p.depends)
-        }
-        gone |= dependents
-        frontier = dependents
-    for name in gone:
+    for name in removal_closure(tuple(packages.values()), names, frozenset(keep)):
         del packages[name]

@@ -4,10 +4,12 @@ The document (`Packages/exported`) declares the backend, every repository
 aios manages (apt: sources.list.d/aios-*.list; apk: the managed block) and
 every manually installed package (auto=false) pinned to its exact installed
 version, with `hold: true` where it is held (holds of the others are left
-unmanaged). Dependencies apt installed automatically are left out: they come
-with the packages that need them. Applied to the same machine it validates
-and plans nothing: every pinned version is the installed one. Used by
-controllers.packages.controller (`aios export Packages`).
+unmanaged). Dependencies apt installed automatically are left out — they come
+with the packages that need them — unless someone held one: a hold is a
+decision, so that package is exported (pinned and held) too. Applied to the
+same machine it validates and plans nothing: every pinned version is the
+installed one. Used by controllers.packages.controller (`aios export
+Packages`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def export(state: PackagesState) -> list[dict[str, Any]]:
     spec: dict[str, Any] = {"backend": state.backend}
     if state.repositories:
         spec["repositories"] = [_repo(r) for r in state.repositories]
-    manual = [p for p in state.packages if not p.auto]
+    manual = [p for p in state.packages if not p.auto or p.hold]
     if manual:
         spec["packages"] = [_package(p) for p in manual]
     return [

@@ -67,6 +67,24 @@ class PackagesState(Frozen):
         return tuple(p.name for p in self.packages if name in p.depends and p.name not in ignore)
 
 
+def removal_closure(
+    packages: tuple[Pkg, ...], names: set[str], keep: frozenset[str] = frozenset()
+) -> set[str]:
+    """What removing `names` removes, as apt does it: the installed ones among them and,
+    transitively, every installed package (except `keep`) that depends on a removed one."""
+    gone = {p.name for p in packages if p.name in names}
+    frontier = set(gone)
+    while frontier:
+        dependents = {
+            p.name
+            for p in packages
+            if p.name not in gone and p.name not in keep and frontier & set(p.depends)
+        }
+        gone |= dependents
+        frontier = dependents
+    return gone
+
+
 def reported_repo(
     backend: str,
     *,

@@ -178,6 +178,17 @@ def test_a_package_nothing_offers_is_a_clear_error() -> None:
         CONTROLLER.diff(desired("    - {name: aios-demo-models}"), STATE)
 
 
+def test_a_removal_that_would_take_a_declared_package_along_is_refused() -> None:
+    spec = "    - {name: aios-demo-base, state: absent, force: true}\n    - name: aios-demo-agent"
+    with pytest.raises(PermanentError) as err:
+        CONTROLLER.diff(desired(spec), STATE)
+    assert str(err.value) == (
+        "Packages/base: removing aios-demo-base would also remove aios-demo-agent, which "
+        "depends on it (apt removes what depends on a removed package), but aios-demo-agent "
+        "is declared present"
+    )
+
+
 def test_backend_mismatch_is_refused() -> None:
     with pytest.raises(PermanentError, match=r"spec.backend is apk, but the target's package"):
         CONTROLLER.diff(desired("    - {name: aios-demo-base}", backend="apk"), STATE)
@@ -256,6 +267,7 @@ def test_export_validates_and_replans_to_nothing() -> None:
                 {"name": "aios-demo-base", "version": "1.1-1", "hold": True, "auto": True},
                 {"name": "aios-demo-console", "version": "1.0-1", "depends": ["aios-demo-base"]},
                 {"name": "aios-demo-tools", "version": "1:1.2-1", "hold": True},
+                {"name": "libfoo", "version": "2.0-1", "auto": True},
             ],
             "repositories": [
                 {"name": "aios-demo", "url": "http://127.0.0.1:18080/apt", "trusted": True},
@@ -270,14 +282,15 @@ def test_export_validates_and_replans_to_nothing() -> None:
         }
     )
     documents = CONTROLLER.export(state)
+    # libfoo is an automatic dependency: left out; base is automatic but held: exported
     assert [p["name"] for p in documents[0]["spec"]["packages"]] == [
-        "aios-demo-console", "aios-demo-tools",
+        "aios-demo-base", "aios-demo-console", "aios-demo-tools",
     ]  # fmt: skip
     specset = load_documents([("exported.json", json.dumps(documents[0]).encode())])
     again = Desired("packages", tuple(specset.resources))
     result = CONTROLLER.diff(again, state)
     assert result.changes == ()
     assert {n.object for n in result.noops} == {
-        "package:aios-demo-console", "package:aios-demo-tools",
+        "package:aios-demo-base", "package:aios-demo-console", "package:aios-demo-tools",
         "repository:aios-demo", "repository:mirror",
     }  # fmt: skip
