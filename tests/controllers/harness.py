@@ -164,9 +164,7 @@ def _set(target: Any, path: tuple[Any, ...], value: Any) -> None:
 class RecordedReader:
     """A StateReader that answers from recorded registry outputs (observe cases)."""
 
-    def __init__(
-        self, reads: list[dict[str, Any]], cache: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, reads: list[dict[str, Any]], cache: Mapping[str, str] | None = None) -> None:
         self._reads = reads
         self.calls: list[str] = []
         self.cache: dict[str, str] = dict(cache or {})
