@@ -178,8 +178,7 @@ def noop_reason(link: Link, actual: LinkState) -> str:
 
 def takes_along(state: NetState, name: str) -> str:
     """What else deleting `name` deletes (veth peer, children), as a note."""
-    links = {x.name: x.model_dump() for x in state.links}
-    extra = [x for x in vanishing(links, [name]) if x != name]
+    extra = [x for x in vanishing(state.link_dicts, [name], state.children) if x != name]
     return f"takes {', '.join(extra)} along" if extra else ""
 
 

@@ -25,11 +25,17 @@ specs (an import-linter contract).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from controllers.network import effects_ip
-from controllers.network.state import CHILD_KINDS, MASTER_KINDS, VIRTUAL_KINDS, NetState
+from controllers.network.state import (
+    CHILD_KINDS,
+    MASTER_KINDS,
+    VIRTUAL_KINDS,
+    NetState,
+    children_index,
+)
 from controllers.network.world import World
 from reconciler.plan import Step
 
@@ -181,22 +187,26 @@ def link_delete(world: World, args: dict[str, Any]) -> None:
     remove_links(world, [link["name"]])
 
 
-def vanishing(links: dict[str, dict[str, Any]], names: Iterable[str]) -> list[str]:
+def vanishing(
+    links: Mapping[str, Mapping[str, Any]],
+    names: Iterable[str],
+    children: Mapping[str, list[str]] | None = None,
+) -> list[str]:
     """`names` and every link that disappears with them (veth peers, children)."""
-    gone: list[str] = []
+    if children is None:
+        children = children_index(links)
+    gone: dict[str, None] = {}
     todo = list(names)
     while todo:
-        name = todo.pop(0)
+        name = todo.pop()
         if name in gone or name not in links:
             continue
-        gone.append(name)
+        gone[name] = None
         link = links[name]
         if link["kind"] == "veth" and link["parent"]:
-            todo.append(link["parent"])
-        todo += [
-            x["name"] for x in links.values() if x["kind"] in CHILD_KINDS and x["parent"] == name
-        ]
-    return gone
+            todo.append(str(link["parent"]))
+        todo += children.get(name, ())
+    return list(gone)
 
 
 def remove_links(world: World, names: Iterable[str]) -> list[str]:

@@ -24,15 +24,15 @@ The transactions() of the controller folds all steps into one net.apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
 
 from controllers.network import effects_ip
-from controllers.network.desired import Wanted, WantLink, parent_of, rule_view, wanted
+from controllers.network.desired import Wanted, parent_of, rule_view, wanted
 from controllers.network.diff_links import view_without
-from controllers.network.effects import simulate, vanishing
+from controllers.network.effects import simulate
 from controllers.network.plan_addresses import plan_addresses
-from controllers.network.state import CHILD_KINDS, NetState, interface_of_sysctl
+from controllers.network.state import CHILD_KINDS, NetState, RuleState, interface_of_sysctl
 from controllers.network.steps import (
     describe,
     describe_rule,
@@ -97,16 +97,27 @@ def _links_of(changes: Iterable[Change], op: str, field: str = "") -> dict[str, 
 
 
 def delete_links(changes: Sequence[Change], state: NetState, reason: str) -> list[Step]:
-    """Ports and children first; a link that vanished with an earlier delete needs none."""
+    """Ports and children first (so only a veth peer vanishes with a delete): one step
+    per link, or per veth pair."""
     by_name = {_name(c): c for c in changes}
-    links = {x.name: x.model_dump() for x in state.links}
-    steps: list[Step] = []
-    for name in deletion_order(list(by_name), links):
-        if name not in links:
+    links = state.link_dicts
+    deps: dict[str, set[str]] = {}
+    for name in by_name:
+        link = links.get(name)
+        if link is None:
             continue
-        gone = vanishing(links, [name])
-        for x in gone:
-            del links[x]
+        ups = [link["master"], link["parent"] if link["kind"] in CHILD_KINDS else None]
+        for up in ups:
+            if up in by_name:
+                deps.setdefault(str(up), set()).add(name)
+    steps: list[Step] = []
+    done: set[str] = set()
+    for name in topo_order(sorted(by_name), deps):
+        if name in done or name not in links:
+            continue
+        peer = links[name]["parent"] if links[name]["kind"] == "veth" else None
+        gone = [name, *([str(peer)] if peer else [])]
+        done.update(gone)
         ids = [by_name[x].id for x in gone if x in by_name]
         detail = by_name[name].detail
         text = reason.format(name) + (f" ({detail})" if detail else "")
@@ -114,17 +125,34 @@ def delete_links(changes: Sequence[Change], state: NetState, reason: str) -> lis
     return steps
 
 
-def deletion_order(names: list[str], links: dict[str, dict[str, Any]]) -> list[str]:
-    """Each link before its master and its parent (stable by name)."""
-    todo = sorted(names)
+def topo_order(nodes: Sequence[str], deps: Mapping[str, set[str]]) -> list[str]:
+    """`nodes` with each after its deps (Kahn's, stable by position; a cycle is broken
+    at the earliest node left)."""
+    position = {n: i for i, n in enumerate(nodes)}
+    waiting = {n: {d for d in deps.get(n, ()) if d in position and d != n} for n in nodes}
+    users: dict[str, list[str]] = {}
+    for node, needs in waiting.items():
+        for dep in needs:
+            users.setdefault(dep, []).append(node)
+    ready = [position[n] for n in nodes if not waiting[n]]
+    heapq.heapify(ready)
     out: list[str] = []
-    while todo:
-        above = {links[n]["master"] for n in todo if n in links} | {
-            links[n]["parent"] for n in todo if n in links and links[n]["kind"] in CHILD_KINDS
-        }
-        ready = [n for n in todo if n not in above] or todo[:1]
-        out += ready
-        todo = [n for n in todo if n not in ready]
+    done: set[str] = set()
+    first_left = 0
+    while len(out) < len(nodes):
+        if not ready:
+            while nodes[first_left] in done:
+                first_left += 1
+            ready.append(first_left)
+        node = nodes[heapq.heappop(ready)]
+        if node in done:
+            continue
+        done.add(node)
+        out.append(node)
+        for user in users.get(node, ()):
+            waiting[user].discard(node)
+            if not waiting[user] and user not in done:
+                heapq.heappush(ready, position[user])
     return out
 
 
@@ -158,17 +186,11 @@ def create_links(changes: Iterable[Change], want: Wanted) -> list[Step]:
 def _creation_order(creators: dict[str, list[str]], want: Wanted) -> list[str]:
     """Parents and masters before the links that need them (declaration order otherwise)."""
     owner = {n: c for c, names in creators.items() for n in names}
-    needs: dict[str, set[str]] = {}
+    deps: dict[str, set[str]] = {}
     for creator, names in creators.items():
-        deps = {d for n in names for d in _depends_on(want.links[n].link) if d in owner}
-        needs[creator] = {owner[d] for d in deps} - {creator}
-    out: list[str] = []
-    todo = list(creators)
-    while todo:
-        ready = [c for c in todo if not needs[c] - set(out)] or todo[:1]
-        out.append(ready[0])
-        todo.remove(ready[0])
-    return out
+        found = {d for n in names for d in _depends_on(want.links[n].link) if d in owner}
+        deps[creator] = {owner[d] for d in found} - {creator}
+    return topo_order(list(creators), deps)
 
 
 def _depends_on(link: Link) -> list[str]:
@@ -208,15 +230,12 @@ def link_settings(changes: Iterable[Change], want: Wanted) -> list[Step]:
 
 def _ranks(want: Wanted) -> dict[str, tuple[int, int]]:
     """(depth below declared masters/parents, declaration position) per declared link."""
-
-    def depth(name: str, seen: frozenset[str]) -> int:
-        item: WantLink | None = want.links.get(name)
-        if item is None or name in seen:
-            return 0
-        ups = _depends_on(item.link)
-        return 1 + max((depth(u, seen | {name}) for u in ups), default=-1)
-
-    return {n: (depth(n, frozenset()), i) for i, n in enumerate(want.links)}
+    names = list(want.links)
+    deps = {n: {d for d in _depends_on(want.links[n].link) if d in want.links} for n in names}
+    depth: dict[str, int] = {}
+    for name in topo_order(names, deps):
+        depth[name] = 1 + max((depth.get(d, -1) for d in deps[name]), default=-1)
+    return {n: (depth[n], i) for i, n in enumerate(names)}
 
 
 # --- routes, rules, sysctls, dns ------------------------------------------------------
@@ -270,20 +289,28 @@ def refill_routes(
     return out
 
 
+def _rules_at(view: NetState) -> dict[str, list[RuleState]]:
+    out: dict[str, list[RuleState]] = {}
+    for rule in view.rules:
+        out.setdefault(rule.key, []).append(rule)
+    return out
+
+
 def rule_steps(changes: Iterable[Change], want: Wanted, view: NetState) -> list[Step]:
     steps: list[Step] = []
+    at = _rules_at(view)
     for c in changes:
         if not c.object.startswith("rule:") or c.op == "remove":
             continue
         declared = want.rules[c.object].rule
         args, view_of = rule_add_args(declared), rule_view(declared)
         if c.op == "change":
-            for rule in view.rules:
-                if rule.key == c.object and rule.selectors() != view_of:
+            for rule in at.get(c.object, ()):
+                if rule.selectors() != view_of:
                     old = rule_delete_args(rule)
                     text = f"delete rule {describe_rule(old)} (not the declared rule)"
                     steps.append(step("rule_delete", old, text, [c.id]))
-            if any(r.key == c.object and r.selectors() == view_of for r in view.rules):
+            if any(r.selectors() == view_of for r in at.get(c.object, ())):
                 continue
         steps.append(step("rule_add", args, f"add rule {describe_rule(args)}", [c.id]))
     return steps
@@ -302,15 +329,14 @@ def route_removals(changes: Iterable[Change], view: NetState) -> list[Step]:
 
 def rule_removals(changes: Iterable[Change], view: NetState) -> list[Step]:
     steps: list[Step] = []
+    at = _rules_at(view)
     for c in changes:
         if c.object.startswith("rule:") and c.op == "remove":
-            for rule in view.rules:
-                if rule.key == c.object:
-                    args = rule_delete_args(rule)
-                    why = f" ({c.detail})" if c.detail else ""
-                    steps.append(
-                        step("rule_delete", args, f"delete rule {describe_rule(args)}{why}", [c.id])
-                    )
+            why = f" ({c.detail})" if c.detail else ""
+            for rule in at.get(c.object, ()):
+                args = rule_delete_args(rule)
+                text = f"delete rule {describe_rule(args)}{why}"
+                steps.append(step("rule_delete", args, text, [c.id]))
     return steps
 
 

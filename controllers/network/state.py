@@ -16,6 +16,8 @@ effect model uses it).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,10 +144,20 @@ class NetState(Frozen):
     dns: DnsState | None = None
 
     def link(self, name: str) -> LinkState | None:
-        return next((x for x in self.links if x.name == name), None)
+        return self._by_name.get(name)
 
-    def links_by_name(self) -> dict[str, LinkState]:
+    @cached_property
+    def _by_name(self) -> dict[str, LinkState]:
         return {x.name: x for x in self.links}
+
+    @cached_property
+    def link_dicts(self) -> dict[str, dict[str, Any]]:
+        """Links as plain dicts (the effect model's form), by name."""
+        return {x.name: x.model_dump(mode="json") for x in self.links}
+
+    @cached_property
+    def children(self) -> dict[str, list[str]]:
+        return children_index(self.link_dicts)
 
 
 def route_order(route: RouteState) -> tuple[str, str, str, int]:
@@ -159,6 +171,15 @@ def rule_order(rule: RuleState) -> tuple[str, int, str]:
 def dns_path_for(resolver: str, path: str | None) -> str:
     """The file net.dns_set manages: `path`, or the resolver's default."""
     return path or (UNBOUND_FORWARD if resolver == "unbound" else RESOLV_CONF)
+
+
+def children_index(links: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Lower device -> the macvlan/vlan/vxlan links on it (they die with it)."""
+    out: dict[str, list[str]] = {}
+    for link in links.values():
+        if link["kind"] in CHILD_KINDS and link["parent"]:
+            out.setdefault(str(link["parent"]), []).append(str(link["name"]))
+    return out
 
 
 # --- object keys -------------------------------------------------------------
