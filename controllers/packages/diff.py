@@ -12,7 +12,8 @@ Pure. Per declared package (`package:<name>`):
   item's `force: true`);
 - no version satisfies a constraint, or nothing offers an unversioned
   package: PermanentError naming the package, the constraint and the
-  available versions.
+  available versions; so is a removal that would take a declared-present
+  package along (apt removes what depends on a removed package).
 Per declared repository (`repository:<name>`): `add`, `change <field>`
 (the managed file is owned whole: url, suite, components, trusted,
 signed_by, with the spec's defaults) or `remove` (state: absent).
