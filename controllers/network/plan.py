@@ -12,13 +12,16 @@ route_replace covers all of a route's fields), each with a reason. Order:
   4. addresses: new ones before old ones go (see plan_addresses for the
      IPv4 subnet and IPv6 prefix cases the kernel makes special);
   5. routes, device routes before gateway routes (the gateways must be
-     reachable: their addresses and links are up by now);
+     reachable: their addresses and links are up by now), and declared
+     routes the address steps made the kernel flush (a link's last IPv4
+     address went, or a route's src) are added again;
   6. rules (the kernel has no replace: a changed rule is deleted, then
      added);
   7. sysctls, global keys before per-interface ones (the links exist);
   8. dns, last of the writes;
-  9. removals: rules, routes, the remaining addresses, then links (ports
-     and children before masters and parents).
+  9. removals: rules, routes, the remaining addresses (and again any
+     declared route they flushed), then links (ports and children before
+     masters and parents).
 The transactions() of the controller folds all steps into one net.apply.
 """
 
