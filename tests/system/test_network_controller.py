@@ -8,7 +8,8 @@ independently of the registry; drift is made the same way. Real kinds only
 (veth, bridge, macvlan, ifb; vlan/bond/wireguard are fixture-tested).
 Covers: converge + status Ready + read-back in ONE net.apply call, re-plan
 empty with zero write calls, drift repair (mtu, address, route, admin
-state, rule, sysctl, an extra address), an address moving within its
+state, rule, sysctl, an extra address), links of the wrong kind or with
+other immutable options created again, an address moving within its
 subnet (the kernel flushes the link's routes; they come back), prune
 (inventory, --prune, `prune: true`; hand-made objects stay), a failing step
 rolled back by net.apply, a stale saved plan (exit 3), export round trip,
@@ -163,6 +164,25 @@ def test_drift_is_repaired(box: Box, tmp_path: Path) -> None:  # noqa: F811
     out = ok(apply(box, spec))
     check_edge(box)
     assert "198.51.100.99/24" not in addrs(links(box)["wan0"]), out
+    assert plan(box, spec) == 0
+
+
+def test_links_that_cannot_change_in_place_are_created_again(
+    box: Box,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spec = write_tree(tmp_path, "edge", **{"network.yaml": EDGE})
+    ok(apply(box, spec))
+    box.sh("ip", "link", "del", "mv-dmz0")
+    box.sh("ip", "link", "add", "mv-dmz0", "link", "wan0", "type", "macvlan", "mode", "private")
+    box.sh("ip", "link", "del", "wan0")  # takes the new mv-dmz0 along
+    box.sh("ip", "link", "add", "wan0", "type", "bridge")
+    box.sh("ip", "link", "add", "mv-dmz0", "link", "wan0", "type", "macvlan", "mode", "private")
+    out = ok(apply(box, spec))
+    assert "create it again" in out or "recreate" in out, out
+    check_edge(box)
+    assert links(box)["wan0"]["linkinfo"]["info_kind"] == "ifb"
+    assert links(box)["mv-dmz0"]["linkinfo"]["info_data"]["mode"] == "bridge"
     assert plan(box, spec) == 0
 
 
