@@ -1,6 +1,9 @@
-"""Collects a diff's changes and no-op reasons, and hands them out sorted.
+"""A small builder for a controller's Diff: collect changes and no-op reasons, hand them out sorted.
 
-Used by controllers.storage.diff and controllers.storage.diff_paths.
+Generic across domains (change ids from Change.make_id; changes sorted by
+resource, object, field; no-ops by resource, object, reason) so that plans
+made from the same inputs are byte-identical. Used by the storage and models
+controllers' diffs.
 """
 
 from __future__ import annotations

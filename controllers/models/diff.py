@@ -20,36 +20,11 @@ states).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState, parent_of, source_path
 from reconciler.controller import Desired, Diff
-from reconciler.plan import Change, NoOp
+from reconciler.diffing import Collector
 from specs.models import Model, Models
-
-
-@dataclass
-class Collector:
-    changes: list[Change] = field(default_factory=list)
-    noops: list[NoOp] = field(default_factory=list)
-
-    def change(self, resource: str, obj: str, op: str, field_: str = "", **kw: object) -> None:
-        self.changes.append(
-            Change.model_validate(
-                {
-                    "id": Change.make_id(resource, obj, field_),
-                    "resource": resource,
-                    "object": obj,
-                    "op": op,
-                    "field": field_,
-                    **kw,
-                }
-            )
-        )
-
-    def noop(self, resource: str, obj: str, reason: str) -> None:
-        self.noops.append(NoOp(resource=resource, object=obj, reason=reason))
 
 
 def expected_sha256(model: Model, state: ModelsState) -> str | None:
@@ -155,7 +130,4 @@ def diff(desired: Desired, state: ModelsState) -> Diff:
                     "resource; prune: true does not delete weights (only state: absent "
                     "with force: true does)",
                 )
-    return Diff(
-        tuple(sorted(out.changes, key=lambda c: (c.resource, c.object, c.field))),
-        tuple(sorted(out.noops, key=lambda n: (n.resource, n.object, n.reason))),
-    )
+    return out.result()

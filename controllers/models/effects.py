@@ -10,15 +10,12 @@ controllers.models.controller.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers.models.state import ModelFile, ModelsState, source_path
 from reconciler.plan import Step
-
-_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
-_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from registry.tools.schema_parts import size_bytes  # as the tools read a SIZE
 
 
 def _inputs(step: Step, allowed: set[str]) -> Mapping[str, Any]:
@@ -26,13 +23,6 @@ def _inputs(step: Step, allowed: set[str]) -> Mapping[str, Any]:
     if unknown:
         raise ValueError(f"{step.tool}: cannot model input field(s) {', '.join(sorted(unknown))}")
     return step.input
-
-
-def _size(value: int | str) -> int:
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"size {value!r} is not a number with an optional K/M/G/T suffix")
-    return int(match.group(1)) * _MULT[match.group(2)]
 
 
 def _fetch(files: dict[str, ModelFile], step: Step) -> None:
@@ -48,9 +38,9 @@ def _fetch(files: dict[str, ModelFile], step: Step) -> None:
     elif path in files and files[path].sha256 == sha:
         size, version = files[path].size, files[path].gguf_version
     if "size" in inp:
-        if size and _size(inp["size"]) != size:
+        if size and size_bytes(inp["size"]) != size:
             raise ValueError(f"{url} has {size} bytes, not {inp['size']}: the fetch would fail")
-        size = _size(inp["size"])
+        size = size_bytes(inp["size"])
     files[path] = ModelFile(
         path=path, size=size, sha256=sha, gguf_version=version, fetched_from=url
     )

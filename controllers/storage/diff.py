@@ -16,7 +16,6 @@ predicted states).
 from __future__ import annotations
 
 from controllers.storage import diff_paths
-from controllers.storage.collect import Collector
 from controllers.storage.items import (
     Item,
     Items,
@@ -26,8 +25,9 @@ from controllers.storage.items import (
     resolved_source,
 )
 from controllers.storage.options import missing
-from controllers.storage.state import FsState, StorageState
+from controllers.storage.state import FsState, MkfsRecord, StorageState
 from reconciler.controller import Desired, Diff
+from reconciler.diffing import Collector
 from reconciler.plan import Change
 from specs.storage import Filesystem, Mount
 
@@ -83,43 +83,21 @@ def diff_filesystem(item: Item[Filesystem], state: StorageState, out: Collector)
         out.change(key, obj, "add", new=wanted | _made(spec))
         return
     destroys = f"{target} holds {describe_fs(fs)}: formatting it destroys its data"
-    if fs.type != spec.type:
-        out.change(
-            key,
-            obj,
-            "change",
-            "type",
-            old=fs.type,
-            new=spec.type,
-            destructive=True,
-            forced=spec.force,
-            detail=destroys,
-        )
-    if spec.label is not None and fs.label != spec.label:
-        out.change(
-            key,
-            obj,
-            "change",
-            "label",
-            old=fs.label,
-            new=spec.label,
-            destructive=True,
-            forced=spec.force,
-            detail=destroys,
-        )
-    if fs.made_with is not None:  # a prediction: what the plan makes must be what is declared
-        made = _made(spec)
-        if fs.made_with.options != tuple(spec.mkfs_options):
+    for name, have, want in (("type", fs.type, spec.type), ("label", fs.label, spec.label)):
+        if want is not None and have != want:
             out.change(
                 key,
                 obj,
                 "change",
-                "mkfsOptions",
-                old=list(fs.made_with.options),
-                new=made["mkfsOptions"],
+                name,
+                old=have,
+                new=want,
+                destructive=True,
+                forced=spec.force,
+                detail=destroys,
             )
-        if fs.made_with.image_size not in (None, made.get("size")):
-            out.change(key, obj, "change", "size", old=fs.made_with.image_size, new=made["size"])
+    if fs.made_with is not None:  # a prediction: what the plan makes must be what is declared
+        _diff_made(key, obj, spec, fs.made_with, out)
     if any(c.object == obj for c in out.changes):
         return
     label = f" labelled {fs.label}" if spec.label else ""
@@ -129,6 +107,16 @@ def diff_filesystem(item: Item[Filesystem], state: StorageState, out: Collector)
         f"{target} holds {fs.type}{label} as declared (mkfs options and image size apply "
         "only when the filesystem is made)",
     )
+
+
+def _diff_made(key: str, obj: str, spec: Filesystem, made: MkfsRecord, out: Collector) -> None:
+    if made.options != tuple(spec.mkfs_options):
+        out.change(
+            key, obj, "change", "mkfsOptions", old=list(made.options), new=list(spec.mkfs_options)
+        )
+    size = spec.image.size if spec.image is not None else None
+    if made.image_size is not None and made.image_size != size:
+        out.change(key, obj, "change", "size", old=made.image_size, new=size)
 
 
 def _made(spec: Filesystem) -> dict[str, object]:

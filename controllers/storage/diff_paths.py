@@ -18,16 +18,30 @@ controllers.storage.diff.
 
 from __future__ import annotations
 
-from controllers.storage.collect import Collector
 from controllers.storage.items import Item, Items
 from controllers.storage.state import PathState, StorageState, shadowing
 from reconciler.controller import Desired
+from reconciler.diffing import Collector
 from specs.storage import Directory, Swapfile
 from specs.types import size_bytes
 
 
 def _owner_matches(wanted: str, name: str | None, number: int | None) -> bool:
     return number == int(wanted) if wanted.isdigit() else name == wanted
+
+
+def _mismatches(spec: Directory, info: PathState) -> list[tuple[str, object, str]]:
+    """(field, observed, declared) for each field the spec sets that differs."""
+    out: list[tuple[str, object, str]] = []
+    if spec.mode is not None and spec.mode != info.mode:
+        out.append(("mode", info.mode, spec.mode))
+    for name, wanted, label, number in (
+        ("owner", spec.owner, info.owner, info.uid),
+        ("group", spec.group, info.group, info.gid),
+    ):
+        if wanted is not None and not _owner_matches(wanted, label, number):
+            out.append((name, label or number, wanted))
+    return out
 
 
 def _attributes(spec: Directory) -> dict[str, str]:
@@ -71,26 +85,10 @@ def diff_directory(
             detail=f"{spec.path} exists and is a {info.type}, not a directory",
         )
         return
-    checks = (
-        ("mode", spec.mode, info.mode, spec.mode == info.mode),
-        (
-            "owner",
-            spec.owner,
-            info.owner or info.uid,
-            _owner_matches(spec.owner or "", info.owner, info.uid),
-        ),
-        (
-            "group",
-            spec.group,
-            info.group or info.gid,
-            _owner_matches(spec.group or "", info.group, info.gid),
-        ),
-    )
-    changed = False
-    for name, wanted, have, same in checks:
-        if wanted is not None and not same:
-            out.change(key, obj, "change", name, old=have, new=wanted)
-            changed = True
+    mismatches = _mismatches(spec, info)
+    for name, have, wanted in mismatches:
+        out.change(key, obj, "change", name, old=have, new=wanted)
+    changed = bool(mismatches)
     if not changed:
         set_ = ", ".join(f"{k} {v}" for k, v in _attributes(spec).items())
         out.noop(

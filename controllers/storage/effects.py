@@ -18,7 +18,6 @@ finding). Must not import specs. Used by controllers.storage.controller.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,16 +33,7 @@ from controllers.storage.state import (
     is_under,
 )
 from reconciler.plan import Step
-
-_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
-_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def size_bytes(value: int | str) -> int:
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"size {value!r} is not a number with an optional K/M/G/T suffix")
-    return int(match.group(1)) * _MULT[match.group(2)]
+from registry.tools.schema_parts import size_bytes  # as the tools read a SIZE
 
 
 class World:
