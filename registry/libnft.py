@@ -11,12 +11,19 @@ runs in the namespace the tool acts on (no `--netns`): libnftables talks to
 the calling thread's network namespace. Loads stay with the nft binary
 (atomic, and killable by the pipeline's timeout). `run()` blocks: call it in a
 worker thread. When libnftables.so.1 cannot be loaded, `available()` is False
-and callers use the binary. Used by registry.nft.
+and callers use the binary.
+
+`generation()` asks the kernel for the namespace's nf_tables generation id
+(NFT_MSG_GETGEN over netlink, ~0.1 ms), which every committed transaction
+bumps: registry.nft uses it to serve an unchanged listing from memory.
+Used by registry.nft.
 """
 
 from __future__ import annotations
 
 import ctypes
+import socket
+import struct
 import threading
 
 _SONAME = "libnftables.so.1"
@@ -72,3 +79,45 @@ def run(command: str) -> tuple[int, str, str]:
         return status, out.decode(errors="replace"), err.decode(errors="replace")
     finally:
         lib.nft_ctx_free(ctx)
+
+
+_NETLINK_NETFILTER = 12
+_NFNL_SUBSYS_NFTABLES = 10
+_NFT_MSG_GETGEN = 16
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_NFTA_GEN_ID = 1
+_NLA_TYPE_MASK = 0x3FFF
+
+
+def generation() -> int | None:
+    """This namespace's nf_tables generation id, or None when it cannot be read."""
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER) as sock:
+            sock.settimeout(1.0)
+            body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg
+            msg_type = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETGEN
+            sock.sendall(
+                struct.pack("=IHHII", 16 + len(body), msg_type, _NLM_F_REQUEST, 1, 0) + body
+            )
+            return parse_generation(sock.recv(65536))
+    except OSError:
+        return None
+
+
+def parse_generation(data: bytes) -> int | None:
+    """NFTA_GEN_ID from a NFT_MSG_NEWGEN reply (None: an error or no such attribute)."""
+    if len(data) < 20:
+        return None
+    length, msg_type = struct.unpack_from("=IH", data, 0)
+    if msg_type == _NLMSG_ERROR or length > len(data):
+        return None
+    offset = 16 + 4  # nlmsghdr + nfgenmsg
+    while offset + 4 <= length:
+        attr_len, attr_type = struct.unpack_from("=HH", data, offset)
+        if attr_len < 4:
+            return None
+        if attr_type & _NLA_TYPE_MASK == _NFTA_GEN_ID and attr_len >= 8:
+            return int(struct.unpack_from(">I", data, offset + 4)[0])
+        offset += (attr_len + 3) & ~3
+    return None

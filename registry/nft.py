@@ -9,7 +9,9 @@ removes counter values; `split_ruleset` cuts `nft list ruleset` into tables;
 `aios_rules` parses it the way aiOS's firewall.rules does (contract §3.2).
 The async helpers run nft in the context's namespace; text listings go
 through libnftables in process when the registry runs in that namespace
-(registry.libnft: same text, no per-token writes). Called by
+(registry.libnft: same text, no per-token writes), and firewall.ruleset's
+listings are answered from memory while the kernel's nf_tables generation id
+has not moved. Called by
 registry.tools.firewall and the benchmark.
 """
 
@@ -236,18 +238,46 @@ def _in_process(ctx: ToolContext) -> bool:
     return ctx.netns is None and isinstance(ctx.runner, ProcessRunner) and libnft.available()
 
 
-async def _list(ctx: ToolContext, argv: list[str]) -> CommandResult:
-    """A read-only `nft` command: in process when possible (registry.libnft), else the binary."""
-    if argv[1] != "-j" and _in_process(ctx):
-        status, out, err = await asyncio.to_thread(libnft.run, " ".join(argv[1:]))
-        return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
-    return await ctx.runner.run(ctx.in_netns(argv), check=False)
+# Listings served from memory while the namespace's nf_tables generation id is
+# unchanged: command -> (generation, output). Only text with no state that can
+# change without a transaction (counters, quotas, sets, meters, stateful objects).
+_LISTED: dict[str, tuple[int, str]] = {}
+_LISTED_MAX = 16
+_VOLATILE = re.compile(
+    r"\b(counter|packets|quota|meter|set|map|flowtable|synproxy|last|ct (count|helper|timeout|"
+    r"expectation))\b|@"
+)
 
 
-async def list_table(ctx: ToolContext, r: Ref, *, json_format: bool = False) -> str | None:
-    """`nft list table F N` text (None: no such table)."""
+async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> CommandResult:
+    """A read-only `nft` command: in process when possible (registry.libnft), else the binary.
+
+    `cached`: an unchanged listing (same generation id before and after it was
+    made, nothing volatile in it) is answered from memory until the next commit.
+    """
+    if argv[1] == "-j" or not _in_process(ctx):
+        return await ctx.runner.run(ctx.in_netns(argv), check=False)
+    command = " ".join(argv[1:])
+    before = libnft.generation() if cached else None
+    hit = _LISTED.get(command)
+    if before is not None and hit is not None and hit[0] == before:
+        return CommandResult(tuple(argv), 0, hit[1].encode(), b"")
+    status, out, err = await asyncio.to_thread(libnft.run, command)
+    stable = status == 0 and not _VOLATILE.search(out)
+    if before is not None and stable and libnft.generation() == before:  # no commit meanwhile
+        _LISTED.pop(command, None)
+        _LISTED[command] = (before, out)
+        while len(_LISTED) > _LISTED_MAX:
+            _LISTED.pop(next(iter(_LISTED)))
+    return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
+
+
+async def list_table(
+    ctx: ToolContext, r: Ref, *, json_format: bool = False, cached: bool = False
+) -> str | None:
+    """`nft list table F N` text (None: no such table); `cached`: see `_list`."""
     argv = ["nft", *(["-j"] if json_format else []), "list", "table", r[0], r[1]]
-    result = await _list(ctx, argv)
+    result = await _list(ctx, argv, cached=cached)
     if result.returncode == 0:
         return result.text
     if "No such file or directory" in result.err:
@@ -261,9 +291,9 @@ async def list_tables(ctx: ToolContext, refs: Iterable[Ref]) -> dict[Ref, str | 
     return dict(zip(refs, texts, strict=True))
 
 
-async def list_ruleset(ctx: ToolContext, *, json_format: bool = False) -> str:
+async def list_ruleset(ctx: ToolContext, *, json_format: bool = False, cached: bool = False) -> str:
     argv = ["nft", *(["-j"] if json_format else []), "list", "ruleset"]
-    result = await _list(ctx, argv)
+    result = await _list(ctx, argv, cached=cached)
     if result.returncode != 0:
         raise ToolError(f"nft list ruleset failed: {' '.join(result.err.split())}")
     return result.text

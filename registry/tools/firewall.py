@@ -178,7 +178,7 @@ class FirewallRuleset(Tool):
         return {"tables": out}
 
     async def _all(self, ctx: ToolContext, *, as_json: bool) -> dict[Ref, object]:
-        text = await nft.list_ruleset(ctx, json_format=as_json)
+        text = await nft.list_ruleset(ctx, json_format=as_json, cached=True)
         if not as_json:
             return {r: nft.canonical(t) for r, t in nft.split_ruleset(text).items()}
         grouped: dict[Ref, list[JSON]] = {}
@@ -189,7 +189,9 @@ class FirewallRuleset(Tool):
         return dict(grouped)
 
     async def _some(self, ctx: ToolContext, refs: list[Ref], *, as_json: bool) -> dict[Ref, object]:
-        listed = await asyncio.gather(*(nft.list_table(ctx, r, json_format=as_json) for r in refs))
+        listed = await asyncio.gather(
+            *(nft.list_table(ctx, r, json_format=as_json, cached=True) for r in refs)
+        )
         out: dict[Ref, object] = {}
         for r, text in zip(refs, listed, strict=True):
             if text is None:

@@ -68,3 +68,99 @@ def test_in_process_listing_is_byte_equal_to_the_binary(netns: str) -> None:
     assert json.loads(got["json"]) == json.loads(run([*nft, "-j", "list", "ruleset"]))
     status, text, error = got["raw_error"]
     assert status != 0 and text == "" and "No such file or directory" in error
+
+
+CACHE_PROBE = """
+import asyncio, json, subprocess, sys, tempfile
+from pathlib import Path
+from registry import libnft, nft
+from registry.process import ProcessRunner
+from registry.tooling import ToolContext
+
+tmp = Path(tempfile.mkdtemp())
+ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
+runs = []
+real_run = libnft.run
+
+def counting(command):
+    runs.append(command)
+    return real_run(command)
+
+libnft.run = counting
+
+async def listing(table):
+    before = len(runs)
+    text = await nft.list_table(ctx, ("inet", table), cached=True)
+    return text, len(runs) - before
+
+TABLE = sys.argv[1]
+
+async def main():
+    out = {"gen0": libnft.generation()}
+    out["first"] = await listing(TABLE)
+    out["again"] = await listing(TABLE)
+    subprocess.run(["nft", "add", "rule", "inet", TABLE, "input", "tcp", "dport", "9", "accept"],
+                   check=True)
+    out["gen1"] = libnft.generation()
+    out["after_commit"] = await listing(TABLE)
+    out["uncached"] = await nft.list_table(ctx, ("inet", TABLE))
+    out["counted1"] = await listing("counted")
+    out["counted2"] = await listing("counted")
+    return out
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_unchanged_listing_is_served_from_memory_until_a_commit(netns: str) -> None:
+    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=SCRIPT)
+    run(
+        ["ip", "netns", "exec", netns, "nft", "-f", "-"],
+        input="table inet counted {\n  chain c {\n    counter accept\n  }\n}\n",
+    )
+    out = json.loads(
+        subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", CACHE_PROBE, "filter"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert isinstance(out["gen0"], int) and out["gen1"] > out["gen0"]
+    # SCRIPT's table has a counter: never served from memory
+    assert out["first"][1] == 1 and out["again"][1] == 1
+    assert out["counted1"][1] == 1 and out["counted2"][1] == 1
+    assert "tcp dport 9 accept" in out["after_commit"][0]
+    assert out["uncached"] == out["after_commit"][0]
+
+
+STATIC = """
+table inet static {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ip saddr 10.0.1.0/24 tcp dport 1025 accept
+  }
+}
+"""
+
+
+def test_a_static_table_is_listed_once_per_generation(netns: str) -> None:
+    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=STATIC)
+    run(
+        ["ip", "netns", "exec", netns, "nft", "-f", "-"],
+        input="table inet counted {\n  chain c {\n    counter accept\n  }\n}\n",
+    )
+    out = json.loads(
+        subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", CACHE_PROBE, "static"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert out["first"][1] == 1 and out["again"][1] == 0  # from memory
+    assert out["again"][0] == out["first"][0]
+    assert out["after_commit"][1] == 1 and "tcp dport 9 accept" in out["after_commit"][0]
+    assert out["uncached"] == out["after_commit"][0]
+    live = run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", "static"])
+    assert out["after_commit"][0] == live

@@ -208,3 +208,21 @@ def test_replace_script_and_interfaces() -> None:
         "table inet a\ndelete table inet a\ntable inet a {\n}\ntable ip b\ndelete table ip b\n"
     )
     assert nft.referenced_interfaces([TABLE]) == ["v0", "i0", "v1"]
+
+
+def test_parse_generation_reads_nfta_gen_id() -> None:
+    import struct
+
+    from registry.libnft import parse_generation
+
+    attrs = struct.pack("=HH", 8, 1) + struct.pack(">I", 4242)  # NFTA_GEN_ID
+    attrs += struct.pack("=HH", 8, 2) + struct.pack(">I", 99)  # NFTA_GEN_PROC_PID
+    msg = struct.pack("=BBH", 0, 0, 0) + attrs
+    reply = struct.pack("=IHHII", 16 + len(msg), (10 << 8) | 15, 0, 1, 0) + msg
+    assert parse_generation(reply) == 4242
+    error = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -1) + bytes(16)
+    assert parse_generation(error) is None
+    assert parse_generation(reply[:18]) is None
+    no_id = struct.pack("=IHHII", 16 + 4 + 8, (10 << 8) | 15, 0, 1, 0)
+    no_id += struct.pack("=BBH", 0, 0, 0) + struct.pack("=HH", 8, 2) + struct.pack(">I", 99)
+    assert parse_generation(no_id) is None
