@@ -198,3 +198,26 @@ def test_ai_workstation_example_end_to_end(box: Box, tmp_path: Path) -> None:  #
     ok(aios(box, "plan", "-f", str(example)))
     ok(apply(box, example))
     assert box.write_calls() == writes
+
+
+def test_a_failing_fetch_does_not_undo_another_domain(box: Box, tmp_path: Path) -> None:  # noqa: F811
+    # Storage and models are separate transactions (storage runs first): the failed
+    # fetch is undone within models; the mount storage made stays, Ready.
+    storage = (
+        "apiVersion: aios.dev/v1\nkind: Storage\nmetadata: {name: disk}\nspec:\n"
+        f"  mounts: [{{target: {DIR}, source: tmpfs, type: tmpfs, options: [size=16M],"
+        " persist: false}]\n"
+    )
+    tree = spec(
+        tmp_path, "a", model_line("demo-tiny"),
+        model_line("tinyllama-1.1b-demo", sha=gguf_sha256("demo-tiny")),
+    )  # fmt: skip
+    (tree / "storage.yaml").write_text(storage)
+    result = apply(box, tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    status = statuses(box)
+    assert status["Storage/disk"][:2] == (True, "Ready/Reconciled")
+    assert status["Models/assistant"][1] == "Degraded/StepFailed"
+    assert "rolled back model.fetch" in status["Models/assistant"][2]
+    found = box.sh("findmnt", "-n", "-o", "FSTYPE", f"{box.root}{DIR}").strip()
+    assert found == "tmpfs" and sha256sums(box) == {}
