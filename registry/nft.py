@@ -285,9 +285,11 @@ async def list_table(
     raise ToolError(f"nft list table {ref_text(r)} failed: {' '.join(result.err.split())}")
 
 
-async def list_tables(ctx: ToolContext, refs: Iterable[Ref]) -> dict[Ref, str | None]:
+async def list_tables(
+    ctx: ToolContext, refs: Iterable[Ref], *, cached: bool = False
+) -> dict[Ref, str | None]:
     refs = list(dict.fromkeys(refs))
-    texts = await asyncio.gather(*(list_table(ctx, r) for r in refs))
+    texts = await asyncio.gather(*(list_table(ctx, r, cached=cached) for r in refs))
     return dict(zip(refs, texts, strict=True))
 
 

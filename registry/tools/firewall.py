@@ -30,7 +30,8 @@ def _key(r: Ref) -> str:
 
 
 async def _snapshot(ctx: ToolContext, refs: list[Ref]) -> JSON:
-    texts = await nft.list_tables(ctx, refs)
+    # An unchanged table (same nf_tables generation) was usually just listed by observe.
+    texts = await nft.list_tables(ctx, refs, cached=True)
     return {"tables": [{"family": r[0], "name": r[1], "text": t} for r, t in texts.items()]}
 
 

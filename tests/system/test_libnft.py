@@ -76,6 +76,7 @@ from pathlib import Path
 from registry import libnft, nft
 from registry.process import ProcessRunner
 from registry.tooling import ToolContext
+from registry.tools import firewall
 
 tmp = Path(tempfile.mkdtemp())
 ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
@@ -99,6 +100,9 @@ async def main():
     out = {"gen0": libnft.generation()}
     out["first"] = await listing(TABLE)
     out["again"] = await listing(TABLE)
+    before = len(runs)
+    snap = await firewall._snapshot(ctx, [("inet", TABLE)])
+    out["snapshot"] = [snap["tables"][0]["text"], len(runs) - before]
     subprocess.run(["nft", "add", "rule", "inet", TABLE, "input", "tcp", "dport", "9", "accept"],
                    check=True)
     out["gen1"] = libnft.generation()
@@ -129,6 +133,7 @@ def test_unchanged_listing_is_served_from_memory_until_a_commit(netns: str) -> N
     assert isinstance(out["gen0"], int) and out["gen1"] > out["gen0"]
     # SCRIPT's table has a counter: never served from memory
     assert out["first"][1] == 1 and out["again"][1] == 1
+    assert out["snapshot"][1] == 1
     assert out["counted1"][1] == 1 and out["counted2"][1] == 1
     assert "tcp dport 9 accept" in out["after_commit"][0]
     assert out["uncached"] == out["after_commit"][0]
@@ -159,6 +164,7 @@ def test_a_static_table_is_listed_once_per_generation(netns: str) -> None:
         ).stdout
     )
     assert out["first"][1] == 1 and out["again"][1] == 0  # from memory
+    assert out["snapshot"] == [out["first"][0], 0]  # firewall.apply's before-image too
     assert out["again"][0] == out["first"][0]
     assert out["after_commit"][1] == 1 and "tcp dport 9 accept" in out["after_commit"][0]
     assert out["uncached"] == out["after_commit"][0]
