@@ -435,11 +435,11 @@ def run_block(tool: Tool, files: Files, runs: int, log: Callable[[str], None]) -
     load = os.getloadavg()[0]
     tool.prepare(files)
     reset(tool.ns)
-    cold, _ = timed(lambda: tool.run("converge", files))
-    check("cold converge")
-    log(f"  {tool.name} N={n}: cold converge {cold:.3f} s")
-    scenario = "converge"
+    scenario, cold = "converge", None
     try:
+        cold, _ = timed(lambda: tool.run("converge", files))
+        check("cold converge")
+        log(f"  {tool.name} N={n}: cold converge {cold:.3f} s")
         for _ in range(runs):
             reset(tool.ns)
             t, c = timed(lambda: tool.run("converge", files))
@@ -497,9 +497,8 @@ def report(blocks: dict[tuple[str, int], dict[str, Any]], ns_list: list[int]) ->
     out.append("")
     out.append("cold converge (first run of each block; aios with an empty state dir):")
     for n in ns_list:
-        parts = [
-            f"{tool} {blocks[(tool, n)]['cold']:.3f} s" for tool in TOOLS if (tool, n) in blocks
-        ]
+        colds = {tool: blocks[(tool, n)]["cold"] for tool in TOOLS if (tool, n) in blocks}
+        parts = [f"{t} {c:.3f} s" if c is not None else f"{t} failed" for t, c in colds.items()]
         out.append(f"  N={n:>5}: " + ", ".join(parts))
     loads = ", ".join(f"{t} N={n} {b['load']:.1f}" for (t, n), b in blocks.items())
     out.append(f"1-min load average at the start of each block ({os.cpu_count()} cores): {loads}")
