@@ -105,7 +105,10 @@ def install() -> None:
     wrap(Engine, "merge", "merge")
     wrap(reconciler.cli.plan_cmds, "_show", "render")
     wrap(reconciler.engine.planning, "verify_plan", "verify")
-    for controller in (controllers.network.CONTROLLER, controllers.firewall.CONTROLLER):
+    for package in (controllers.network, controllers.firewall):
+        controller = getattr(package, "CONTROLLER", None)
+        if controller is None:
+            continue  # a controller still being built
         cls = type(controller)
         for method in ("observe", "diff", "plan", "simulate"):
             wrap(cls, method, f"{method} ({controller.domain})")
