@@ -84,13 +84,18 @@ class Backup:
 
 
 def _dir_size(path: Path) -> int:
+    """Disk space the backup really uses: allocated blocks (a sparse image copy
+    costs what it holds), and nothing for a file still hard-linked elsewhere
+    (a kept model that is also the live file costs no extra space)."""
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
             try:
-                total += (Path(root) / name).lstat().st_size
+                info = (Path(root) / name).lstat()
             except OSError:
                 continue
+            if info.st_nlink == 1:
+                total += info.st_blocks * 512
     return total
 
 

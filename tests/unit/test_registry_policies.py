@@ -65,7 +65,7 @@ def test_rate_limits_of_the_aios_profile() -> None:
 
 
 def test_backups_survive_reload_and_are_bounded(tmp_path: Path) -> None:
-    store = BackupStore(tmp_path, max_entries=3, max_bytes=10_000)
+    store = BackupStore(tmp_path, max_entries=3, max_bytes=1_000_000)
     for i in range(5):
         work = store.prepare(f"e{i}")
         (work / "before-0").write_bytes(b"x" * 100)
@@ -95,3 +95,22 @@ def test_conflicts_and_superseded(tmp_path: Path) -> None:
     assert store.status("a") == "superseded"
     store.mark_rolled_back("b")
     assert store.conflict(a) is None and store.status("a") == "active"
+
+
+def test_backup_size_counts_allocated_blocks_not_shared_or_sparse_bytes(tmp_path: Path) -> None:
+    store = BackupStore(tmp_path / "b", max_bytes=1 << 30)
+    live = tmp_path / "model.gguf"
+    live.write_bytes(b"m" * (1 << 20))
+    work = store.prepare("keep")
+    (work / "previous.gguf").hardlink_to(live)  # kept model, still the live file
+    with (work / "image.img").open("wb") as sparse:
+        sparse.truncate(512 << 20)  # a sparse 512 MiB image copy holding nothing
+    store.commit("keep", tool="model.fetch", input_sha256="0", touches=("model:/m",),
+                 snapshot={})  # fmt: skip
+    store.finish("keep", succeeded=True)
+    kept = store.get("keep")
+    assert kept is not None and kept.size < (1 << 20), kept.size
+    live.unlink()  # now the backup holds the only copy: it costs its blocks
+    store.finish("keep", succeeded=True)
+    again = store.get("keep")
+    assert again is not None and again.size >= (1 << 20)
