@@ -102,6 +102,10 @@ class Controller(Generic[StateT]):
     kinds: ClassVar[tuple[str, ...]]  # spec kinds this controller reconciles
     namespaces: ClassVar[tuple[str, ...]]  # tool namespaces its plans may use
     state_model: ClassVar[type[BaseModel]]
+    # Domains whose changes can alter what this controller observes (models live
+    # on storage's mounts): when one of them changed something in a run, the
+    # engine observes and plans this domain again before executing it.
+    observes_changes_of: ClassVar[frozenset[str]] = frozenset()
 
     async def observe(self, reader: StateReader, desired: Desired) -> StateT:
         raise NotImplementedError

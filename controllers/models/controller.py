@@ -27,6 +27,7 @@ class ModelsController(Controller[ModelsState]):
     domain: ClassVar[str] = "models"
     kinds: ClassVar[tuple[str, ...]] = ("Models",)
     namespaces: ClassVar[tuple[str, ...]] = ("model",)
+    observes_changes_of: ClassVar[frozenset[str]] = frozenset({"storage", "packages"})
     state_model = ModelsState
 
     async def observe(self, reader: StateReader, desired: Desired) -> ModelsState:

@@ -33,6 +33,7 @@ class PackagesController(Controller[PackagesState]):
     domain: ClassVar[str] = "packages"
     kinds: ClassVar[tuple[str, ...]] = ("Packages",)
     namespaces: ClassVar[tuple[str, ...]] = ("pkg",)
+    observes_changes_of: ClassVar[frozenset[str]] = frozenset({"storage"})
     state_model = PackagesState
 
     async def observe(self, reader: StateReader, desired: Desired) -> PackagesState:

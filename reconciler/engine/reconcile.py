@@ -27,14 +27,14 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.controller import Controller, Desired
-from reconciler.engine.execute import ExecOutcome, Executor, ProgressFn, execute
+from reconciler.engine.apply import ApplyRun
+from reconciler.engine.execute import ProgressFn
 from reconciler.engine.order import DOMAINS, KIND_DOMAIN, dependencies, domain_of
 from reconciler.engine.planning import DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
-from reconciler.engine.status import Outcome, Report, next_status
+from reconciler.engine.status import Report, next_status
 from reconciler.engine.store import Generation, Store
-from reconciler.engine.verify import describe
-from reconciler.errors import AiosError, StalePlan
+from reconciler.errors import StalePlan
 from reconciler.plan import Plan, PlanBinding, canonical_digest
 from registry.tooling import ToolSpec
 from specs.base import Resource
@@ -216,6 +216,17 @@ class Engine:
             run = uuid.uuid4().hex[:12]
             self.store.start_run(run, self.target.name, generation)
             result = ApplyResult(generation)
+            runner = ApplyRun(
+                target=self.target.name,
+                client=self.client,
+                store=self.store,
+                planned=planned,
+                result=result,
+                run=run,
+                saved=saved,
+                assume_yes=assume_yes,
+                progress=progress,
+            )
             deps = dependencies(merge.specset.resources)
             done: dict[str, asyncio.Event] = {d: asyncio.Event() for d in planned.works}
             ok: dict[str, bool] = {}
@@ -229,25 +240,16 @@ class Engine:
                     failed = [d for d in waits if not ok.get(d, False)]
                     work = planned.works[domain]
                     if failed:
-                        self._stall(
-                            result,
+                        runner.stall(
                             work,
                             "DependencyNotReady",
                             f"waiting for domain(s) {', '.join(failed)} to be Ready",
                         )
                         ok[domain] = False
                         return
-                    dep_changed = any(changed.get(d) for d in waits)
-                    ok[domain], changed[domain] = await self._run_domain(
-                        work,
-                        planned,
-                        result,
-                        run=run,
-                        saved=saved,
-                        assume_yes=assume_yes,
-                        dep_changed=dep_changed,
-                        progress=progress,
-                    )
+                    observes = work.controller.observes_changes_of
+                    dep_changed = any(changed.get(d) for d in waits if d in observes)
+                    ok[domain], changed[domain] = await runner.domain(work, dep_changed=dep_changed)
                 except Exception:
                     ok[domain] = False
                     raise
@@ -260,9 +262,10 @@ class Engine:
             )
             for domain, outcome in zip(planned.works, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    work = planned.works[domain]
-                    self._stall(
-                        result, work, "InternalError", f"{type(outcome).__name__}: {outcome}"
+                    runner.stall(
+                        planned.works[domain],
+                        "InternalError",
+                        f"{type(outcome).__name__}: {outcome}",
                     )
             for key in merge.pruned:
                 if ok.get(domain_of(key), False):
@@ -288,195 +291,6 @@ class Engine:
             note=f"pruned {', '.join(merge.pruned)}" if merge.pruned else "",
         )
         return gen.generation
-
-    async def _run_domain(
-        self,
-        work: DomainWork,
-        planned: Planned,
-        result: ApplyResult,
-        *,
-        run: str,
-        saved: Plan | None,
-        assume_yes: bool,
-        dep_changed: bool,
-        progress: ProgressFn | None,
-    ) -> tuple[bool, bool]:
-        """Run one domain; returns (ok, changed anything)."""
-        domain, controller = work.domain, work.controller
-        catalogue = planned.catalogue
-        shown = saved.domain(domain) if saved is not None else work.plan
-        if work.error is None and (saved is not None or dep_changed):
-            # Re-observe: a saved plan is old, and dependencies may have moved the state.
-            fresh = await plan_domain(
-                controller,
-                work.desired,
-                ReadOnlyReader(
-                    self.client, catalogue, reason="aios apply: observe", cache=self.store
-                ),
-                catalogue,
-            )
-            if fresh.error is None and fresh.plan is not None and shown is not None:
-                same_state = fresh.plan.state_fingerprint == shown.state_fingerprint
-                same_steps = fresh.plan.steps == shown.steps
-                if saved is not None and not same_state:
-                    result.stale.append(domain)
-                    self._stall(
-                        result,
-                        fresh,
-                        "StalePlan",
-                        "the observed state changed since the saved plan was made; "
-                        "run aios plan again",
-                    )
-                    return False, False
-                if not same_steps and not assume_yes:
-                    self._stall(
-                        result,
-                        fresh,
-                        "PlanChanged",
-                        "the plan changed after its dependencies ran; review it with "
-                        "aios plan and apply again",
-                    )
-                    return False, False
-            work = fresh
-            planned.works[domain] = fresh
-        if work.error is not None:
-            kind: Outcome = "degraded" if work.error.retryable else "stalled"
-            self._report_all(result, work, kind, type(work.error).__name__, str(work.error))
-            result.outcomes[domain] = f"observe/plan failed: {work.error}"
-            return False, False
-        steps = work.steps
-        if saved is not None and shown is not None:
-            steps = shown.steps  # execute exactly what was reviewed (the state matched)
-        if work.verdict.destructive:
-            result.destructive_refused.append(domain)
-            self._report_all(
-                result, work, "stalled", "DestructiveRefused", " ".join(work.verdict.destructive)
-            )
-            result.outcomes[domain] = "refused: destructive step without force"
-            return False, False
-        if work.verdict.findings:
-            self._report_all(
-                result, work, "stalled", "PlanRejected", " ".join(work.verdict.findings)
-            )
-            result.outcomes[domain] = "plan rejected by the verifier"
-            return False, False
-        if steps:
-            client: Executor = self.client
-            outcome: ExecOutcome = await execute(
-                controller.transactions(steps),
-                client=client,
-                catalogue=catalogue,
-                store=self.store,
-                run=run,
-                target=self.target.name,
-                domain=domain,
-                reason=f"aios apply {self.target.name} generation {planned.merge.generation}",
-                progress=progress,
-            )
-            if not outcome.ok:
-                self._report_all(result, work, "degraded", "StepFailed", outcome.summary())
-                result.outcomes[domain] = outcome.summary()
-                return False, bool(outcome.not_undone)
-            self._record_inventory(work)
-        return await self._verify_after(work, planned, result, executed=bool(steps))
-
-    async def _verify_after(
-        self, work: DomainWork, planned: Planned, result: ApplyResult, *, executed: bool
-    ) -> tuple[bool, bool]:
-        domain, controller = work.domain, work.controller
-        state = work.state
-        if executed:
-            reader = ReadOnlyReader(
-                self.client, planned.catalogue, reason="aios apply: verify", cache=self.store
-            )
-            try:
-                state = await controller.observe(reader, work.desired)
-            except AiosError as exc:
-                self._report_all(result, work, "degraded", "VerifyFailed", str(exc))
-                result.outcomes[domain] = f"could not re-observe: {exc}"
-                return False, True
-        assert state is not None
-        after = controller.diff(work.desired, state)
-        by_resource: dict[str, list[str]] = {}
-        for change in after.changes:
-            by_resource.setdefault(change.resource, []).append(describe(change))
-        planned_keys = work.planned_resources
-        for key in work.resource_keys:
-            residual = by_resource.get(key, [])
-            resource_changes = sum(1 for c in work.diff.changes if c.resource == key)
-            if not residual:
-                reason = "Reconciled" if resource_changes else "UpToDate"
-                result.reports.append(
-                    Report(
-                        key,
-                        domain,
-                        "ready",
-                        reason,
-                        f"{resource_changes} change(s) applied"
-                        if resource_changes
-                        else "no changes needed",
-                        resource_changes,
-                    )
-                )
-            elif key not in planned_keys:
-                mode = self._mode(planned.merge, key)
-                drift: Outcome = "drifted" if mode == "audit" else "proposed"
-                reason = "DriftDetected" if mode == "audit" else "AwaitingApproval"
-                result.reports.append(
-                    Report(
-                        key,
-                        domain,
-                        drift,
-                        reason,
-                        "; ".join(residual[:5]),
-                        len(residual),
-                    )
-                )
-            else:
-                result.reports.append(
-                    Report(
-                        key,
-                        domain,
-                        "degraded",
-                        "ResidualDrift",
-                        "after apply: " + "; ".join(residual[:5]),
-                        len(residual),
-                    )
-                )
-        ok = not any(c.resource in planned_keys for c in after.changes)
-        result.outcomes[domain] = (
-            f"{len(work.steps)} step(s) applied" if executed else "no changes"
-        ) + ("" if ok else "; residual drift remains")
-        return ok, executed
-
-    def _record_inventory(self, work: DomainWork) -> None:
-        added: dict[str, set[str]] = {}
-        removed: dict[str, set[str]] = {}
-        satisfied = {cid for step in work.steps for cid in step.satisfies}
-        for change in work.diff.changes:
-            if change.id not in satisfied:
-                continue
-            if work.controller.created(change):
-                added.setdefault(change.resource, set()).add(change.object)
-            elif change.op == "remove" and not change.field:
-                removed.setdefault(change.resource, set()).add(change.object)
-        if added or removed:
-            self.store.update_inventory(self.target.name, work.domain, added=added, removed=removed)
-
-    def _mode(self, merge: Merge, key: str) -> str:
-        resource = merge.specset.get(key)
-        return resource.spec.mode if resource is not None else "enforce"
-
-    def _stall(self, result: ApplyResult, work: DomainWork, reason: str, message: str) -> None:
-        self._report_all(result, work, "stalled", reason, message)
-        result.outcomes[work.domain] = f"{reason}: {message}"
-
-    def _report_all(
-        self, result: ApplyResult, work: DomainWork, outcome: Outcome, reason: str, message: str
-    ) -> None:
-        for key in work.resource_keys:
-            changes = sum(1 for c in work.diff.changes if c.resource == key)
-            result.reports.append(Report(key, work.domain, outcome, reason, message, changes))
 
     def _write_statuses(
         self, result: ApplyResult, merge: Merge, generation: int, duration_ms: int

@@ -68,6 +68,7 @@ class FakeRegistry:
         self.writes = 0
         self.backups: dict[str, tuple[str, str, str | None]] = {}
         self.rolled_back: list[str] = []
+        self.reads: list[str] = []
 
     async def list_tools(self) -> dict[str, ToolSpec]:
         return dict(CATALOGUE)
@@ -82,6 +83,7 @@ class FakeRegistry:
     ) -> Result:
         space = self.data.setdefault(str(args.get("space", "network")), {})
         if tool == "toy.state":
+            self.reads.append(str(args.get("space")))
             return Result({"values": dict(space)}, "")
         key = str(args["key"])
         if key in self.fail_keys:
@@ -439,3 +441,16 @@ async def test_merge_rebuilds_only_stored_resources_the_applied_set_does_not_rep
     rebuilt.clear()
     assert list(engine.merge(specset(network("lan", {})), prune=True).pruned) == ["Firewall/fw"]
     assert rebuilt == []
+
+
+@pytest.mark.parametrize("observes", [frozenset(), frozenset({"network"})])
+async def test_a_domain_is_replanned_only_when_it_observes_a_changed_dependency(
+    engine: Engine, observes: frozenset[str]
+) -> None:
+    engine.controllers["firewall"].observes_changes_of = observes  # type: ignore[misc]
+    result = await apply(
+        engine, specset(network("lan", {"net.a": "1"}), firewall("edge", "filter"))
+    )
+    assert result.all_ready
+    # plan + verify-after, and one more observe before executing when it depends
+    assert fake(engine).reads.count("firewall") == (3 if observes else 2)
