@@ -24,10 +24,12 @@ Called by registry.server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,11 @@ def _json_path(error: jsonschema.ValidationError) -> str:
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], jsonschema.Draft202012Validator]] = {}
+# Documents already found valid, per schema: a steady-state observation returns
+# the same output every time, and re-applying a desired table sends the same
+# input; checking the digest costs far less than walking the document again.
+_VALID: OrderedDict[tuple[int, str], None] = OrderedDict()
+_VALID_LIMIT = 1024
 
 
 def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
@@ -89,9 +96,23 @@ def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
     cached = _VALIDATORS.get(id(schema))
     if cached is None or cached[0] is not schema:
         cached = _VALIDATORS[id(schema)] = (schema, jsonschema.Draft202012Validator(schema))
+    key = (id(schema), _digest(instance))
+    if key in _VALID:
+        _VALID.move_to_end(key)
+        return None
     validator = cached[1]
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
-    return None if error is None else f"{_json_path(error)}: {error.message}"
+    if error is not None:
+        return f"{_json_path(error)}: {error.message}"
+    _VALID[key] = None
+    if len(_VALID) > _VALID_LIMIT:
+        _VALID.popitem(last=False)
+    return None
+
+
+def _digest(instance: Any) -> str:
+    text = json.dumps(instance, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Pipeline:

@@ -114,3 +114,15 @@ def test_backup_size_counts_allocated_blocks_not_shared_or_sparse_bytes(tmp_path
     store.finish("keep", succeeded=True)
     again = store.get("keep")
     assert again is not None and again.size >= (1 << 20)
+
+
+def test_schema_check_remembers_valid_documents_only() -> None:
+    from registry import pipeline
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert pipeline.first_error(schema, {"n": 1}) is None
+    assert pipeline.first_error(schema, {"n": 1}) is None  # served from the memo
+    assert pipeline.first_error(schema, {"n": "x"}) == "$.n: 'x' is not of type 'integer'"
+    assert pipeline.first_error(schema, {"n": "x"}) is not None  # errors are never memoised
+    other = {"type": "object", "properties": {"n": {"type": "string"}}}
+    assert pipeline.first_error(other, {"n": 1}) is not None  # per schema, not per document
