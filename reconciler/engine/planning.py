@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from reconciler.controller import Controller, Desired, Diff, StateReader
-from reconciler.engine.verify import Verdict, verify_plan
+from reconciler.engine.verify import Memo, Verdict, verify_plan
 from reconciler.errors import AiosError
 from reconciler.plan import DomainPlan, Step
 from registry.tooling import ToolSpec
@@ -67,10 +67,12 @@ async def plan_domain(
         return work
     finally:
         work.observe_ms = int((time.monotonic() - started) * 1000)
-    return replan(work, catalogue)
+    return replan(work, catalogue, memo=reader)
 
 
-def replan(work: DomainWork, catalogue: Mapping[str, ToolSpec]) -> DomainWork:
+def replan(
+    work: DomainWork, catalogue: Mapping[str, ToolSpec], *, memo: Memo | None = None
+) -> DomainWork:
     """Diff, plan and verify against `work.state` (already observed)."""
     controller, desired, state = work.controller, work.desired, work.state
     assert state is not None
@@ -91,6 +93,7 @@ def replan(work: DomainWork, catalogue: Mapping[str, ToolSpec]) -> DomainWork:
         work.steps,
         catalogue,
         planned_resources=work.planned_resources,
+        memo=memo,
     )
     work.plan = DomainPlan(
         domain=work.domain,

@@ -31,6 +31,7 @@ from typing import Any
 from reconciler.errors import TemporaryError
 
 HISTORY_LIMIT = 5
+CACHE_LIMIT = 512  # canonical firewall tables, inputs known valid: derived, re-computable
 JSON = dict[str, Any]
 # The tables as sqlite-utils created them (existing state directories keep working).
 SCHEMA = """
@@ -325,9 +326,15 @@ class Store:
         return str(rows[0]["value"]) if rows else None
 
     def cache_put(self, key: str, value: str) -> None:
+        """Remember a derived value; the oldest entries go beyond CACHE_LIMIT."""
         with self.conn:
             self._insert(
                 "cache", {"key": key, "value": value, "updated": time.time()}, replace=True
+            )
+            self.conn.execute(
+                "delete from cache where key not in "
+                "(select key from cache order by updated desc limit ?)",
+                [CACHE_LIMIT],
             )
 
     # --- the writer lock ---------------------------------------------------------

@@ -19,14 +19,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.controller import Controller, Desired
-from reconciler.plan import Change, Step, canonical_json
+from reconciler.plan import Change, Step, canonical_digest, canonical_json
 from registry.tooling import ToolSpec
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+
+class Memo(Protocol):
+    """A persistent string cache (the StateReader offers one)."""
+
+    def cache_get(self, key: str) -> str | None: ...
+
+    def cache_put(self, key: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,14 @@ def verify_plan(
     catalogue: Mapping[str, ToolSpec],
     *,
     planned_resources: frozenset[str],
+    memo: Memo | None = None,
 ) -> Verdict:
     """Check `steps` against the catalogue, the risk policy and the effect model.
 
     `planned_resources`: keys of the resources whose changes the plan must
     satisfy (resources in audit or propose mode are diffed but not planned).
+    `memo`: a persistent cache; an input already found valid against the same
+    schema is not walked again (re-applying a 10,000-rule table repeats it).
     """
     findings: list[str] = []
     destructive: list[str] = []
@@ -71,7 +82,7 @@ def verify_plan(
             )
         if not spec.writes:
             findings.append(f"{where}: a read-only tool has no place in a plan")
-        findings.extend(f"{where}: {e}" for e in schema_errors(spec, step.input))
+        findings.extend(f"{where}: {e}" for e in schema_errors(spec, step.input, memo))
         reason = controller.destructive(state, step)
         if reason and not controller.forced(desired, step):
             destructive.append(
@@ -83,7 +94,9 @@ def verify_plan(
         if spec is None:
             findings.append(f"batched call {call.tool}: the registry has no such tool")
         elif len(call.steps) != 1 or steps[call.steps[0]].tool != call.tool:
-            findings.extend(f"batched {call.tool}: {e}" for e in schema_errors(spec, call.input))
+            findings.extend(
+                f"batched {call.tool}: {e}" for e in schema_errors(spec, call.input, memo)
+            )
     residual: tuple[Change, ...] = ()
     if not findings:
         try:
@@ -117,13 +130,32 @@ def short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def schema_errors(spec: ToolSpec, value: Mapping[str, Any]) -> list[str]:
+def schema_errors(spec: ToolSpec, value: Mapping[str, Any], memo: Memo | None = None) -> list[str]:
     """JSON Schema errors as `$.path: message`; empty schema: nothing to check."""
     if not spec.input_schema:
         return []
-    validator = _validator(canonical_json(spec.input_schema))
+    schema_json = _schema_json(spec)
+    key = ""
+    if memo is not None:
+        key = "schema-ok:" + canonical_digest([schema_json, value])
+        if memo.cache_get(key) == "1":
+            return []
+    validator = _validator(schema_json)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if not errors and memo is not None:
+        memo.cache_put(key, "1")
     return [f"{json_path(e.absolute_path)}: {e.message}" for e in errors[:20]]
+
+
+_SCHEMA_JSON: dict[int, tuple[ToolSpec, str]] = {}
+
+
+def _schema_json(spec: ToolSpec) -> str:
+    """The canonical JSON of a tool's input schema, computed once per ToolSpec."""
+    cached = _SCHEMA_JSON.get(id(spec))
+    if cached is None or cached[0] is not spec:
+        cached = _SCHEMA_JSON[id(spec)] = (spec, canonical_json(spec.input_schema))
+    return cached[1]
 
 
 def json_path(parts: Sequence[object]) -> str:

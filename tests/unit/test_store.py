@@ -78,3 +78,30 @@ def test_fresh_schema_matches_the_columns_sqlite_utils_made(tmp_path: Path) -> N
     conn.close()
     assert columns["journal"][0] == "id" and "input_sha256" in columns["journal"]
     assert set(columns) == {"generations", "status", "inventory", "journal", "runs", "cache"}
+
+
+def test_cache_is_bounded_and_keeps_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.engine import store as store_module
+
+    monkeypatch.setattr(store_module, "CACHE_LIMIT", 3)
+    s = Store(tmp_path)
+    for i in range(5):
+        s.cache_put(f"k{i}", str(i))
+    assert [s.cache_get(f"k{i}") for i in range(5)] == [None, None, "2", "3", "4"]
+    s.close()
+
+
+def test_verifier_memo_skips_inputs_already_found_valid(tmp_path: Path) -> None:
+    from reconciler.engine.verify import schema_errors
+    from registry.tooling import ToolSpec
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    spec = ToolSpec("t.x", "x", schema, {}, "low", True, False, 1000, ("net_write",))
+    s = Store(tmp_path)
+    assert schema_errors(spec, {"n": 1}, s) == []
+    assert any(k.startswith("schema-ok:") for (k,) in s.conn.execute("select key from cache"))
+    assert schema_errors(spec, {"n": "x"}, s) == ["$.n: 'x' is not of type 'integer'"]
+    assert schema_errors(spec, {"n": "x"}, s) != []  # failures are never remembered
+    s.close()
