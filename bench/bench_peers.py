@@ -22,7 +22,11 @@ Tools:
            --yes` (plan: `aios plan -f SPEC --sandbox NAME`) against a sandbox this
            bench brings up once (AIOS_SANDBOX_DIR in its temp dir) and tears down.
            The Firewall spec sets `force: true` on the table: the lockout guard
-           refuses an input policy drop without tcp 22/9090 otherwise.
+           refuses an input policy drop without tcp 22/9090 otherwise. As
+           installed, the console script hands each command to its warm helper
+           (reconciler.cli.launch; the first run of a block starts it).
+  aios-cold the same with AIOS_WARM=0: every run is a fresh interpreter importing
+           the engine (about 0.25-0.3 s of imports), shown for transparency.
   floor    in this process, subprocess + json only: converge = `ip -n NS -batch FILE`
            + `ip netns exec NS nft -f apply.nft`; no-op and plan = `ip -n NS -j -d
            addr` + `nft list ruleset` + compare; drift = that + `ip -batch` of the
@@ -74,7 +78,7 @@ DEPLOY = REPO / "bench" / "peers" / "deploy.py"
 PYINFRA_VERSION = "3.10.0"
 PYINFRA_VENV = Path(os.environ.get("AIOS_BENCH_PYINFRA_VENV", "/var/cache/aios-bench/pyinfra-venv"))
 SCENARIOS = ("converge", "noop", "drift", "plan")
-TOOLS = ("aios", "floor", "pyinfra")
+TOOLS = ("aios", "aios-cold", "floor", "pyinfra")
 COMMAND_TIMEOUT = 600
 
 
@@ -237,14 +241,22 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 25) -> str:
 
 
 class Aios(Tool):
+    """`aios` as installed: the console script hands commands to its warm helper."""
+
     name = "aios"
+    warm = "1"
 
     def __init__(self, tmp: Path) -> None:
         self.box = f"bp{uuid.uuid4().hex[:6]}"
         self.ns = f"aios-{self.box}"
         self.base = tmp / "sandboxes"
         self.cwd = tmp
-        self.env = {**os.environ, "AIOS_SANDBOX_DIR": str(self.base), "NO_COLOR": "1"}
+        self.env = {
+            **os.environ,
+            "AIOS_SANDBOX_DIR": str(self.base),
+            "NO_COLOR": "1",
+            "AIOS_WARM": self.warm,
+        }
         for var in ("AIOS_TOOLS_ADDR",):
             self.env.pop(var, None)
 
@@ -288,6 +300,13 @@ class Aios(Tool):
             print(_tail(proc, 40), file=sys.stderr)
             return 1
         raise ToolFailure(f"aios plan exited {proc.returncode}:\n{_tail(proc)}")
+
+
+class AiosCold(Aios):
+    """`aios` with its warm helper disabled (AIOS_WARM=0): every run imports everything."""
+
+    name = "aios-cold"
+    warm = "0"
 
 
 class Floor(Tool):
@@ -510,7 +529,11 @@ def report(blocks: dict[tuple[str, int], dict[str, Any]], ns_list: list[int]) ->
         block = blocks.get((tool, n))
         return block["results"][s].median if block else None
 
-    for label, num, den in (("pyinfra/aios", "pyinfra", "aios"), ("aios/floor", "aios", "floor")):
+    for label, num, den in (
+        ("pyinfra/aios", "pyinfra", "aios"),
+        ("pyinfra/cold", "pyinfra", "aios-cold"),
+        ("aios/floor", "aios", "floor"),
+    ):
         for n in ns_list:
             cells = "  ".join(f"{fmt_ratio(med(num, n, s), med(den, n, s)):<22}" for s in SCENARIOS)
             out.append(f"{label:<13} {n:>6}  {cells}")
@@ -576,7 +599,7 @@ def main() -> int:
     tools = [t for t in TOOLS if t in args.tools]
     if "pyinfra" in tools:
         ensure_pyinfra()
-    if "aios" in tools:
+    if "aios" in tools or "aios-cold" in tools:
         # As scripts/install.sh does: under PYTHONDONTWRITEBYTECODE a stale .pyc would
         # otherwise be recompiled on every `aios` start.
         packages = ("reconciler", "specs", "controllers", "registry")
@@ -603,8 +626,8 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             instances: list[Tool] = []
             for name in tools:
-                if name == "aios":
-                    aios = Aios(tmp)
+                if name in ("aios", "aios-cold"):
+                    aios = Aios(tmp) if name == "aios" else AiosCold(tmp)
                     stack.callback(aios.down)
                     aios.up()
                     instances.append(aios)
