@@ -106,7 +106,9 @@ class ResourceSpec(SpecModel):
 
     mode: Mode = Field(
         default="enforce",
-        description="enforce: run verified plans; propose: wait for `aios approve`; "
+        description="enforce: run verified plans; propose: plan and verify, show the plan, "
+        "run nothing (status AwaitingApproval; approve by switching to enforce; an "
+        "`aios approve` command comes with the daemon); "
         "audit: only report drift.",
     )
     prune: bool = Field(
