@@ -12,8 +12,8 @@ the catalogue and the engine's pure layers.
 
 from __future__ import annotations
 
-from registry.netschema import top
-from registry.tooling import JSON, Risk, ToolSpec, obj_schema
+from registry.netschema import tool_spec
+from registry.tooling import JSON, obj_schema
 
 FAMILIES = ["inet", "ip", "ip6", "arp", "bridge", "netdev"]
 HOOKS = ["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
@@ -137,32 +137,11 @@ _TABLE_COUNT = obj_schema(
 )
 
 
-def _spec(
-    name: str,
-    description: str,
-    input_schema: JSON,
-    output_schema: JSON,
-    *,
-    risk: Risk,
-    idempotent: bool,
-    reversible: bool,
-    timeout_ms: int,
-    write: bool,
-) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        input_schema=top(input_schema),
-        output_schema=top(output_schema),
-        risk=risk,
-        idempotent=idempotent,
-        reversible=reversible,
-        timeout_ms=timeout_ms,
-        capabilities=("firewall_manage",) if write else ("firewall_read",),
-    )
+FW_READ = ("firewall_read",)
+FW_WRITE = ("firewall_manage",)
 
 
-FIREWALL_RULES = _spec(
+FIREWALL_RULES = tool_spec(
     "firewall.rules",
     "aiOS's rule list from `nft list ruleset`: every line of every chain except type/policy "
     "lines; chain is the bare name (no table or family); action is the first of accept, "
@@ -188,9 +167,9 @@ FIREWALL_RULES = _spec(
     idempotent=True,
     reversible=False,
     timeout_ms=5000,
-    write=False,
+    capabilities=FW_READ,
 )
-FIREWALL_ADD_RULE = _spec(
+FIREWALL_ADD_RULE = tool_spec(
     "firewall.add_rule",
     "aiOS's append: `nft add rule inet filter <chain> '<rule> <action>'`. The joined text "
     "is checked as one nft statement first. Not idempotent (re-running adds a copy); "
@@ -208,9 +187,9 @@ FIREWALL_ADD_RULE = _spec(
     idempotent=False,
     reversible=True,
     timeout_ms=10000,
-    write=True,
+    capabilities=FW_WRITE,
 )
-FIREWALL_DELETE_RULE = _spec(
+FIREWALL_DELETE_RULE = tool_spec(
     "firewall.delete_rule",
     "aiOS's delete by 0-based index within chain <chain> of table inet filter (by handle). "
     "Reversible here (snapshot of table inet filter).",
@@ -223,9 +202,9 @@ FIREWALL_DELETE_RULE = _spec(
     idempotent=False,
     reversible=True,
     timeout_ms=10000,
-    write=True,
+    capabilities=FW_WRITE,
 )
-FIREWALL_APPLY = _spec(
+FIREWALL_APPLY = tool_spec(
     "firewall.apply",
     "Replace the given tables whole and delete the listed ones in ONE `nft -f` transaction "
     "(atomic: any error changes nothing). Idempotent. Rollback puts the previous tables back.",
@@ -241,9 +220,9 @@ FIREWALL_APPLY = _spec(
     idempotent=True,
     reversible=True,
     timeout_ms=30000,
-    write=True,
+    capabilities=FW_WRITE,
 )
-FIREWALL_CHECK = _spec(
+FIREWALL_CHECK = tool_spec(
     "firewall.check",
     "Check what firewall.apply would load with `nft -c` in the target namespace; an error "
     "names the table, chain and rule it came from.",
@@ -253,9 +232,9 @@ FIREWALL_CHECK = _spec(
     idempotent=True,
     reversible=False,
     timeout_ms=30000,
-    write=False,
+    capabilities=FW_READ,
 )
-FIREWALL_RULESET = _spec(
+FIREWALL_RULESET = tool_spec(
     "firewall.ruleset",
     "The given tables (omitted: all) as canonical text — `nft list table` without handles, "
     "counter values removed — or as nft JSON objects.",
@@ -287,9 +266,9 @@ FIREWALL_RULESET = _spec(
     idempotent=True,
     reversible=False,
     timeout_ms=30000,
-    write=False,
+    capabilities=FW_READ,
 )
-FIREWALL_CANONICALIZE = _spec(
+FIREWALL_CANONICALIZE = tool_spec(
     "firewall.canonicalize",
     "What firewall.ruleset would return after firewall.apply of these tables, computed by "
     "loading them into a throwaway network namespace (nothing of the target is touched).",
@@ -310,5 +289,5 @@ FIREWALL_CANONICALIZE = _spec(
     idempotent=True,
     reversible=False,
     timeout_ms=30000,
-    write=False,
+    capabilities=FW_READ,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.tooling import JSON, obj_schema
+from registry.tooling import JSON, Risk, ToolSpec, obj_schema
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -243,3 +243,29 @@ DNS_SET: JSON = {
 def top(schema: JSON) -> JSON:
     """A schema as a standalone document (with the draft URI)."""
     return {"$schema": DRAFT, **schema}
+
+
+def tool_spec(
+    name: str,
+    description: str,
+    input_schema: JSON,
+    output_schema: JSON,
+    *,
+    risk: Risk,
+    idempotent: bool,
+    reversible: bool,
+    timeout_ms: int,
+    capabilities: tuple[str, ...],
+) -> ToolSpec:
+    """A net/firewall ToolSpec whose schemas are tagged top-level documents."""
+    return ToolSpec(
+        name=name,
+        description=description,
+        input_schema=top(input_schema),
+        output_schema=top(output_schema),
+        risk=risk,
+        idempotent=idempotent,
+        reversible=reversible,
+        timeout_ms=timeout_ms,
+        capabilities=capabilities,
+    )

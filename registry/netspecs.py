@@ -24,7 +24,7 @@ from registry.netschema import (
     SYSCTL_KEY,
     SYSCTL_SET,
     TABLE_OUT,
-    top,
+    tool_spec,
 )
 from registry.tooling import JSON, Risk, ToolSpec, obj_schema
 
@@ -196,35 +196,10 @@ APPLY_IN: JSON = {
 }
 
 
-def _spec(
-    name: str,
-    description: str,
-    input_schema: JSON,
-    output_schema: JSON,
-    *,
-    risk: Risk,
-    idempotent: bool,
-    reversible: bool,
-    timeout_ms: int,
-    capabilities: tuple[str, ...],
-) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        input_schema=top(input_schema),
-        output_schema=top(output_schema),
-        risk=risk,
-        idempotent=idempotent,
-        reversible=reversible,
-        timeout_ms=timeout_ms,
-        capabilities=capabilities,
-    )
-
-
 READ = ("net_read",)
 WRITE = ("net_write",)
 
-NET_INTERFACES = _spec(
+NET_INTERFACES = tool_spec(
     "net.interfaces",
     "aiOS's interface list: name (with '@peer' as `ip -o link` prints it), first IPv4 "
     "without prefix, MAC ('' when none), status up/down by the admin flag. Deliberate "
@@ -254,7 +229,7 @@ NET_INTERFACES = _spec(
     timeout_ms=5000,
     capabilities=READ,
 )
-NET_STATE = _spec(
+NET_STATE = tool_spec(
     "net.state",
     "Links (kind, admin state, mtu, mac, master, parent, kind facts, addresses), routes of "
     "all tables and both families, policy rules, net.* sysctls and DNS of the target.",
@@ -302,11 +277,11 @@ _WRITES: dict[str, tuple[str, Risk, bool]] = {
 }
 
 
-def _write_spec(op: str) -> ToolSpec:
+def _writetool_spec(op: str) -> ToolSpec:
     description, risk, idempotent = _WRITES[op]
     schema = WRITE_INPUTS[op]
     extra = schema.get("description")
-    return _spec(
+    return tool_spec(
         f"net.{op}",
         f"{description} {extra}" if extra else description,
         schema,
@@ -319,9 +294,9 @@ def _write_spec(op: str) -> ToolSpec:
     )
 
 
-WRITE_SPECS: dict[str, ToolSpec] = {op: _write_spec(op) for op in _WRITES}
+WRITE_SPECS: dict[str, ToolSpec] = {op: _writetool_spec(op) for op in _WRITES}
 
-NET_APPLY = _spec(
+NET_APPLY = tool_spec(
     "net.apply",
     "An ordered batch of net write operations, all-or-nothing: the touched objects are "
     "snapshotted first; on the first failure everything touched is restored and the error "
@@ -339,7 +314,7 @@ NET_APPLY = _spec(
     capabilities=WRITE,
 )
 
-NET_PING = _spec(
+NET_PING = tool_spec(
     "net.ping",
     "ICMP echo from the target namespace (Python socket; `ping` is not needed). An "
     "unreachable host is success=false in the output, not a tool error.",
@@ -366,7 +341,7 @@ NET_PING = _spec(
     timeout_ms=30000,
     capabilities=READ,
 )
-NET_DNS = _spec(
+NET_DNS = tool_spec(
     "net.dns",
     "Resolve a host name with the target's libc resolver (getaddrinfo).",
     obj_schema({"hostname": {"type": "string", "minLength": 1, "maxLength": 253}}, ["hostname"]),
@@ -377,7 +352,7 @@ NET_DNS = _spec(
     timeout_ms=10000,
     capabilities=READ,
 )
-NET_HTTP_GET = _spec(
+NET_HTTP_GET = tool_spec(
     "net.http_get",
     "HTTP GET following redirects (15 s); body capped at 1 MiB with a '... [truncated, total "
     "N bytes]' suffix; status 0 when no connection could be made.",
@@ -394,7 +369,7 @@ NET_HTTP_GET = _spec(
     timeout_ms=30000,
     capabilities=READ,
 )
-NET_PORT_SCAN = _spec(
+NET_PORT_SCAN = tool_spec(
     "net.port_scan",
     "TCP connect (5 s) to each resolved address of host; open when any accepts.",
     obj_schema(
