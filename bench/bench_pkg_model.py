@@ -110,8 +110,9 @@ async def tool_fetch(url: str, sha: str, base: Path) -> float:
     return MODEL_SIZE / MB / elapsed
 
 
-def raw_fetch_sync(url: str, base: Path) -> float:
-    """The floor: httpx's synchronous client streaming into a file, nothing else."""
+def raw_fetch_sync(url: str, base: Path, *, durable: bool = False) -> float:
+    """The floor: httpx's synchronous client streaming into a file, nothing else;
+    `durable` adds the fsync a download that must survive a crash needs."""
     target = base / "raw.gguf"
     start = time.perf_counter()
     with (
@@ -121,25 +122,9 @@ def raw_fetch_sync(url: str, base: Path) -> float:
     ):
         for chunk in response.iter_raw():
             f.write(chunk)
-    elapsed = time.perf_counter() - start
-    assert target.stat().st_size == MODEL_SIZE
-    target.unlink()
-    return MODEL_SIZE / MB / elapsed
-
-
-def raw_fetch_durable(url: str, base: Path) -> float:
-    """The floor for a download that must survive a crash: sync streaming + fsync."""
-    target = base / "raw.gguf"
-    start = time.perf_counter()
-    with (
-        httpx.Client() as client,
-        client.stream("GET", url) as response,
-        target.open("wb") as f,
-    ):
-        for chunk in response.iter_raw():
-            f.write(chunk)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     elapsed = time.perf_counter() - start
     assert target.stat().st_size == MODEL_SIZE
     target.unlink()
@@ -189,7 +174,7 @@ async def bench_fetch(base: Path, runs: int) -> None:
         for _ in range(runs):  # interleaved so load changes hit all alike
             tool_mb.append(await tool_fetch(url, sha, base))
             sync_mb.append(raw_fetch_sync(url, base))
-            durable_mb.append(raw_fetch_durable(url, base))
+            durable_mb.append(raw_fetch_sync(url, base, durable=True))
             async_mb.append(await raw_fetch_async(url, base))
     finally:
         server.terminate()

@@ -59,6 +59,25 @@ class ExecOutcome:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Journal:
+    """Journal rows of one domain of one run: one line per state of a call."""
+
+    store: Store
+    run: str
+    target: str
+    domain: str
+
+    def record(
+        self, index: int, call: Call, state: str, *, digest: str = "",
+        execution_id: str = "", error: str = "",
+    ) -> None:  # fmt: skip
+        self.store.journal(
+            self.run, self.target, self.domain, index, call.tool, call.steps, digest, state,
+            execution_id=execution_id, error=error,
+        )  # fmt: skip
+
+
 async def execute(
     calls: Sequence[Call],
     *,
@@ -71,52 +90,25 @@ async def execute(
     reason: str,
     progress: ProgressFn | None = None,
 ) -> ExecOutcome:
+    journal = Journal(store, run, target, domain)
     outcome = ExecOutcome(ok=True)
     for index, call in enumerate(calls):
         digest = canonical_digest(dict(call.input))
-        store.journal(run, target, domain, index, call.tool, call.steps, digest, "started")
+        journal.record(index, call, "started", digest=digest)
         on_progress = _progress_for(call.tool, progress)
         try:
             result = await client.call(
                 call.tool, call.input, reason=reason, on_progress=on_progress
             )
         except AiosError as exc:
-            store.journal(
-                run,
-                target,
-                domain,
-                index,
-                call.tool,
-                call.steps,
-                digest,
-                "failed",
-                error=str(exc),
-            )
+            journal.record(index, call, "failed", digest=digest, error=str(exc))
             outcome.ok = False
             outcome.failed = call
             outcome.error = exc
-            await _undo(
-                outcome,
-                client=client,
-                catalogue=catalogue,
-                store=store,
-                run=run,
-                target=target,
-                domain=domain,
-            )
+            await _undo(outcome, client=client, catalogue=catalogue, journal=journal)
             return outcome
         execution_id = str(getattr(result, "execution_id", ""))
-        store.journal(
-            run,
-            target,
-            domain,
-            index,
-            call.tool,
-            call.steps,
-            digest,
-            "done",
-            execution_id=execution_id,
-        )
+        journal.record(index, call, "done", digest=digest, execution_id=execution_id)
         outcome.executed.append((call, execution_id))
     return outcome
 
@@ -126,11 +118,9 @@ async def _undo(
     *,
     client: Executor,
     catalogue: Mapping[str, ToolSpec],
-    store: Store,
-    run: str,
-    target: str,
-    domain: str,
+    journal: Journal,
 ) -> None:
+    """Roll back the calls already made, newest first; say what could not be undone."""
     for index, (call, execution_id) in reversed(list(enumerate(outcome.executed))):
         label = f"{call.tool} ({execution_id or 'no execution id'})"
         spec = catalogue.get(call.tool)
@@ -138,34 +128,15 @@ async def _undo(
             outcome.not_undone.append(f"{label}: not reversible")
             continue
         try:
-            await client.rollback(execution_id, reason=f"undo after failure in {domain}")
+            await client.rollback(execution_id, reason=f"undo after failure in {journal.domain}")
         except AiosError as exc:
             outcome.not_undone.append(f"{label}: rollback failed: {exc}")
-            store.journal(
-                run,
-                target,
-                domain,
-                index,
-                call.tool,
-                call.steps,
-                "",
-                "rollback_failed",
-                execution_id=execution_id,
-                error=str(exc),
+            journal.record(
+                index, call, "rollback_failed", execution_id=execution_id, error=str(exc)
             )
         else:
             outcome.rolled_back.append(label)
-            store.journal(
-                run,
-                target,
-                domain,
-                index,
-                call.tool,
-                call.steps,
-                "",
-                "rolled_back",
-                execution_id=execution_id,
-            )
+            journal.record(index, call, "rolled_back", execution_id=execution_id)
 
 
 def _progress_for(tool: str, progress: ProgressFn | None) -> Callable[[int, int, str], None] | None:
