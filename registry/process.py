@@ -6,6 +6,10 @@ cancelled (the pipeline's timeout) or the runner is closed, the whole process
 group gets SIGKILL and is reaped before the cancellation propagates, so no
 grandchild outlives its execution. Called by registry.pipeline (which owns one
 runner per execution) and by tests that drive tools directly.
+
+`spawn_detached` and `stop_group` start and stop the sandbox's long-running
+servers (its registry, its file server): each in a session of its own, logging
+to a file, stopped as a whole group (SIGTERM, then SIGKILL after a grace).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,6 +38,50 @@ def kill_group(pgid: int) -> None:
     """SIGKILL a process group, ignoring one that is already gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def spawn_detached(argv: list[str], *, log: Path, cwd: Path) -> int:
+    """Start `argv` in a new session, stdout and stderr appended to `log`; its pid."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
+        )
+    return proc.pid
+
+
+def group_alive(pgid: int) -> bool:
+    """Any process of group `pgid` that is not a zombie (a zombie leader we own is reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM a process group, SIGKILL what is left after `grace_s`, wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
+    kill_group(pgid)
+    for _ in range(100):
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
 
 
 class ProcessRunner(Runner):

@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from registry.process import spawn_detached, stop_group
+
 BASE_ENV = "AIOS_SANDBOX_DIR"
 DEFAULT_BASE = Path("/var/lib/aios/sandboxes")
 NAME_RE = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,18}[a-z0-9])?$")
@@ -198,16 +200,7 @@ def _start_registry(box: Sandbox, profile: str) -> int:
         "--state-dir", str(box.registry_state),
         "--profile", profile,
     ]  # fmt: skip
-    with box.log.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=box.dir,
-        )
-    return proc.pid
+    return spawn_detached(argv, log=box.log, cwd=box.dir)
 
 
 async def _wait_serving(box: Sandbox, pid: int, limit_s: float) -> None:
@@ -301,7 +294,7 @@ async def down(name: str, *, base: Path | None = None) -> list[str]:
     elif not box.dir.exists() and not netns_exists(box.netns):
         return [f"no sandbox {name}: nothing to do"]
     if is_running(box) and box.pid is not None:
-        await _stop_group(box.pid)
+        await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
         notes.append(f"stopped registry (pid {box.pid})")
     if netns_exists(box.netns):
         await _kill_netns_pids(box.netns)
@@ -319,34 +312,6 @@ async def down(name: str, *, base: Path | None = None) -> list[str]:
         shutil.rmtree(box.dir)
         notes.append(f"removed {box.dir}")
     return notes
-
-
-async def _stop_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return
-        await asyncio.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    for _ in range(100):
-        if not _group_alive(pgid):
-            return
-        await asyncio.sleep(0.05)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any non-zombie process whose process group is `pgid`."""
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 async def _kill_netns_pids(netns: str) -> None:

@@ -24,18 +24,16 @@ server's process group.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from registry import debrepo
 from registry.apt import apt_config_path, ensure_dpkg_root
 from registry.atomicfile import write_atomic
 from registry.demo import DEMO_MODELS, MODEL_PORT, gguf_chunks
+from registry.process import spawn_detached, stop_group
 from registry.sandbox import Sandbox, SandboxError
 
 REPO_URL = f"http://127.0.0.1:{MODEL_PORT}/apt"
@@ -104,17 +102,9 @@ def _start_server(box: Sandbox, www: Path) -> int:
         sys.executable, "-m", "registry.fileserver",
         "--dir", str(www), "--bind", "127.0.0.1", "--port", str(MODEL_PORT),
     ]  # fmt: skip
-    with (box.dir / LOG_FILE).open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=box.dir,
-        )
-    (box.dir / PID_FILE).write_text(f"{proc.pid}\n")
-    return proc.pid
+    pid = spawn_detached(argv, log=box.dir / LOG_FILE, cwd=box.dir)
+    (box.dir / PID_FILE).write_text(f"{pid}\n")
+    return pid
 
 
 def _in_netns(box: Sandbox, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -152,26 +142,8 @@ def _stop(box: Sandbox) -> None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    stop_group(pid, STOP_GRACE_S)
     pid_file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z":
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return True
 
 
 async def provision(box: Sandbox) -> None:
