@@ -3,7 +3,9 @@
 `running_registry(tmp, ...)` starts registry.server.RegistryServer on a unix
 socket in a short temporary directory (sun_path holds 108 bytes) with its
 state under `tmp`, and stops it afterwards whatever happens. `write_plugin`
-drops an aiOS-style plugin into a plugin directory. Used by the registry
+drops an aiOS-style plugin into a plugin directory. `ScriptedRunner` is the
+base of the named command doubles (a Runner that records every argv and
+answers from a script instead of running anything). Used by the registry
 tests in tests/unit and tests/system and by bench/.
 """
 
@@ -13,12 +15,43 @@ import contextlib
 import json
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from registry.server import RegistryServer, ServeOptions
+from registry.tooling import CommandResult, Runner
+
+
+class ScriptedRunner(Runner):
+    """A double of the command runner: records argv and stdin, answers via `answer`."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.stdins: list[bytes | None] = []
+
+    def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        """(exit status, stdout, stderr) for `argv`; success with no output by default."""
+        return 0, b"", b""
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CommandResult:
+        self.calls.append(argv)
+        self.stdins.append(stdin)
+        code, out, err = self.answer(argv, stdin)
+        return CommandResult(tuple(argv), code, out, err)
+
+    def pairs(self) -> list[tuple[list[str], bytes | None]]:
+        """Every command run, with what it was given on stdin."""
+        return list(zip(self.calls, self.stdins, strict=True))
 
 
 @contextlib.asynccontextmanager

@@ -6,14 +6,14 @@ runner; parsing on the recorded outputs in tests/fixtures/apk/.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from registry_support import ScriptedRunner
 
 from registry import apk
 from registry.pkgbackend import Repository, Transaction, TransactionError
-from registry.tooling import CommandResult, Runner, ToolContext, ToolError
+from registry.tooling import Runner, ToolContext, ToolError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apk"
 
@@ -22,26 +22,17 @@ def recorded(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-class RecordingRunnerDouble(Runner):
+class RecordingRunnerDouble(ScriptedRunner):
     """Answers apk commands with recorded output and remembers every argv."""
 
     def __init__(self, answers: dict[tuple[str, ...], tuple[int, str]]) -> None:
+        super().__init__()
         self.answers = answers
-        self.calls: list[list[str]] = []
 
-    async def run(
-        self,
-        argv: list[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> CommandResult:
-        self.calls.append(argv)
+    def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
         key = tuple(argv[4:])  # after: apk --root R --no-progress
         code, out = self.answers.get(key, (0, ""))
-        return CommandResult(tuple(argv), code, out.encode(), b"")
+        return code, out.encode(), b""
 
 
 @pytest.fixture

@@ -10,38 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from registry_support import ScriptedRunner
 
 from registry.catalogue import tool_classes
 from registry.netcmd import IpCmd
 from registry.netrun import CommandFailed, execute
-from registry.tooling import CommandResult, Runner, ToolContext, ToolError
+from registry.tooling import ToolContext, ToolError
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-class RecordingRunner(Runner):
-    """Answers every command with success (and `[]` for ip -j dumps); records argv/stdin."""
+class RecordingRunner(ScriptedRunner):
+    """Answers every command with success (and `[]` for ip -j dumps)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[str], bytes | None]] = []
-
-    async def run(
-        self,
-        argv: list[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> CommandResult:
-        self.calls.append((argv, stdin))
-        out = b"[]" if "-j" in argv else b""
-        return CommandResult(tuple(argv), 0, out, b"")
+    def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        return 0, b"[]" if "-j" in argv else b"", b""
 
 
 def call(tool: str, args: dict[str, Any], root: Path) -> tuple[Any, RecordingRunner]:
@@ -65,14 +52,14 @@ def test_double_wireguard_link_add_never_shows_the_key(tmp_path: Path) -> None:
     key_file.parent.mkdir(parents=True)
     key_file.write_text(KEY + "\n")
     output, runner = call("net.link_add", WG, tmp_path)
-    batches = [(argv, stdin) for argv, stdin in runner.calls if "-batch" in argv]
+    batches = [(argv, stdin) for argv, stdin in runner.pairs() if "-batch" in argv]
     assert [argv for argv, _ in batches] == [
         ["ip", "-n", "nsX", "-batch", "-"],
         ["ip", "-n", "nsX", "-batch", "-"],
     ]
     assert batches[0][1] == b"link add dev wg0 type wireguard\n"
     assert batches[1][1] == b"link set dev wg0 up\n"
-    wg = [argv for argv, _ in runner.calls if "wg" in argv]
+    wg = [argv for argv, _ in runner.pairs() if "wg" in argv]
     assert wg == [
         [
             "ip",
@@ -88,7 +75,7 @@ def test_double_wireguard_link_add_never_shows_the_key(tmp_path: Path) -> None:
             "51820",
         ]
     ]
-    everything = repr(runner.calls) + repr(output)
+    everything = repr(runner.pairs()) + repr(output)
     assert KEY not in everything and KEY[:20] not in everything
 
 
@@ -121,7 +108,7 @@ def test_double_consecutive_ip_commands_share_one_batch(tmp_path: Path) -> None:
         },
         tmp_path,
     )
-    writes = [(a, stdin) for a, stdin in runner.calls if "-j" not in a and "grep" not in a]
+    writes = [(a, stdin) for a, stdin in runner.pairs() if "-j" not in a and "grep" not in a]
     assert writes == [
         (
             ["ip", "-n", "nsX", "-batch", "-"],
@@ -133,22 +120,13 @@ def test_double_consecutive_ip_commands_share_one_batch(tmp_path: Path) -> None:
     ]
 
 
-class FailingRunner(RecordingRunner):
+class FailingRunner(ScriptedRunner):
     def __init__(self, stderr: bytes) -> None:
         super().__init__()
         self.stderr = stderr
 
-    async def run(
-        self,
-        argv: list[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> CommandResult:
-        self.calls.append((argv, stdin))
-        return CommandResult(tuple(argv), 1, b"", self.stderr)
+    def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        return 1, b"", self.stderr
 
 
 @pytest.mark.parametrize(

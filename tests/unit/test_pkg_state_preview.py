@@ -11,46 +11,37 @@ apt preview runs in tests/system/test_pkg_state_preview.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from registry_support import ScriptedRunner
 
 from registry import apk
 from registry.apt import AptBackend, _link_lists
 from registry.pkgbackend import Repository
-from registry.tooling import CommandResult, Runner, ToolContext, ToolError
+from registry.tooling import Runner, ToolContext, ToolError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apk"
 REPO = Repository(name="edge", url="https://dl.example.org/alpine/edge", components=("main",))
 
 
-class ApkRunnerDouble(Runner):
+class ApkRunnerDouble(ScriptedRunner):
     """Remembers every argv; answers `policy` with recorded output, `update` with `update_rc`."""
 
     def __init__(self, update_rc: int = 0) -> None:
-        self.calls: list[list[str]] = []
+        super().__init__()
         self.update_rc = update_rc
         self.seen_files: dict[str, str] = {}
 
-    async def run(
-        self,
-        argv: list[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> CommandResult:
-        self.calls.append(argv)
+    def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
         if "--repositories-file" in argv:
             path = argv[argv.index("--repositories-file") + 1]
             self.seen_files[path] = read_text(path)
         if "update" in argv:
             err = b"" if self.update_rc == 0 else b"ERROR: https://dl.example.org: DNS lookup error"
-            return CommandResult(tuple(argv), self.update_rc, b"", err)
+            return self.update_rc, b"", err
         out = (FIXTURES / "policy.txt").read_text() if "policy" in argv else ""
-        return CommandResult(tuple(argv), 0, out.encode(), b"")
+        return 0, out.encode(), b""
 
 
 def read_text(path: str) -> str:
