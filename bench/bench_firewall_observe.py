@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+
+import gen_spec
 
 from controllers.firewall import CONTROLLER
 from reconciler.controller import Desired
@@ -36,15 +39,7 @@ from specs.loader import load_documents
 
 
 def spec(n: int) -> str:
-    rules = [
-        "ct state established,related accept",
-        "iif lo accept",
-        "tcp dport { 22, 9090 } accept",
-    ]
-    rules += [
-        f"ip saddr 10.{i // 256 % 256}.{i % 256}.0/24 tcp dport {1024 + i % 60000} accept"
-        for i in range(n)
-    ]
+    rules = ["tcp dport { 22, 9090 } accept", *gen_spec.rules(n)]  # management first
     doc = {
         "apiVersion": "aios.dev/v1",
         "kind": "Firewall",

@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+
+import gen_spec
 
 from registry import nft
 from registry.netsys import SYSCTL_DIRS
@@ -62,11 +65,7 @@ def ctx_for(ns: str, tmp: Path) -> ToolContext:
 
 
 def table(n: int) -> dict[str, Any]:
-    rules = ["ct state established,related accept", 'iif "lo" accept']
-    rules += [
-        f"ip saddr 10.{i // 256 % 256}.{i % 256}.0/24 tcp dport {1024 + i % 60000} accept"
-        for i in range(n)
-    ]
+    rules = gen_spec.rules(n)
     return {
         "family": "inet",
         "name": "filter",
