@@ -15,7 +15,7 @@ uses it).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -156,27 +156,31 @@ def _join_continuations(lines: list[str]) -> list[str]:
     return out
 
 
-def split_elements(inner: str) -> list[str]:
-    """`a, b, "c"` (the inside of `{ … }`) split at top-level commas, quotes kept."""
+def split_top_level(text: str, separator: Callable[[str], bool]) -> list[str]:
+    """Pieces of `text` between separator characters that stand outside quotes and
+    outside `{ … }` / `( … )` groups; pieces are stripped, empty ones dropped."""
     items: list[str] = []
     buf: list[str] = []
     depth, quoted = 0, False
-    for ch in inner:
+    for ch in text:
         if ch == '"':
             quoted = not quoted
         elif not quoted and ch in "{(":
             depth += 1
         elif not quoted and ch in "})":
             depth -= 1
-        elif not quoted and ch == "," and depth == 0:
+        elif not quoted and depth == 0 and separator(ch):
             items.append("".join(buf).strip())
             buf = []
             continue
         buf.append(ch)
-    last = "".join(buf).strip()
-    if last:
-        items.append(last)
+    items.append("".join(buf).strip())
     return [i for i in items if i]
+
+
+def split_elements(inner: str) -> list[str]:
+    """`a, b, "c"` (the inside of `{ … }`) split at top-level commas, quotes kept."""
+    return split_top_level(inner, lambda ch: ch == ",")
 
 
 def _parse_chain(block: _Block) -> ParsedChain:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from controllers.firewall.parse import split_elements
+from controllers.firewall.parse import split_elements, split_top_level
 
 TWO_WORD = frozenset(
     [
@@ -94,25 +94,7 @@ def tokens(text: str) -> list[str]:
     """Words, with quoted strings and `{ … }` / `( … )` groups kept whole."""
     if not any(c in text for c in '"{('):
         return text.split()
-    out: list[str] = []
-    buf: list[str] = []
-    depth, quoted = 0, False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "{(":
-            depth += 1
-        elif not quoted and ch in "})":
-            depth -= 1
-        elif not quoted and depth == 0 and ch.isspace():
-            if buf:
-                out.append("".join(buf))
-                buf = []
-            continue
-        buf.append(ch)
-    if buf:
-        out.append("".join(buf))
-    return out
+    return split_top_level(text, str.isspace)
 
 
 @lru_cache(maxsize=65536)  # the guard reads each chain once per flow, in diff and in verify
