@@ -187,7 +187,7 @@ def wait_and_report(pid: int, conn: socket.socket) -> None:
 def handle(conn: socket.socket, listener: socket.socket, sig: str) -> None:
     try:
         request, fds = recv_request(conn)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, TypeError):  # a malformed frame: drop it
         conn.close()
         return
     reason = refusal(request, conn, sig)

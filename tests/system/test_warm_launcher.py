@@ -154,3 +154,17 @@ def test_signals_reach_the_command_and_its_status_comes_back(
         if client.poll() is None:
             client.kill()
             client.communicate()
+
+
+def test_a_malformed_request_does_not_take_the_helper_down(helper: Helper) -> None:
+    helper.start()
+    frames = (b"\x00\x00\x00\x05abc", b"\x00\x00\x00\x03\xff\xfe\xfd", b"\x00\x00\x00\x01s")
+    for garbage in frames:  # truncated, unknown type code, marshal data too short
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(helper.socket))
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(100)  # the helper closes the connection
+    assert helper.process is not None and helper.process.poll() is None
+    after = helper.aios("--version")
+    assert after.returncode == 0 and "served by the warm helper" in after.stderr
