@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -73,20 +72,19 @@ def parse_expect(text: str, default_path: str) -> list[Expected]:
     return out
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def run_validate(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # The limit is set by prlimit(1), not a preexec_fn: Python code running between
+    # fork and exec in this (multithreaded: earlier tests ran gRPC servers) process
+    # can trip gRPC's fork handlers, which abort the child before it even starts.
     return subprocess.run(
-        [sys.executable, "-m", "reconciler.cli.main", "validate", *args],
+        ["prlimit", f"--as={ADDRESS_SPACE}", "--",
+         sys.executable, "-m", "reconciler.cli.main", "validate", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        preexec_fn=_limit_address_space,
         check=False,
-    )
+    )  # fmt: skip
 
 
 def assert_reports(result: subprocess.CompletedProcess[str], expected: list[Expected]) -> None:
