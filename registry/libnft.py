@@ -10,7 +10,11 @@ Only read-only commands go through here, and only when the registry itself
 runs in the namespace the tool acts on (no `--netns`): libnftables talks to
 the calling thread's network namespace. Loads stay with the nft binary
 (atomic, and killable by the pipeline's timeout). `run()` blocks: call it in a
-worker thread. When libnftables.so.1 cannot be loaded, `available()` is False
+worker thread. libnftables keeps process-wide state (its interface-name cache,
+released by every nft_ctx_free), so two contexts in two threads at once print
+wrong text (`iif 1` for `iif "lo"`) or crash the process: `run()` holds one
+lock for a context's whole life, and concurrent listings queue. When
+libnftables.so.1 cannot be loaded, `available()` is False
 and callers use the binary.
 
 `generation()` asks the kernel for the namespace's nf_tables generation id
@@ -28,6 +32,7 @@ import threading
 
 _SONAME = "libnftables.so.1"
 _lock = threading.Lock()
+_run_lock = threading.Lock()  # libnftables is not thread-safe across contexts (see above)
 _lib: ctypes.CDLL | None = None
 _loaded = False
 
@@ -67,18 +72,19 @@ def run(command: str) -> tuple[int, str, str]:
     lib = _load()
     if lib is None:
         raise OSError(f"{_SONAME} is not available")
-    ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT, as the nft binary
-    if not ctx:
-        raise OSError("nft_ctx_new failed")
-    try:
-        if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
-            raise OSError("libnftables could not buffer its output")
-        status = lib.nft_run_cmd_from_buffer(ctx, command.encode())
-        out = lib.nft_ctx_get_output_buffer(ctx) or b""
-        err = lib.nft_ctx_get_error_buffer(ctx) or b""
-        return status, out.decode(errors="replace"), err.decode(errors="replace")
-    finally:
-        lib.nft_ctx_free(ctx)
+    with _run_lock:
+        ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT, as the nft binary
+        if not ctx:
+            raise OSError("nft_ctx_new failed")
+        try:
+            if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
+                raise OSError("libnftables could not buffer its output")
+            status = lib.nft_run_cmd_from_buffer(ctx, command.encode())
+            out = lib.nft_ctx_get_output_buffer(ctx) or b""
+            err = lib.nft_ctx_get_error_buffer(ctx) or b""
+        finally:
+            lib.nft_ctx_free(ctx)
+    return status, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 _NETLINK_NETFILTER = 12

@@ -328,7 +328,7 @@ async def test_python_api_simulation_matches_the_machine(
         before, steps = work.state, work.steps
         assert before is not None and len(steps) == 3
         result = await engine.apply(planned, assume_yes=True)
-        assert result.all_ready, result.reports
+        assert result.all_ready, "\n".join(map(str, result.reports))
         reader = ReadOnlyReader(engine.client, planned.catalogue, reason="test", cache=engine.store)
         after = await CONTROLLER.observe(reader, work.desired)
         assert reader.calls == ["firewall.ruleset"], "the canonical forms were not cached"

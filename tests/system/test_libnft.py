@@ -170,3 +170,49 @@ def test_a_static_table_is_listed_once_per_generation(netns: str) -> None:
     assert out["uncached"] == out["after_commit"][0]
     live = run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", "static"])
     assert out["after_commit"][0] == live
+
+
+CONCURRENT_PROBE = """
+import asyncio, json, sys, tempfile
+from pathlib import Path
+from registry import nft
+from registry.process import ProcessRunner
+from registry.tooling import ToolContext
+
+tmp = Path(tempfile.mkdtemp())
+ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
+REFS = [("inet", "filter"), ("ip", "nat"), ("inet", "other")]
+
+async def main():
+    seen = {}
+    for _ in range(int(sys.argv[1])):
+        # firewall.ruleset lists named tables this way: concurrently, in worker threads
+        texts = await nft.list_tables(ctx, REFS)
+        for ref, text in texts.items():
+            seen.setdefault("/".join(ref), set()).add(text)
+    return {key: sorted(texts) for key, texts in seen.items()}
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_concurrent_listings_are_each_byte_equal_to_the_binary(netns: str) -> None:
+    """libnftables keeps process-wide state (its interface-name cache, freed by every
+    context's release): unserialized listings in threads printed `iif 1` or crashed."""
+    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=SCRIPT)
+    run(
+        ["ip", "netns", "exec", netns, "nft", "-f", "-"],
+        input='table inet other {\n  chain c {\n    oif "lo" accept\n    iif "lo" drop\n  }\n}\n',
+    )
+    probe = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", CONCURRENT_PROBE, "1500"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 0, f"the listing process died ({probe.returncode}): {probe.stderr}"
+    got = json.loads(probe.stdout)
+    nft = ["ip", "netns", "exec", netns, "nft", "list", "table"]
+    for key in ("inet/filter", "ip/nat", "inet/other"):
+        family, name = key.split("/")
+        assert got[key] == [run([*nft, family, name])], key
