@@ -11,8 +11,10 @@ the test's tmp dir is detached (loop devices are global).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,12 +54,17 @@ class Namespace:
         return reply
 
     def _driver(self, request: dict[str, Any]) -> dict[str, Any]:
-        request |= {"root": str(self.root), "state_dir": str(self.state)}
+        request |= {
+            "root": str(self.root),
+            "state_dir": str(self.state),
+            "host_mnt_ns": os.readlink("/proc/self/ns/mnt"),
+        }
         out = run(
             ["nsenter", "-t", str(self.pid), "-m", sys.executable, "-m", "tests.system.tooldriver"],
             input=json.dumps(request),
         )
-        return json.loads(out)
+        reply: dict[str, Any] = json.loads(out)
+        return reply
 
     def sh(self, *argv: str, check: bool = True) -> str:
         return run(["nsenter", "-t", str(self.pid), "-m", *argv], check=check)
@@ -77,14 +84,21 @@ def _detach_loops_under(directory: Path) -> None:
             subprocess.run(["losetup", "-d", dev["name"]], check=False)
 
 
+def wait_for_own_namespace(pid: int) -> None:
+    """Return once `pid` has left this process's mount namespace (unshare is not
+    instant: entering the holder earlier would mount on the host)."""
+    host = os.readlink("/proc/self/ns/mnt")
+    deadline = time.monotonic() + 10
+    while os.readlink(f"/proc/{pid}/ns/mnt") == host:
+        assert time.monotonic() < deadline, "the holder never entered its own mount namespace"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def ns(tmp_path: Path) -> Iterator[Namespace]:
     holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "infinity"])
     try:
-        for _ in range(100):  # wait until the holder is in its own namespace
-            if Path(f"/proc/{holder.pid}/ns/mnt").resolve() != Path("/proc/self/ns/mnt").resolve():
-                break
-            subprocess.run(["sleep", "0.02"], check=False)
+        wait_for_own_namespace(holder.pid)
         yield Namespace(holder.pid, tmp_path)
     finally:
         holder.kill()
@@ -95,6 +109,32 @@ def ns(tmp_path: Path) -> Iterator[Namespace]:
 def blkid(ns: Namespace, path: Path) -> dict[str, str]:
     out = ns.sh("blkid", "-p", "-o", "export", str(path), check=False)
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_the_driver_refuses_the_host_mount_namespace(tmp_path: Path) -> None:
+    """The guard behind every test here: run in this process's namespace, it mounts nothing."""
+    (tmp_path / "root").mkdir()
+    request = {
+        "tool": "storage.mount",
+        "args": {"target": "/run/x", "source": "tmpfs", "type": "tmpfs"},
+        "mode": "run",
+        "root": str(tmp_path / "root"),
+        "state_dir": str(tmp_path),
+        "work": str(tmp_path / "work"),
+        "host_mnt_ns": os.readlink("/proc/self/ns/mnt"),
+    }
+    driver = subprocess.run(
+        [sys.executable, "-m", "tests.system.tooldriver"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert driver.returncode == 1
+    assert "refusing to run in the host's mount namespace" in driver.stderr
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    assert not (tmp_path / "work").exists()
 
 
 def test_mkfs_refuses_a_formatted_image_without_force(ns: Namespace) -> None:

@@ -4,13 +4,18 @@ The storage system tests start it inside a private mount namespace with
 `nsenter -t <holder pid> -m <python> -m tests.system.tooldriver`, so every
 mount the tool makes lands in that namespace and never in the host's.
 Request: {"tool", "args", "root", "state_dir", "work", "mode": "run"|"restore",
-"snapshot"?}. Reply on stdout: {"output", "error", "snapshot"}.
+"snapshot"?, "host_mnt_ns"}. Reply on stdout: {"output", "error", "snapshot"}.
+`host_mnt_ns` is the test process's mount namespace (`readlink
+/proc/self/ns/mnt` there): the driver refuses to run in that namespace, so
+a holder that is not yet (or no longer) in its own namespace fails the test
+instead of mounting on the host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,9 @@ async def handle(request: dict[str, Any], work: Path) -> dict[str, Any]:
 
 def main() -> None:
     request = json.load(sys.stdin)
+    here = os.readlink("/proc/self/ns/mnt")
+    if not request.get("host_mnt_ns") or here == request["host_mnt_ns"]:
+        sys.exit(f"tooldriver: refusing to run in the host's mount namespace ({here})")
     work = Path(request["work"])
     work.mkdir(parents=True, exist_ok=True)
     reply = asyncio.run(handle(request, work))
