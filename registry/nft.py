@@ -240,12 +240,14 @@ def _in_process(ctx: ToolContext) -> bool:
 
 # Listings served from memory while the namespace's nf_tables generation id is
 # unchanged: command -> (generation, output). Only text with no state that can
-# change without a transaction (counters, quotas, sets, meters, stateful objects).
+# change without a transaction (counters, quotas, sets, meters, stateful objects)
+# and no interface index (`iif`/`oif` print a name only while that link exists:
+# deleting or renaming a link changes the text and bumps no generation).
 _LISTED: dict[str, tuple[int, str]] = {}
 _LISTED_MAX = 16
 _VOLATILE = re.compile(
     r"\b(counter|packets|quota|meter|set|map|flowtable|synproxy|last|ct (count|helper|timeout|"
-    r"expectation))\b|@"
+    r"expectation)|iif|oif)\b|@"
 )
 
 

@@ -223,12 +223,17 @@ def serve(path: Path, sig: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Bound and listening under a private name first, then renamed into place: a
+    # client that finds the socket can always connect (never "refused" in between).
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
     old = os.umask(0o177)
     try:
-        listener.bind(str(path))
+        listener.bind(str(staging))
     finally:
         os.umask(old)
     listener.listen(16)
+    staging.rename(path)
     last = checked = time.monotonic()
     try:
         while True:

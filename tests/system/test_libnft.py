@@ -216,3 +216,51 @@ def test_concurrent_listings_are_each_byte_equal_to_the_binary(netns: str) -> No
     for key in ("inet/filter", "ip/nat", "inet/other"):
         family, name = key.split("/")
         assert got[key] == [run([*nft, family, name])], key
+
+
+LINK_PROBE = """
+import asyncio, json, subprocess, tempfile
+from pathlib import Path
+from registry import libnft, nft
+from registry.process import ProcessRunner
+from registry.tooling import ToolContext
+
+tmp = Path(tempfile.mkdtemp())
+ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
+runs = []
+real_run = libnft.run
+libnft.run = lambda command: runs.append(command) or real_run(command)
+
+async def main():
+    first = await nft.list_table(ctx, ("inet", "byif"), cached=True)
+    again = await nft.list_table(ctx, ("inet", "byif"), cached=True)
+    gen = libnft.generation()
+    subprocess.run(["ip", "link", "del", "probe0"], check=True)
+    gone = await nft.list_table(ctx, ("inet", "byif"), cached=True)
+    return {"first": first, "again": again, "gone": gone, "runs": len(runs),
+            "same_generation": libnft.generation() == gen}
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_listing_naming_an_interface_by_index_is_never_served_from_memory(netns: str) -> None:
+    """`iif "probe0"` prints as `iif N` once the link is gone, and no generation moves."""
+    run(["ip", "netns", "exec", netns, "ip", "link", "add", "probe0", "type", "ifb"])
+    run(
+        ["ip", "netns", "exec", netns, "nft", "-f", "-"],
+        input='table inet byif {\n  chain c {\n    iif "probe0" accept\n  }\n}\n',
+    )
+    out = json.loads(
+        subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", LINK_PROBE],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert 'iif "probe0" accept' in out["first"] and out["again"] == out["first"]
+    assert out["same_generation"], "deleting a link moved the nf_tables generation"
+    assert out["runs"] == 3 and 'iif "probe0"' not in out["gone"]
+    live = run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", "byif"])
+    assert out["gone"] == live

@@ -85,13 +85,15 @@ def _detach_loops_under(directory: Path) -> None:
 
 
 def wait_for_own_namespace(pid: int) -> None:
-    """Return once `pid` has left this process's mount namespace (unshare is not
-    instant: entering the holder earlier would mount on the host)."""
+    """Return once the holder runs `sleep`: unshare(1) has then left this process's
+    mount namespace AND made it private (both happen before the exec). Entering it
+    earlier would mount on the host, or on mounts still shared with the host."""
     host = os.readlink("/proc/self/ns/mnt")
     deadline = time.monotonic() + 10
-    while os.readlink(f"/proc/{pid}/ns/mnt") == host:
-        assert time.monotonic() < deadline, "the holder never entered its own mount namespace"
+    while Path(f"/proc/{pid}/comm").read_text().strip() != "sleep":
+        assert time.monotonic() < deadline, "the holder never reached its private namespace"
         time.sleep(0.01)
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != host
 
 
 @pytest.fixture

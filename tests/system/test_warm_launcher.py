@@ -138,13 +138,16 @@ def test_signals_reach_the_command_and_its_status_comes_back(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        while not sock.exists():
+        while True:  # until the registry, run by the helper's child, accepts connections
             assert client.poll() is None, "the registry exited early"
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "the registry never accepted a connection"
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(sock))
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    pass  # not bound yet, or bound and not yet listening
             time.sleep(0.05)
-        probe = socket.socket(socket.AF_UNIX)
-        probe.connect(str(sock))  # the registry, run by the helper's child, is serving
-        probe.close()
         client.send_signal(signal.SIGTERM)
         _, err = client.communicate(timeout=30)
         assert client.returncode in (0, 143), err

@@ -155,7 +155,7 @@ async def test_deadline_covers_the_tool_timeout(scripted: tuple[Scripted, str]) 
         await client.call("t.slow", {}, reason="r")
         await client.call("t.read", {}, reason="r", timeout=30)
     remaining = dict(servicer.calls)
-    assert remaining["t.slow"] is not None and 4.0 < remaining["t.slow"] <= 5.2
+    assert remaining["t.slow"] is not None and 3.0 < remaining["t.slow"] <= 5.2
     assert remaining["t.read"] is not None and 25 < remaining["t.read"] <= 30.2
 
 
