@@ -11,7 +11,7 @@ The async helpers run nft in the context's namespace; text listings go
 through libnftables in process when the registry runs in that namespace
 (registry.libnft: same text, no per-token writes), and firewall.ruleset's
 listings are answered from memory while the kernel's nf_tables generation id
-has not moved. Called by
+and the namespace's interfaces have not changed. Called by
 registry.tools.firewall and the benchmark.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -238,37 +239,52 @@ def _in_process(ctx: ToolContext) -> bool:
     return ctx.netns is None and isinstance(ctx.runner, ProcessRunner) and libnft.available()
 
 
-# Listings served from memory while the namespace's nf_tables generation id is
-# unchanged: command -> (generation, output). Only text with no state that can
-# change without a transaction (counters, quotas, sets, meters, stateful objects)
-# and no interface index (`iif`/`oif` print a name only while that link exists:
-# deleting or renaming a link changes the text and bumps no generation).
-_LISTED: dict[str, tuple[int, str]] = {}
+# Listings served from memory while the namespace's nf_tables generation id and
+# its interfaces are unchanged: command -> (generation, interfaces, output). Only
+# text with no state that can change without a transaction (counters, quotas,
+# sets, meters, stateful objects). `iif`/`oif` print a link's name only while
+# that index exists: deleting or renaming a link changes the text and bumps no
+# generation, hence the (index, name) list in the key (if_nameindex: ~30 us).
+_LISTED: dict[str, tuple[int, tuple[tuple[int, str], ...], str]] = {}
 _LISTED_MAX = 16
 _VOLATILE = re.compile(
     r"\b(counter|packets|quota|meter|set|map|flowtable|synproxy|last|ct (count|helper|timeout|"
-    r"expectation)|iif|oif)\b|@"
+    r"expectation))\b|@"
 )
+
+
+def _interfaces() -> tuple[tuple[int, str], ...]:
+    try:
+        return tuple(sorted(socket.if_nameindex()))
+    except OSError:
+        return ((-1, ""),)  # unreadable: never equal to a later reading's key
 
 
 async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> CommandResult:
     """A read-only `nft` command: in process when possible (registry.libnft), else the binary.
 
-    `cached`: an unchanged listing (same generation id before and after it was
-    made, nothing volatile in it) is answered from memory until the next commit.
+    `cached`: an unchanged listing (same generation id and interfaces before and
+    after it was made, nothing volatile in it) is answered from memory until the
+    next commit or link change.
     """
     if argv[1] == "-j" or not _in_process(ctx):
         return await ctx.runner.run(ctx.in_netns(argv), check=False)
     command = " ".join(argv[1:])
     before = libnft.generation() if cached else None
+    links = _interfaces() if cached else ()
     hit = _LISTED.get(command)
-    if before is not None and hit is not None and hit[0] == before:
-        return CommandResult(tuple(argv), 0, hit[1].encode(), b"")
+    if before is not None and hit is not None and hit[:2] == (before, links):
+        return CommandResult(tuple(argv), 0, hit[2].encode(), b"")
     status, out, err = await asyncio.to_thread(libnft.run, command)
     stable = status == 0 and not _VOLATILE.search(out)
-    if before is not None and stable and libnft.generation() == before:  # no commit meanwhile
+    if (
+        before is not None
+        and stable
+        and libnft.generation() == before  # no commit meanwhile
+        and _interfaces() == links  # no link came, went or was renamed meanwhile
+    ):
         _LISTED.pop(command, None)
-        _LISTED[command] = (before, out)
+        _LISTED[command] = (before, links, out)
         while len(_LISTED) > _LISTED_MAX:
             _LISTED.pop(next(iter(_LISTED)))
     return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
