@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.launch import signature
-from tests.system.helpers import run
 
 REPO = Path(__file__).resolve().parents[2]
 AIOS = [sys.executable, "-c", "from reconciler.cli.launch import main; main()"]
@@ -55,6 +54,29 @@ class Helper:
             time.sleep(0.05)
 
 
+def helpers_serving(sock: Path) -> list[int]:
+    """Pids of warm helpers started for `sock` (by their command line: the socket is
+    bound under a staging name and renamed, so fuser cannot find it by path)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"reconciler.cli.warm" in argv and str(sock).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def wait_gone(sock: Path) -> bool:
+    deadline = time.monotonic() + 10
+    while helpers_serving(sock):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.fixture
 def helper(tmp_path: Path) -> Iterator[Helper]:
     directory = tmp_path / "warm"
@@ -82,9 +104,9 @@ def test_first_run_starts_the_helper_and_later_runs_are_served_by_it(helper: Hel
         assert second.returncode == 0 and second.stdout == first.stdout
         assert "served by the warm helper" in second.stderr
     finally:
-        pids = run(["fuser", str(helper.socket)], check=False).split()
-        for pid in pids:
-            os.kill(int(pid), signal.SIGKILL)
+        for pid in helpers_serving(helper.socket):
+            os.kill(pid, signal.SIGKILL)
+    assert wait_gone(helper.socket), "the helper the first run started survived"
 
 
 def test_warm_runs_match_cold_runs(helper: Helper, tmp_path: Path) -> None:
