@@ -253,11 +253,12 @@ _VOLATILE = re.compile(
 )
 
 
-def _interfaces() -> tuple[tuple[int, str], ...]:
+def _interfaces() -> tuple[tuple[int, str], ...] | None:
+    """The namespace's (index, name) pairs; None when unreadable (nothing is remembered)."""
     try:
         return tuple(sorted(socket.if_nameindex()))
     except OSError:
-        return ((-1, ""),)  # unreadable: never equal to a later reading's key
+        return None
 
 
 async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> CommandResult:
@@ -270,8 +271,8 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
     if argv[1] == "-j" or not _in_process(ctx):
         return await ctx.runner.run(ctx.in_netns(argv), check=False)
     command = " ".join(argv[1:])
-    before = libnft.generation() if cached else None
-    links = _interfaces() if cached else ()
+    links = _interfaces() if cached else None
+    before = libnft.generation() if links is not None else None
     hit = _LISTED.get(command)
     if before is not None and hit is not None and hit[:2] == (before, links):
         return CommandResult(tuple(argv), 0, hit[2].encode(), b"")
@@ -279,6 +280,7 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
     stable = status == 0 and not _VOLATILE.search(out)
     if (
         before is not None
+        and links is not None
         and stable
         and libnft.generation() == before  # no commit meanwhile
         and _interfaces() == links  # no link came, went or was renamed meanwhile
