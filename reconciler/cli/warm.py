@@ -220,11 +220,9 @@ def serve(path: Path, sig: str) -> None:
     except BlockingIOError:
         return  # another helper serves this socket
     warm_up()
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # Bound and listening under a private name first, then renamed into place: a
-    # client that finds the socket can always connect (never "refused" in between).
+    # Bound and listening under a private name first, then renamed over any stale
+    # socket: a client that finds the path can always connect (never "refused").
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     staging.unlink(missing_ok=True)
     old = os.umask(0o177)

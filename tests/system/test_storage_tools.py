@@ -113,8 +113,20 @@ def blkid(ns: Namespace, path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+# Runs the driver in a throwaway private mount namespace that it is told is "the
+# host's": the guard must refuse, and should it ever regress, the tmpfs it would
+# mount dies with that namespace instead of landing on the real host.
+GUARD_PROBE = """
+import json, os, subprocess, sys
+request = json.loads(sys.argv[1]) | {"host_mnt_ns": os.readlink("/proc/self/ns/mnt")}
+driver = [sys.executable, "-m", "tests.system.tooldriver"]
+sys.exit(subprocess.run(driver, input=json.dumps(request), text=True).returncode)
+"""
+
+
 def test_the_driver_refuses_the_host_mount_namespace(tmp_path: Path) -> None:
-    """The guard behind every test here: run in this process's namespace, it mounts nothing."""
+    """The guard behind every test here: in the namespace it is told is the host's,
+    the driver mounts nothing and creates nothing."""
     (tmp_path / "root").mkdir()
     request = {
         "tool": "storage.mount",
@@ -123,20 +135,16 @@ def test_the_driver_refuses_the_host_mount_namespace(tmp_path: Path) -> None:
         "root": str(tmp_path / "root"),
         "state_dir": str(tmp_path),
         "work": str(tmp_path / "work"),
-        "host_mnt_ns": os.readlink("/proc/self/ns/mnt"),
     }
     driver = subprocess.run(
-        [sys.executable, "-m", "tests.system.tooldriver"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert driver.returncode == 1
+        ["unshare", "-m", "--propagation", "private",
+         sys.executable, "-c", GUARD_PROBE, json.dumps(request)],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert driver.returncode == 1, driver.stderr
     assert "refusing to run in the host's mount namespace" in driver.stderr
-    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
     assert not (tmp_path / "work").exists()
+    assert not (tmp_path / "root/run").exists()
 
 
 def test_mkfs_refuses_a_formatted_image_without_force(ns: Namespace) -> None:
