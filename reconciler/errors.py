@@ -17,6 +17,8 @@ client, the planners) and never leak further.
         ├── PlanRejected           the verifier refused a plan; carries findings
         ├── DestructiveRefused     a destructive step without `force: true`
         └── StalePlan              a saved plan no longer matches what it was made for
+    StateStoreError (AiosError)    the state directory cannot be read or written; its
+                                   `retryable` says which (busy, full: yes; corrupt: no)
 """
 
 from __future__ import annotations
@@ -90,6 +92,21 @@ class StalePlan(PermanentError):
     """A saved plan was made for other specs, state, tools or aios version."""
 
 
+class StateStoreError(AiosError):
+    """The reconciler's state directory cannot be used: corrupt, busy, full, read-only...
+
+    The message names the file and says what to do. `retryable` is set per case:
+    a busy database, a held writer lock or a full file system may pass (retry
+    after `delay` seconds); a corrupt, emptied or misplaced one repeats until an
+    operator acts. Raised by reconciler.engine.store; the CLI prints it (exit 1).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, delay: float = 2.0) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.delay = delay
+
+
 __all__ = [
     "AiosError",
     "DestructiveRefused",
@@ -99,6 +116,7 @@ __all__ = [
     "RegistryUnavailable",
     "SpecError",
     "StalePlan",
+    "StateStoreError",
     "TemporaryError",
     "ToolFailed",
     "ToolNotFound",
