@@ -15,12 +15,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.types import FieldError, IfName, ItemState, MacAddress, NftIdent, PortRange
+from specs.types import (
+    IFNAME_CHARS,
+    FieldError,
+    IfName,
+    ItemState,
+    MacAddress,
+    NftIdent,
+    PortRange,
+)
 
 Family = Literal["inet", "ip", "ip6", "arp", "bridge", "netdev"]
 Hook = Literal["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
@@ -136,20 +144,38 @@ class Service(SpecModel):
         return (self.port,) if self.port is not None else self.ports
 
 
+def check_comment(value: str) -> str:
+    """An nft comment: rendered inside "...", which ends at the next '"' (nft has no
+    escapes), so no '"', no backslash and nothing but printable ASCII. Shared with
+    registry.nft."""
+    if len(value) > 128:
+        raise ValueError("comment is longer than 128 characters")
+    if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
+        raise ValueError(f"comment {value!r} may hold printable ASCII only, without '\"' or '\\'")
+    return value
+
+
 class NamedSet(SpecModel):
     name: NftIdent
     type: SetType
     flags: tuple[Literal["constant", "interval", "timeout"], ...] = ()
     elements: tuple[str | int, ...] = ()
-    comment: Annotated[str, Field(pattern=r'^[^"\n\\]{0,128}$')] | None = None
+    comment: (
+        Annotated[
+            str,
+            AfterValidator(check_comment),
+            Field(json_schema_extra={"pattern": r'^[^"\n\\]{0,128}$'}),  # editors' hint
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _elements(self) -> NamedSet:
         for i, element in enumerate(self.elements):
             try:
-                _check_element(self.type, element, interval="interval" in self.flags)
+                check_element(self.type, element, interval="interval" in self.flags)
             except ValueError as exc:
-                raise FieldError(("elements", i), _plain_message(exc)) from None
+                raise FieldError(("elements", i), str(exc)) from None
             if element in self.elements[:i]:
                 raise FieldError(("elements", i), f"element {element!r} is listed twice")
         return self
@@ -162,10 +188,28 @@ def _plain_message(exc: ValueError) -> str:
     return str(exc)
 
 
+# An ifname set element: an interface name (specs.types), or a prefix ending in '*'.
+_IFNAME_ELEMENT = re.compile(rf"(?!-)[{IFNAME_CHARS}]{{1,15}}|(?!-)[{IFNAME_CHARS}]{{0,14}}\*")
+
+
+def check_element(set_type: str, element: str | int, *, interval: bool) -> None:
+    """A set element of `set_type`, or ValueError saying why not. Elements are spliced
+    into nft text (ifnames inside "..."), so each type admits only its own syntax.
+    Shared with registry.nft (the registry's re-check of firewall.apply)."""
+    try:
+        _check_element(set_type, element, interval=interval)
+    except ValueError as exc:
+        raise ValueError(_plain_message(exc)) from None
+
+
 def _check_element(set_type: str, element: str | int, *, interval: bool) -> None:
     text = str(element)
+    if isinstance(element, bool) or not text.isascii() or not text.isprintable():
+        raise ValueError(f"element {text!r} is not printable ASCII")
     if set_type in ("ipv4_addr", "ipv6_addr"):
         version = 4 if set_type == "ipv4_addr" else 6
+        if "%" in text:  # ipaddress would take any text after '%' as a scope id
+            raise ValueError(f"element {text!r} may not carry a scope id ('%...')")
         try:
             addr: (
                 ipaddress.IPv4Network
@@ -195,8 +239,16 @@ def _check_element(set_type: str, element: str | int, *, interval: bool) -> None
     elif set_type == "mark":
         if not re.fullmatch(r"0x[0-9a-fA-F]{1,8}|\d{1,10}", text):
             raise ValueError(f"element {text!r} is not a mark")
-    elif set_type == "ifname" and not re.fullmatch(r"[A-Za-z0-9_.\-@]{1,15}\*?", text):
-        raise ValueError(f"element {text!r} is not an interface name")
+    elif set_type == "ifname" and not _IFNAME_ELEMENT.fullmatch(text):
+        raise ValueError(
+            f"element {text!r} is not an interface name (letters, digits, '_', '.', '-'; "
+            "a trailing '*' matches a prefix)"
+        )
+    elif set_type not in _SET_TYPES:
+        raise ValueError(f"unknown set type {set_type!r}")
+
+
+_SET_TYPES: frozenset[str] = frozenset(get_args(SetType))
 
 
 def _check_port_element(text: str, *, interval: bool) -> None:

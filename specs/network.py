@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import (
@@ -119,9 +119,41 @@ class BondOptions(SpecModel):
     miimon: Annotated[int, Field(ge=0)] | None = None
 
 
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ENDPOINT_HOST = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?")
+
+
+def check_endpoint(value: str) -> str:
+    """A WireGuard endpoint: `host:port`, host a DNS name, an IPv4 address or `[IPv6]`.
+
+    It reaches `wg set ... endpoint VALUE` (argv); this keeps it to what wg parses as
+    one host and one port. Shared with registry.netcmd (the registry's re-check).
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"endpoint {value!r} must be host:port with a port 1-65535")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"endpoint {value!r}: {host} is not an IPv6 address") from None
+    elif len(host) > 253 or not _ENDPOINT_HOST.fullmatch(host):
+        raise ValueError(
+            f"endpoint {value!r}: host must be a DNS name, an IPv4 address or [IPv6 address]"
+        )
+    return value
+
+
 class WireguardPeer(SpecModel):
     public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")]
-    endpoint: Annotated[str, Field(pattern=r"^[^\s]+:\d{1,5}$")] | None = None
+    endpoint: (
+        Annotated[
+            str,
+            AfterValidator(check_endpoint),
+            Field(json_schema_extra={"pattern": r"^[^\s]+:\d{1,5}$"}),  # editors' coarse hint
+        ]
+        | None
+    ) = None
     allowed_ips: tuple[IpNetwork, ...] = ()
     persistent_keepalive: Annotated[int, Field(ge=0, le=65535)] | None = None
 
@@ -289,28 +321,100 @@ class Rule(SpecModel):
 
 _SYSCTL = re.compile(r"^net(\.[A-Za-z0-9_\-@]+)+$")
 
+# net.* keys whose value has several fields (the kernel prints them tab-separated);
+# None: any number of names. Every other key takes ONE field: the kernel keeps the
+# first of "1 0", reads back "1", and the value would never match (ResidualDrift).
+SYSCTL_FIELDS: dict[str, int | None] = {
+    "net.ipv4.tcp_rmem": 3,
+    "net.ipv4.tcp_wmem": 3,
+    "net.ipv4.tcp_mem": 3,
+    "net.ipv4.udp_mem": 3,
+    "net.ipv4.ip_local_port_range": 2,
+    "net.ipv4.ping_group_range": 2,
+    "net.sctp.sctp_mem": 3,
+    "net.sctp.sctp_rmem": 3,
+    "net.sctp.sctp_wmem": 3,
+    "net.ipv4.tcp_allowed_congestion_control": None,
+}
+
+
+def sysctl_fields_problem(key: str, value: str) -> str | None:
+    """Why `value` can never read back as itself for `key`, or None.
+
+    Shared with registry.netsys (the registry's check of net.sysctl_set).
+    """
+    fields = value.split()
+    if not fields:
+        return f"{key} needs a value"
+    want = SYSCTL_FIELDS.get(key, 1)
+    if want is None or len(fields) == want:
+        return None
+    if want == 1:
+        return (
+            f"{key} takes one value, not {len(fields)} ({value!r}): the kernel would keep "
+            "the first and the value would never match"
+        )
+    return f"{key} takes {want} fields separated by spaces, not {len(fields)} ({value!r})"
+
 
 def _sysctl_key(value: str) -> str:
     key = value.replace("/", ".")
-    if not _SYSCTL.match(key) or len(key) > 200:
+    if not _SYSCTL.fullmatch(key) or len(key) > 200:
         raise ValueError(f"sysctl {value!r} must be a net.* key like net.ipv4.ip_forward")
     return key
 
 
 def _sysctl_value(value: object) -> str:
+    """A number, a boolean (1/0) or one line; fields separated by single spaces."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.isprintable() and "\n" not in value and len(value) < 256:
-        return value
-    raise ValueError("sysctl value must be a number or a short single-line string")
+    if (
+        isinstance(value, str)
+        and len(value) < 256
+        and value.isascii()
+        and value.replace("\t", " ").isprintable()
+    ):
+        return " ".join(value.split())
+    raise ValueError("sysctl value must be a number or a short single-line ASCII string")
 
 
 SysctlKey = Annotated[str, BeforeValidator(_sysctl_key)]
 SysctlValue = Annotated[
     str, BeforeValidator(_sysctl_value, json_schema_input_type=bool | int | str)
 ]
+
+# Resolver files net.dns_set may manage (whole-file rewrites): resolv.conf, a network
+# namespace's resolv.conf (`ip netns exec` binds /etc/netns/NAME/resolv.conf over it)
+# and unbound drop-ins. Nothing else: the file is replaced whole, at medium risk.
+# systemd-resolved's files under /run/systemd/resolve are resolved's own (it rewrites
+# them); configure resolved itself instead. Shared with registry.netsys.
+RESOLV_CONF = "/etc/resolv.conf"
+UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
+_FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+RESOLVER_FILES = {
+    "resolvconf": re.compile(rf"/etc/resolv\.conf|/etc/netns/{_FILE_PART}/resolv\.conf"),
+    "unbound": re.compile(rf"/etc/unbound/unbound\.conf\.d/{_FILE_PART}\.conf"),
+}
+RESOLVER_FILE_HELP = {
+    "resolvconf": "/etc/resolv.conf or /etc/netns/NAME/resolv.conf",
+    "unbound": "a file /etc/unbound/unbound.conf.d/NAME.conf",
+}
+
+
+def resolver_path_problem(resolver: str, path: str) -> str | None:
+    """Why `path` is not a file the `resolver` may manage, or None."""
+    pattern = RESOLVER_FILES.get(resolver)
+    if pattern is None:
+        return f"unknown resolver {resolver!r}"
+    if pattern.fullmatch(path):
+        return None
+    return (
+        f"{path!r} is not a resolver file for {resolver}: the whole file is rewritten, so "
+        f"only {RESOLVER_FILE_HELP[resolver]} may be managed"
+    )
+
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"^{_LABEL}(\.{_LABEL})*\.?$"
@@ -323,6 +427,8 @@ class Dns(SpecModel):
     servers: tuple[IpAddress, ...] = ()
     search: tuple[Annotated[str, Field(pattern=_DOMAIN, max_length=253)], ...] = ()
     options: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*(:\d{1,4})?$")], ...] = ()
+    # Only resolver files (RESOLVER_FILES): /etc/resolv.conf or /etc/netns/NAME/resolv.conf
+    # for resolvconf, /etc/unbound/unbound.conf.d/NAME.conf for unbound.
     path: AbsPath | None = Field(
         default=None,
         description="File to manage; default /etc/resolv.conf, or "
@@ -331,6 +437,10 @@ class Dns(SpecModel):
 
     @model_validator(mode="after")
     def _limits(self) -> Dns:
+        if self.path is not None:
+            problem = resolver_path_problem(self.resolver, self.path)
+            if problem:
+                raise FieldError(("path",), problem)
         if self.resolver == "resolvconf" and len(self.servers) > 3:
             raise ValueError("resolv.conf honours at most 3 nameservers")
         if len(self.search) > 6:
@@ -346,6 +456,14 @@ class NetworkSpec(ResourceSpec):
     rules: tuple[Rule, ...] = ()
     sysctls: dict[SysctlKey, SysctlValue] = Field(default_factory=dict)
     dns: Dns | None = None
+
+    @model_validator(mode="after")
+    def _sysctl_fields(self) -> NetworkSpec:
+        for key, value in self.sysctls.items():
+            problem = sysctl_fields_problem(key, value)
+            if problem:
+                raise FieldError(("sysctls", key), problem)
+        return self
 
     @model_validator(mode="after")
     def _veth_pairs(self) -> NetworkSpec:

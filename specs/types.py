@@ -32,19 +32,40 @@ class FieldError(ValueError):
 
 
 # --- names -------------------------------------------------------------------
+#
+# Every pattern here is applied with fullmatch: `re.match(r"...$")` also accepts a
+# trailing newline ('$' matches before a final '\n'), which would carry a line break
+# into the files and command lines these values reach.
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_IFNAME_BAD = re.compile(r"[\s/:%]")
 _NFT_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 
+# Interface names. Linux (dev_valid_name) takes 1-15 bytes other than '/', ':' and
+# whitespace, and not "." or "..". aios takes less: ASCII letters, digits, '_', '.' and
+# '-', not starting with '-'. A name reaches `ip -batch` lines (whose parser splits words
+# at whitespace and at a leading '"' or "'", cuts the line at '#' and joins the next line
+# after a '\'), nft scripts (inside "..."), sysctl paths and `wg` argv; anything outside
+# this set could change the words of a command, and a leading '-' reads as an option.
+# '@' (ip prints a veth as `name@peer`) and '%' (IPv6 scope ids) are left out for the
+# same reason: the name would not read back as itself. registry.netschema.IFNAME_RE is
+# the same rule for the registry (tests keep the two equal, character by character).
+IFNAME_CHARS = "A-Za-z0-9_.-"
+IFNAME_RE = re.compile(rf"(?!\.\.?$)(?!-)[{IFNAME_CHARS}]{{1,15}}")  # used with fullmatch
+_IFNAME_BAD = re.compile(rf"[^{IFNAME_CHARS}]")
+
+
+def is_ifname(value: object) -> bool:
+    """Whether `value` is an interface name aios can manage (see IFNAME_RE)."""
+    return isinstance(value, str) and IFNAME_RE.fullmatch(value) is not None
+
 
 def _dns1123(value: str) -> str:
     if len(value) > 63:
         raise ValueError(f"name {value!r} is longer than 63 characters")
-    if not _DNS1123.match(value):
+    if not _DNS1123.fullmatch(value):
         raise ValueError(
             f"name {value!r} must be a DNS-1123 label: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
@@ -55,18 +76,24 @@ def _dns1123(value: str) -> str:
 def _ifname(value: str) -> str:
     if not value or len(value) > 15:
         raise ValueError(f"interface name {value!r} must be 1-15 characters (kernel IFNAMSIZ)")
-    if value in (".", "..") or _IFNAME_BAD.search(value) or not value.isprintable():
-        raise ValueError(
-            f"interface name {value!r} may not contain whitespace, '/', ':', '%' "
-            "or non-printable characters"
-        )
     if not value.isascii():
         raise ValueError(f"interface name {value!r} must be ASCII")
+    bad = _IFNAME_BAD.search(value)
+    if bad:
+        raise ValueError(
+            f"interface name {value!r} may not contain whitespace, '/', ':', '%', '@', quotes, "
+            "'#', '\\', control characters or anything but letters, digits, '_', '.' and '-' "
+            f"(found {bad.group()!r})"
+        )
+    if value in (".", ".."):
+        raise ValueError(f"interface name {value!r} may not contain only '.' or '..'")
+    if value.startswith("-"):
+        raise ValueError(f"interface name {value!r} may not start with '-' (read as an option)")
     return value
 
 
 def _nft_ident(value: str) -> str:
-    if len(value) > 64 or not _NFT_IDENT.match(value):
+    if len(value) > 64 or not _NFT_IDENT.fullmatch(value):
         raise ValueError(
             f"nft identifier {value!r} must start with a letter and contain only "
             "letters, digits, '_', '.', '-' (at most 64 characters)"
@@ -75,7 +102,7 @@ def _nft_ident(value: str) -> str:
 
 
 def _label_key(value: str) -> str:
-    if len(value) > 253 or not _LABEL_KEY.match(value):
+    if len(value) > 253 or not _LABEL_KEY.fullmatch(value):
         raise ValueError(f"label key {value!r} is not a valid key (prefix/name)")
     return value
 
@@ -95,6 +122,10 @@ LabelKey = Annotated[str, AfterValidator(_label_key)]
 
 
 def _ip_class(value: str, v4: type, v6: type) -> type:
+    if "%" in value:
+        # ipaddress takes any text after '%' as an IPv6 scope id ('fe80::1%x y' is
+        # "valid") and keeps it in str(): it would reach command lines verbatim.
+        raise ValueError(f"address {value!r} may not carry a scope id ('%...')")
     return v6 if ":" in value else v4
 
 
@@ -150,7 +181,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 def _mac(value: str) -> str:
     lowered = value.lower()
-    if not _MAC.match(lowered):
+    if not _MAC.fullmatch(lowered):
         raise ValueError(f"invalid MAC address {value!r}; expected e.g. 02:00:5e:00:00:01")
     return lowered
 
@@ -213,7 +244,7 @@ def _url(value: str) -> str:
     scheme = value.split(":", 1)[0].lower() if ":" in value else ""
     if scheme not in ("http", "https", "file"):
         raise ValueError(f"URL {value!r} must use http, https or file")
-    if not _URL.match(value):
+    if not _URL.fullmatch(value):
         raise ValueError(f"invalid URL {value!r}")
     if scheme == "file":
         _abs_path("/" + value[len("file:") :].lstrip("/"))
@@ -232,7 +263,7 @@ _SIZE_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def size_bytes(value: str) -> int:
     """Bytes of a size string like '512M' (binary multiples)."""
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value)
     if not match:
         raise ValueError(f"size {value!r} must be a number with an optional K, M, G or T suffix")
     return int(match.group(1)) * _SIZE_MULT[match.group(2)]
@@ -278,7 +309,7 @@ SecretRefStr = Annotated[str, AfterValidator(_secret_ref)]
 PackageName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.\-]{0,127}$")]
 
 _VERSION = r"[A-Za-z0-9.+~:_\-]+"
-_CONSTRAINT = re.compile(rf"^(=|==|>=|<=|>>|<<|>|<|~)?\s*{_VERSION}$")
+_CONSTRAINT = re.compile(rf"^(=|==|>=|<=|>>|<<|>|<|~)? *{_VERSION}$")
 
 
 def _version_constraint(value: object) -> str:
@@ -292,7 +323,7 @@ def _version_constraint(value: object) -> str:
         raise ValueError("version must be a string")
     clauses = [c.strip() for c in text.split(",")]
     for clause in clauses:
-        if not _CONSTRAINT.match(clause):
+        if not _CONSTRAINT.fullmatch(clause):
             raise ValueError(
                 f"version {text!r} must be a version ('1.2-1') or constraints like '>=1.0, <2'"
             )
