@@ -12,7 +12,7 @@ the catalogue and the engine's pure layers.
 
 from __future__ import annotations
 
-from registry.netschema import tool_spec
+from registry.netschema import IFNAME, anchored, tool_spec
 from registry.tooling import JSON, obj_schema
 
 FAMILIES = ["inet", "ip", "ip6", "arp", "bridge", "netdev"]
@@ -27,7 +27,7 @@ SET_TYPES = [
     "ifname",
 ]
 SET_FLAGS = ["constant", "interval", "timeout", "dynamic"]
-NFT_IDENT_RE = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
+NFT_IDENT_RE = anchored(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 
 IDENT: JSON = {
     "type": "string",
@@ -40,17 +40,18 @@ RULE: JSON = {
     "type": "string",
     "minLength": 1,
     "maxLength": 4096,
-    "pattern": r"^[^\n\r]+$",
+    "pattern": anchored(r"[^\x00-\x1f\x7f]+"),
     "description": "One nft statement, e.g. 'tcp dport 22 accept'; no ';' or '#' outside "
-    "quotes, balanced brackets and quotes, not an nft command.",
+    "quotes, balanced brackets and quotes, not an nft command, no control characters.",
 }
 PRIORITY: JSON = {
     "oneOf": [
         {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
         {
             "type": "string",
-            "pattern": r"^(?:raw|mangle|dstnat|filter|security|srcnat|out)"
-            r"(?:\s*[-+]\s*[0-9]{1,4})?$",
+            "pattern": anchored(
+                r"(?:raw|mangle|dstnat|filter|security|srcnat|out)(?: *[-+] *[0-9]{1,4})?"
+            ),
         },
     ],
     "description": "A number or a standard name with an optional offset ('filter + 10').",
@@ -65,13 +66,18 @@ SET: JSON = obj_schema(
             "items": {
                 "oneOf": [
                     {"type": "integer", "minimum": 0, "maximum": 4294967295},
-                    {"type": "string", "pattern": r"^[A-Za-z0-9_.:/\-@*]{1,64}$"},
+                    {"type": "string", "pattern": anchored(r"[A-Za-z0-9_.:/\-*]{1,64}")},
                 ]
             },
             "description": "Addresses, networks (flags interval), ports, ranges '80-90', "
-            "MACs, protocols, marks or interface names (quoted by the renderer).",
+            "MACs, protocols, marks or interface names (quoted by the renderer; a trailing "
+            "'*' matches a prefix), each checked against the set's type.",
         },
-        "comment": {"type": "string", "pattern": r'^[^"\n\\]{0,128}$'},
+        "comment": {
+            "type": "string",
+            "pattern": anchored(r"[ !#-\[\]-~]{0,128}"),
+            "description": "Printable ASCII without '\"' or '\\' (rendered inside \"...\").",
+        },
     },
     ["name", "type"],
 )
@@ -84,9 +90,9 @@ CHAIN: JSON = {
             "priority": PRIORITY,
             "policy": {"enum": ["accept", "drop"]},
             "device": {
-                "type": "string",
-                "pattern": r"^(?!\.\.?$)[!-$&-.0-9;-~]{1,15}$",
-                "description": "Device of a netdev (or inet ingress) base chain.",
+                **IFNAME,
+                "description": "Device of a netdev (or inet ingress) base chain: "
+                + IFNAME["description"],
             },
             "rules": {"type": "array", "items": RULE, "maxItems": 100000},
         },

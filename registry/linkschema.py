@@ -19,6 +19,7 @@ from registry.netschema import (
     MAC,
     MTU,
     NULLABLE_IFNAME,
+    anchored,
 )
 from registry.tooling import JSON, obj_schema
 
@@ -65,6 +66,15 @@ BOND_MODES = [
     "balance-alb",
 ]
 PORT: JSON = {"type": "integer", "minimum": 1, "maximum": 65535}
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ENDPOINT: JSON = {
+    "type": "string",
+    "maxLength": 261,
+    "pattern": anchored(
+        rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?|\[[0-9A-Fa-f:.]+\]):[0-9]{{1,5}}"
+    ),
+    "description": "host:port: a DNS name, an IPv4 address or [IPv6 address], port 1-65535.",
+}
 BRIDGE_OPTS = obj_schema(
     {
         "stp": {"type": "boolean", "description": "Spanning tree on/off (stp_state)."},
@@ -125,9 +135,9 @@ BLOCKS: dict[str, JSON] = {
                     {
                         "public_key": {
                             "type": "string",
-                            "pattern": r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$",
+                            "pattern": anchored(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]="),
                         },
-                        "endpoint": {"type": "string", "pattern": r"^[^\s,]+:[0-9]{1,5}$"},
+                        "endpoint": ENDPOINT,
                         "allowed_ips": {"type": "array", "items": ADDR_OR_NET},
                         "persistent_keepalive": {"type": "integer", "minimum": 0, "maximum": 65535},
                     },

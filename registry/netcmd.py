@@ -2,37 +2,83 @@
 
 Every write becomes a list of `Cmd`s: `IpCmd` (one `ip -batch` line; rules of
 family inet6 need `ip -6`), `SysctlCmd`, `FileCmd` (a whole file, or its
-removal) and `ExecCmd` (another program run in the namespace, e.g. `wg set`).
-Values are re-checked with `ipaddress` here, so a bad address fails with the
-field's name before anything runs, and no token can carry a newline into a
-batch. `touches` names the objects an operation changes. Called by
-registry.tools.net, registry.netsnap (restore plans) and registry.netrun.
+removal) and `ExecCmd` (another program run in the namespace, e.g. `wg set`,
+as argv). Values are re-checked here, so a bad one fails with the field's
+name before anything runs: interface names against the allow-list
+(registry.netschema.IFNAME_RE), addresses with `ipaddress` (no IPv6 scope
+ids), everything else as an ip batch word. `IpCmd` holds words, not text,
+and refuses any word that could change the line's word boundaries (see
+`IpCmd`). `touches` names the objects an operation changes. Called by
+registry.tools.net, registry.netrevert (restore plans) and registry.netrun.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from registry.netschema import IFNAME_RE
 from registry.netsys import dns_path, render_dns, sysctl_key, sysctl_value
 from registry.tooling import JSON, ToolError
+from specs.network import check_endpoint
+
+# The words an `ip -batch` line may hold. iproute2 reads a batch line like this: it
+# cuts the line at the first '#', joins it with the next line when it ends in '\',
+# stops at a NUL, and splits the rest into words at spaces, tabs, '\r' and '\n', where
+# a word that begins with '"' or "'" runs to the next such quote (spaces and all); a
+# line of 100 words or more ends the whole batch. A word of only these characters
+# contains none of those, so " ".join(words) splits back into exactly `words`: no
+# input can add, drop, merge or split a word, start a comment or continue a line.
+# (tests/unit/test_netcmd.py checks it for every character against a model of that
+# parser; tests/system/test_net_tools.py against ip itself.)
+WORD_CHARS = "A-Za-z0-9_.:/-"
+_WORD = re.compile(rf"[{WORD_CHARS}]+")
+_OBJECTS = frozenset({"link", "addr", "route", "rule", "tuntap"})
+MAX_WORDS = 64
+
+
+def _shown(words: Iterable[object]) -> str:
+    return " ".join(str(w) for w in words)
 
 
 @dataclass(frozen=True)
 class IpCmd:
-    line: str
-    inet6: bool = False  # run under `ip -6` (rules whose family nothing else shows)
+    """One `ip -batch` line as its words; `inet6`: run under `ip -6` (rules whose
+    family nothing else shows). Construction refuses any word outside WORD_CHARS,
+    a first word that is not an ip object, and more than MAX_WORDS words."""
+
+    words: tuple[str, ...]
+    inet6: bool = False
 
     def __post_init__(self) -> None:
-        if not self.line.isprintable():
-            raise ToolError(f"refusing an ip batch line with control characters: {self.line!r}")
+        words = self.words
+        if not isinstance(words, tuple) or not words or words[0] not in _OBJECTS:
+            raise ToolError(f"refusing an ip batch line that is not an ip command: {words!r}")
+        if len(words) > MAX_WORDS:
+            raise ToolError(f"refusing an ip batch line of {len(words)} words (> {MAX_WORDS})")
+        for word in words:
+            if not isinstance(word, str) or not _WORD.fullmatch(word):
+                raise ToolError(
+                    f"refusing the ip batch word {word!r} in `{_shown(words)!r}`: only letters, "
+                    "digits and '_', '.', ':', '/', '-' (no whitespace, quotes, '#', '\\' or "
+                    "control characters)"
+                )
+
+    @property
+    def line(self) -> str:
+        return " ".join(self.words)
 
     @property
     def text(self) -> str:
         return f"-6 {self.line}" if self.inet6 else self.line
+
+
+def ip(*words: str, inet6: bool = False) -> IpCmd:
+    """IpCmd from words: `ip("link", "set", "dev", name, "up")`."""
+    return IpCmd(tuple(words), inet6=inet6)
 
 
 @dataclass(frozen=True)
@@ -76,8 +122,9 @@ def fail(field_name: str, message: str) -> ToolError:
     return ToolError(f"{field_name}: {message}")
 
 
-_IFNAME = re.compile(r"^(?!\.\.?$)[!-$&-.0-9;-~]{1,15}$")
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_IFNAME = re.compile(IFNAME_RE)
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+_WG_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=")
 _NAME_KEYS = {"name", "dev", "peer", "parent", "master", "iif", "oif"}
 
 
@@ -88,24 +135,75 @@ def check_names(args: Mapping[str, Any], where: str = "") -> None:
         path = f"{where}{key}"
         if isinstance(value, Mapping):
             check_names(value, f"{path}.")
-        elif key in _NAME_KEYS and isinstance(value, str) and not _IFNAME.match(value):
-            raise fail(path, f"invalid interface name {value!r}")
-        elif key == "mac" and isinstance(value, str) and not _MAC.match(value):
+        elif key in _NAME_KEYS and value is not None and not is_name(value):
+            raise fail(path, f"invalid interface name {value!r} ({NAME_RULE})")
+        elif key == "mac" and value is not None and not _full(_MAC, value):
             raise fail(path, f"invalid MAC address {value!r}")
+
+
+NAME_RULE = "1-15 of letters, digits, '_', '.', '-', not starting with '-', not '.' or '..'"
+
+
+def _full(pattern: re.Pattern[str], value: object) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def is_name(value: object) -> bool:
+    """Whether `value` is an interface name the net tools accept."""
+    return _full(_IFNAME, value)
+
+
+def name(value: object, field_name: str) -> str:
+    if not is_name(value):
+        raise fail(field_name, f"invalid interface name {value!r} ({NAME_RULE})")
+    return str(value)
+
+
+def word(value: object, field_name: str) -> str:
+    """A value as one ip batch word (numbers as decimal), or ToolError naming the field."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not _full(_WORD, value):
+        raise fail(
+            field_name,
+            f"invalid value {value!r} (one word of letters, digits, '_', '.', ':', '/', '-'; "
+            "no whitespace, quotes, '#', '\\' or control characters)",
+        )
+    return str(value)
+
+
+def mac(value: object, field_name: str = "mac") -> str:
+    if not _full(_MAC, value):
+        raise fail(field_name, f"invalid MAC address {value!r}")
+    return str(value).lower()
+
+
+def integer(value: object, field_name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(field_name, f"must be an integer, not {value!r}")
+    return str(value)
 
 
 # --- values ------------------------------------------------------------------
 
 
+def _unscoped(value: object, name_: str) -> str:
+    if not isinstance(value, str):
+        raise fail(name_, f"must be a string, not {value!r}")
+    if "%" in value:  # ipaddress keeps any text after '%' as an IPv6 scope id
+        raise fail(name_, f"address {value!r} may not carry a scope id ('%...')")
+    return value
+
+
 def address(value: str, name: str) -> str:
     try:
-        return str(ipaddress.ip_address(value))
+        return str(ipaddress.ip_address(_unscoped(value, name)))
     except ValueError:
         raise fail(name, f"invalid IP address {value!r}") from None
 
 
 def interface(value: str, name: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-    if "/" not in value:
+    if "/" not in _unscoped(value, name):
         raise fail(name, f"address {value!r} needs a prefix length")
     try:
         return ipaddress.ip_interface(value)
@@ -115,7 +213,7 @@ def interface(value: str, name: str) -> ipaddress.IPv4Interface | ipaddress.IPv6
 
 def network(value: str, name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
-        return ipaddress.ip_network(value, strict=True)
+        return ipaddress.ip_network(_unscoped(value, name), strict=True)
     except ValueError as exc:
         if "host bits" in str(exc):
             fixed = ipaddress.ip_network(value, strict=False)
@@ -126,7 +224,9 @@ def network(value: str, name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Netw
 def _version(value: str | None, name: str) -> int | None:
     if value is None or value == "default":
         return None
-    return network(value, name).version if "/" in value else ipaddress.ip_address(value).version
+    if "/" in _unscoped(value, name):
+        return network(value, name).version
+    return ipaddress.ip_address(address(value, name)).version
 
 
 def family_of(args: Mapping[str, Any], fields: tuple[str, ...]) -> str:
@@ -136,6 +236,8 @@ def family_of(args: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         raise fail(", ".join(fields), "mix IPv4 and IPv6")
     derived = {4: "inet", 6: "inet6"}[versions.pop()] if versions else None
     explicit = args.get("family")
+    if explicit is not None and explicit not in ("inet", "inet6"):
+        raise fail("family", f"must be inet or inet6, not {explicit!r}")
     if explicit and derived and explicit != derived:
         raise fail("family", f"{explicit} does not match the addresses ({derived})")
     return str(explicit or derived or "inet")
@@ -153,40 +255,59 @@ def identity_to(value: str) -> str:
 
 
 def fwmark(value: int | str) -> str:
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return hex(value)
-    return "/".join(hex(int(p, 0)) for p in value.split("/"))
+    if not _full(_FWMARK, value):
+        raise fail("fwmark", f"invalid mark {value!r} (a number or 'mark/mask')")
+    return "/".join(hex(int(p, 0)) for p in str(value).split("/"))
+
+
+_FWMARK = re.compile(r"(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})(/(0x[0-9a-fA-F]{1,8}|[0-9]{1,10}))?")
+
+
+def _table(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if value in ("main", "default", "local"):
+        return str(value)
+    raise fail("table", f"must be a number, main or default, not {value!r}")
 
 
 # --- links -------------------------------------------------------------------
 
 
 def _kind_args(kind: str, args: JSON) -> list[str]:
-    opts: JSON = args.get("tun" if kind in ("tun", "tap") else kind) or {}
+    block = "tun" if kind in ("tun", "tap") else kind
+    opts: JSON = args.get(block) or {}
     if kind == "veth":
-        return ["type", "veth", "peer", "name", opts["peer"]]
+        return ["type", "veth", "peer", "name", name(opts.get("peer"), "veth.peer")]
     if kind == "bridge":
         return ["type", "bridge", *_bridge_opts(opts)]
     if kind == "macvlan":
-        return ["link", opts["parent"], "type", "macvlan", "mode", opts.get("mode", "bridge")]
+        parent = name(opts.get("parent"), "macvlan.parent")
+        mode = word(opts.get("mode", "bridge"), "macvlan.mode")
+        return ["link", parent, "type", "macvlan", "mode", mode]
     if kind == "vxlan":
         if opts.get("remote") and opts.get("group"):
             raise fail("vxlan", "takes either remote or group, not both")
-        out = ["type", "vxlan", "id", str(opts["id"])]
+        out = ["type", "vxlan", "id", integer(opts.get("id"), "vxlan.id")]
         if opts.get("parent"):
-            out += ["dev", opts["parent"]]
+            out += ["dev", name(opts["parent"], "vxlan.parent")]
         for key in ("local", "remote", "group"):
             if opts.get(key):
                 out += [key, address(opts[key], f"vxlan.{key}")]
-        return [*out, "dstport", str(opts.get("port", 4789))]
+        return [*out, "dstport", integer(opts.get("port", 4789), "vxlan.port")]
     if kind == "vlan":
-        return ["link", opts["parent"], "type", "vlan", "id", str(opts["id"])]
+        parent = name(opts.get("parent"), "vlan.parent")
+        return ["link", parent, "type", "vlan", "id", integer(opts.get("id"), "vlan.id")]
     if kind == "bond":
-        out = ["type", "bond", "mode", opts.get("mode", "active-backup")]
-        return out + (["miimon", str(opts["miimon"])] if opts.get("miimon") is not None else [])
+        out = ["type", "bond", "mode", word(opts.get("mode", "active-backup"), "bond.mode")]
+        if opts.get("miimon") is not None:
+            out += ["miimon", integer(opts["miimon"], "bond.miimon")]
+        return out
     if kind in ("ifb", "dummy", "wireguard"):
         return ["type", kind]
-    raise fail("kind", f"cannot create a link of kind {kind}")
+    raise fail("kind", f"cannot create a link of kind {kind!r}")
 
 
 def _bridge_opts(opts: JSON) -> list[str]:
@@ -194,152 +315,175 @@ def _bridge_opts(opts: JSON) -> list[str]:
     if opts.get("stp") is not None:
         out += ["stp_state", "1" if opts["stp"] else "0"]
     if opts.get("forward_delay") is not None:
-        out += ["forward_delay", str(opts["forward_delay"])]
+        out += ["forward_delay", integer(opts["forward_delay"], "bridge.forward_delay")]
     return out
 
 
-def _tuntap_line(kind: str, name: str, opts: JSON) -> str:
-    parts = ["tuntap", "add", "dev", name, "mode", kind]
+def _tuntap(kind: str, dev: str, opts: JSON) -> IpCmd:
+    parts = ["tuntap", "add", "dev", dev, "mode", kind]
     if opts.get("owner") is not None:
-        parts += ["user", str(opts["owner"])]
+        parts += ["user", integer(opts["owner"], "tun.owner")]
     if opts.get("group") is not None:
-        parts += ["group", str(opts["group"])]
+        parts += ["group", integer(opts["group"], "tun.group")]
     if opts.get("multi_queue"):
         parts.append("multi_queue")
-    return " ".join(parts)
+    return ip(*parts)
+
+
+def _link_attrs(args: JSON) -> list[str]:
+    attrs = []
+    if args.get("mtu") is not None:
+        attrs += ["mtu", integer(args["mtu"], "mtu")]
+    if args.get("mac"):
+        attrs += ["address", mac(args["mac"])]
+    return attrs
 
 
 def link_add(args: JSON, known: Known) -> list[Cmd]:
-    name, kind = args["name"], args["kind"]
+    dev, kind = name(args.get("name"), "name"), args.get("kind")
     if kind == "tun" and args.get("mac"):
         raise fail("mac", "a tun link has no Ethernet address")
     cmds: list[Cmd] = []
-    attrs = []
-    if args.get("mtu") is not None:
-        attrs += ["mtu", str(args["mtu"])]
-    if args.get("mac"):
-        attrs += ["address", args["mac"].lower()]
+    attrs = _link_attrs(args)
     if kind in ("tun", "tap"):
-        cmds.append(IpCmd(_tuntap_line(kind, name, args.get("tun") or {})))
+        cmds.append(_tuntap(kind, dev, args.get("tun") or {}))
         if attrs:
-            cmds.append(IpCmd(" ".join(["link", "set", "dev", name, *attrs])))
+            cmds.append(ip("link", "set", "dev", dev, *attrs))
     else:
-        cmds.append(IpCmd(" ".join(["link", "add", "dev", name, *attrs, *_kind_args(kind, args)])))
+        cmds.append(ip("link", "add", "dev", dev, *attrs, *_kind_args(str(kind), args)))
     if kind == "wireguard":
-        cmds.append(_wg_set(name, args["wireguard"], known))
+        cmds.append(_wg_set(dev, args.get("wireguard") or {}, known))
     if args.get("master"):
-        cmds.append(IpCmd(f"link set dev {name} master {args['master']}"))
+        cmds.append(ip("link", "set", "dev", dev, "master", name(args["master"], "master")))
     if args.get("state") == "up":
-        cmds.append(IpCmd(f"link set dev {name} up"))
+        cmds.append(ip("link", "set", "dev", dev, "up"))
     return cmds
 
 
-def _wg_set(name: str, opts: JSON, known: Known) -> ExecCmd:
-    argv = ["wg", "set", name, "private-key", known.path(opts["private_key_file"])]
+def _wg_set(dev: str, opts: JSON, known: Known) -> ExecCmd:
+    """`wg set` as argv (never a shell line); every value checked for its field."""
+    key_file = opts.get("private_key_file")
+    if not isinstance(key_file, str) or not key_file.startswith("/"):
+        raise fail("wireguard.private_key_file", f"must be an absolute path, not {key_file!r}")
+    argv = ["wg", "set", dev, "private-key", known.path(key_file)]
     if opts.get("listen_port") is not None:
-        argv += ["listen-port", str(opts["listen_port"])]
-    for peer in opts.get("peers", ()):
+        argv += ["listen-port", integer(opts["listen_port"], "wireguard.listen_port")]
+    for i, peer in enumerate(opts.get("peers", ())):
+        where = f"wireguard.peers[{i}]"
+        if not _full(_WG_KEY, peer.get("public_key")):
+            raise fail(f"{where}.public_key", "must be a base64 WireGuard public key")
         argv += ["peer", peer["public_key"]]
         if peer.get("endpoint"):
-            argv += ["endpoint", peer["endpoint"]]
+            try:
+                argv += ["endpoint", check_endpoint(str(peer["endpoint"]))]
+            except ValueError as exc:
+                raise fail(f"{where}.endpoint", str(exc)) from None
         if peer.get("allowed_ips"):
-            nets = [str(ipaddress.ip_network(a, strict=False)) for a in peer["allowed_ips"]]
+            nets = [
+                str(ipaddress.ip_network(_unscoped(a, f"{where}.allowed_ips"), strict=False))
+                for a in peer["allowed_ips"]
+            ]
             argv += ["allowed-ips", ",".join(nets)]
         if peer.get("persistent_keepalive") is not None:
-            argv += ["persistent-keepalive", str(peer["persistent_keepalive"])]
+            keepalive = integer(peer["persistent_keepalive"], f"{where}.persistent_keepalive")
+            argv += ["persistent-keepalive", keepalive]
     return ExecCmd(tuple(argv), " ".join(argv))
 
 
 def link_set(args: JSON, known: Known) -> list[Cmd]:
-    name = args["name"]
+    dev = name(args.get("name"), "name")
     cmds: list[Cmd] = []
     attrs: list[str] = []
     if args.get("mtu") is not None:
-        attrs += ["mtu", str(args["mtu"])]
+        attrs += ["mtu", integer(args["mtu"], "mtu")]
     if "master" in args:
-        attrs += ["master", args["master"]] if args["master"] else ["nomaster"]
+        attrs += ["master", name(args["master"], "master")] if args["master"] else ["nomaster"]
     if args.get("mac"):
-        attrs += ["address", args["mac"].lower()]
+        attrs += ["address", mac(args["mac"])]
     if attrs:
-        cmds.append(IpCmd(" ".join(["link", "set", "dev", name, *attrs])))
+        cmds.append(ip("link", "set", "dev", dev, *attrs))
     if args.get("bridge"):
         opts = _bridge_opts(args["bridge"])
         if opts:
-            cmds.append(IpCmd(" ".join(["link", "set", "dev", name, "type", "bridge", *opts])))
+            cmds.append(ip("link", "set", "dev", dev, "type", "bridge", *opts))
     if args.get("state"):
-        cmds.append(IpCmd(f"link set dev {name} {args['state']}"))
+        if args["state"] not in ("up", "down"):
+            raise fail("state", f"must be up or down, not {args['state']!r}")
+        cmds.append(ip("link", "set", "dev", dev, args["state"]))
     return cmds
 
 
 def link_delete(args: JSON, known: Known) -> list[Cmd]:
-    return [IpCmd(f"link del dev {args['name']}")]
+    return [ip("link", "del", "dev", name(args.get("name"), "name"))]
 
 
 def addr_add(args: JSON, known: Known) -> list[Cmd]:
-    return [IpCmd(f"addr replace {interface(args['address'], 'address')} dev {args['dev']}")]
+    addr = str(interface(args["address"], "address"))
+    return [ip("addr", "replace", addr, "dev", name(args.get("dev"), "dev"))]
 
 
 def addr_delete(args: JSON, known: Known) -> list[Cmd]:
-    return [IpCmd(f"addr del {interface(args['address'], 'address')} dev {args['dev']}")]
+    addr = str(interface(args["address"], "address"))
+    return [ip("addr", "del", addr, "dev", name(args.get("dev"), "dev"))]
 
 
 # --- routes and rules --------------------------------------------------------
 
 
-def _route_line(verb: str, args: JSON, *, full: bool) -> str:
+def _route_line(verb: str, args: JSON, *, full: bool) -> IpCmd:
     family = family_of(args, ("to", "via", "src") if full else ("to", "via"))
     parts = ["route", verb]
     if args.get("type", "unicast") != "unicast":
-        parts.append(args["type"])
+        parts.append(word(args["type"], "type"))
     parts.append(dest(args["to"], family))
     if args.get("via"):
         parts += ["via", address(args["via"], "via")]
     if args.get("dev"):
-        parts += ["dev", args["dev"]]
-    parts += ["table", str(args.get("table", "main"))]
+        parts += ["dev", name(args["dev"], "dev")]
+    parts += ["table", _table(args.get("table", "main"))]
     if args.get("metric") is not None:
-        parts += ["metric", str(args["metric"])]
+        parts += ["metric", integer(args["metric"], "metric")]
     if full:
         if args.get("proto"):
-            parts += ["proto", args["proto"]]
+            parts += ["proto", word(args["proto"], "proto")]
         if args.get("scope"):
-            parts += ["scope", args["scope"]]
+            parts += ["scope", word(args["scope"], "scope")]
         if args.get("src"):
             parts += ["src", address(args["src"], "src")]
         if args.get("onlink"):
             parts.append("onlink")
-    return " ".join(parts)
+    return ip(*parts)
 
 
 def route_replace(args: JSON, known: Known) -> list[Cmd]:
-    return [IpCmd(_route_line("replace", args, full=True))]
+    return [_route_line("replace", args, full=True)]
 
 
 def route_delete(args: JSON, known: Known) -> list[Cmd]:
-    return [IpCmd(_route_line("del", args, full=False))]
+    return [_route_line("del", args, full=False)]
 
 
 def _rule_line(verb: str, args: JSON) -> IpCmd:
     family = family_of(args, ("from", "to"))
-    parts = ["rule", verb, "priority", str(args["priority"])]
+    parts = ["rule", verb, "priority", integer(args.get("priority"), "priority")]
     for key in ("from", "to"):
         if args.get(key):
             value = args[key]
             parts += [key, str(network(value, key)) if "/" in value else address(value, key)]
     for key in ("iif", "oif"):
         if args.get(key):
-            parts += [key, args[key]]
+            parts += [key, name(args[key], key)]
     if args.get("fwmark") is not None:
         parts += ["fwmark", fwmark(args["fwmark"])]
     action = args.get("action", "lookup")
     if action == "lookup":
         if args.get("table") is not None:
-            parts += ["lookup", str(args["table"])]
+            parts += ["lookup", _table(args["table"])]
         elif verb == "add":
             raise fail("table", "a lookup rule needs a table")
     else:
-        parts.append(action)
-    return IpCmd(" ".join(parts), inet6=family == "inet6")
+        parts.append(word(action, "action"))
+    return ip(*parts, inet6=family == "inet6")
 
 
 def rule_add(args: JSON, known: Known) -> list[Cmd]:
@@ -354,7 +498,8 @@ def rule_delete(args: JSON, known: Known) -> list[Cmd]:
 
 
 def sysctl_set(args: JSON, known: Known) -> list[Cmd]:
-    return [SysctlCmd(sysctl_key(args["key"]), sysctl_value(args["value"]))]
+    key = sysctl_key(args["key"])
+    return [SysctlCmd(key, sysctl_value(args["value"], key))]
 
 
 def dns_set(args: JSON, known: Known) -> list[Cmd]:
@@ -391,7 +536,9 @@ def route_key(family: str, table: object, to: str, metric: object) -> str:
 
 
 def touches(op: str, args: JSON) -> list[str]:
-    """`kind:identity` keys of the objects the operation changes."""
+    """`kind:identity` keys of the objects the operation changes (names checked first,
+    so no key names a link the operation could not address)."""
+    check_names(args)
     if op in ("link_add", "link_set", "link_delete"):
         # A port changes its master's derived address: the master is touched too.
         peer = (args.get("veth") or {}).get("peer")
@@ -408,7 +555,7 @@ def touches(op: str, args: JSON) -> list[str]:
     if op in ("rule_add", "rule_delete"):
         return [f"rule:{family_of(args, ('from', 'to'))}/{args['priority']}"]
     if op == "sysctl_set":
-        return [f"sysctl:{args['key']}"]
+        return [f"sysctl:{sysctl_key(args['key'])}"]
     if op == "dns_set":
         return [f"dns:{dns_path(args)}"]
     raise ToolError(f"unknown net operation {op!r}")

@@ -13,10 +13,10 @@ registry.netsnap; unit-tested with fixtures.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from registry import netcmd
-from registry.netcmd import Cmd, FileCmd, IpCmd, Known, SysctlCmd
+from registry.netcmd import Cmd, FileCmd, Known, SysctlCmd, ip
 from registry.netstate import LinkState, RouteState, RuleState
 from registry.tooling import JSON, ToolError
 
@@ -46,6 +46,9 @@ class Snapshot(TypedDict):
     rules: dict[str, list[RuleState]]
     sysctls: dict[str, str | None]
     files: dict[str, FileState]
+    # Names of every link of the namespace when the snapshot read links (None: it did
+    # not): how an undo tells whether a link appeared that no touched key names.
+    census: NotRequired[list[str] | None]
 
 
 def route_group(route: RouteState) -> str:
@@ -119,7 +122,7 @@ def _plan_links(before: Snapshot, now: Snapshot) -> tuple[list[Cmd], list[Cmd], 
     for name, link in cur.items():
         target = was.get(name)
         if link and name not in gone and (target is None or must_recreate(target, link)):
-            cmds.append(IpCmd(f"link del dev {name}"))
+            cmds.append(ip("link", "del", "dev", name))
             gone |= _cascade(name, cur)
     present = {n for n, link in cur.items() if link and n not in gone}
     missing = [n for n, link in was.items() if link and n not in present]
@@ -172,19 +175,21 @@ def _configure(link: LinkState, now: LinkState | None) -> list[Cmd]:
     name = link["name"]
     cmds: list[Cmd] = []
     if now is None or now["mtu"] != link["mtu"]:
-        cmds.append(IpCmd(f"link set dev {name} mtu {link['mtu']}"))
+        cmds.append(ip("link", "set", "dev", name, "mtu", str(link["mtu"])))
     if (now["master"] if now else None) != link["master"]:
         master = link["master"]
-        cmds.append(IpCmd(f"link set dev {name} {'master ' + master if master else 'nomaster'}"))
+        cmds.append(
+            ip("link", "set", "dev", name, *(["master", master] if master else ["nomaster"]))
+        )
     cmds += _mutable_options(link, now)
     if link["mac"] and (now is None or now["mac"] != link["mac"]):
-        cmds.append(IpCmd(f"link set dev {name} address {link['mac']}"))
+        cmds.append(ip("link", "set", "dev", name, "address", link["mac"]))
     have, want = _managed_addresses(now), _managed_addresses(link)
-    cmds += [IpCmd(f"addr del {a} dev {name}") for a in have if a not in want]
-    cmds += [IpCmd(f"addr replace {a} dev {name}") for a in want if a not in have]
+    cmds += [ip("addr", "del", a, "dev", name) for a in have if a not in want]
+    cmds += [ip("addr", "replace", a, "dev", name) for a in want if a not in have]
     now_state = "down" if now is None else now["state"]
     if now_state != link["state"]:
-        cmds.append(IpCmd(f"link set dev {name} {link['state']}"))
+        cmds.append(ip("link", "set", "dev", name, link["state"]))
     return cmds
 
 
@@ -195,13 +200,13 @@ def _mutable_options(link: LinkState, now: LinkState | None) -> list[Cmd]:
         opts = {"stp": info.get("stp"), "forward_delay": info.get("forward_delay")}
         return netcmd.link_set({"name": name, "bridge": opts}, Known())
     if kind == "macvlan" and now is not None and info.get("mode") != have.get("mode"):
-        return [IpCmd(f"link set dev {name} type macvlan mode {info['mode']}")]
+        return [ip("link", "set", "dev", name, "type", "macvlan", "mode", str(info["mode"]))]
     if (
         kind == "bond"
         and info.get("miimon") is not None
         and info.get("miimon") != have.get("miimon")
     ):
-        return [IpCmd(f"link set dev {name} type bond miimon {info['miimon']}")]
+        return [ip("link", "set", "dev", name, "type", "bond", "miimon", str(info["miimon"]))]
     return []
 
 

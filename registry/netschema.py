@@ -2,7 +2,10 @@
 
 Schemas are plain data. Value patterns are as strict as a regular expression
 can reasonably be (IPv4 exactly, IPv6 coarsely); the tools re-check every
-address with `ipaddress` and say which field is wrong. Inputs of addr_*,
+address with `ipaddress` and say which field is wrong. Every pattern is built
+with `anchored`: jsonschema applies patterns with `re.search`, where a bare
+`$` also matches before a final newline, so `^eth0$` would let "eth0\n"
+through; `$(?!\n)` means end of text in Python and ECMA-262 alike. Inputs of addr_*,
 route_*, rule_*, sysctl_set and dns_set live here; link inputs (kinds and
 their option blocks) in registry.linkschema. Used by registry.netspecs (the
 ToolSpecs, net.state's output and net.apply's per-op schema).
@@ -22,35 +25,54 @@ IPV6_RE = rf"(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:[0-9A-Fa-f]{{0,4}}|{IPV4_RE})"
 _P4 = r"/(?:3[0-2]|[12]?[0-9])"
 _P6 = r"/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 
+
+def anchored(body: str) -> str:
+    """`body` as a whole-string JSON Schema pattern (see the module docstring)."""
+    return rf"^(?:{body})$(?!\n)"
+
+
+# Interface names aios manages: 1-15 of ASCII letters, digits, '_', '.', '-', not
+# starting with '-', not "." or ".." (specs.types.IFNAME_RE is the same rule, and says
+# why: names reach ip batch lines, nft scripts, sysctl paths and wg argv).
+IFNAME_RE = r"(?!\.\.?$)(?!-)[A-Za-z0-9_.-]{1,15}"
 IFNAME: JSON = {
     "type": "string",
-    "pattern": r"^(?!\.\.?$)[!-$&-.0-9;-~]{1,15}$",
-    "description": "Interface name: 1-15 printable ASCII characters, no '/', ':', '%' or space.",
+    "pattern": anchored(IFNAME_RE),
+    "description": "Interface name: 1-15 of ASCII letters, digits, '_', '.', '-', not "
+    "starting with '-', not '.' or '..' (no whitespace, quotes, '#', '\\', '/', ':', '%', "
+    "'@' or control characters).",
+}
+# What Linux itself allows (dev_valid_name), for names the tools report but never write.
+OBSERVED_IFNAME: JSON = {
+    "type": "string",
+    "pattern": anchored(r"(?!\.\.?$)[^/:\s]{1,15}"),
+    "description": "Interface name as the kernel has it: 1-15 characters other than '/', "
+    "':' and whitespace. Links whose names IFNAME refuses can be read, never written.",
 }
 MAC: JSON = {
     "type": "string",
-    "pattern": r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$",
+    "pattern": anchored(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}"),
     "description": "Ethernet address, e.g. 02:00:5e:00:00:01 (reported lowercase).",
 }
 IP: JSON = {
     "type": "string",
-    "pattern": rf"^(?:{IPV4_RE}|{IPV6_RE})$",
+    "pattern": anchored(rf"{IPV4_RE}|{IPV6_RE}"),
     "description": "An IPv4 or IPv6 address without prefix length.",
 }
 IP_PREFIX: JSON = {
     "type": "string",
-    "pattern": rf"^(?:{IPV4_RE}{_P4}|{IPV6_RE}{_P6})$",
+    "pattern": anchored(rf"{IPV4_RE}{_P4}|{IPV6_RE}{_P6}"),
     "description": "Interface address with prefix length, e.g. 10.0.0.1/24 or 2001:db8::1/64.",
 }
 ROUTE_DEST: JSON = {
     "type": "string",
-    "pattern": rf"^(?:default|{IPV4_RE}(?:{_P4})?|{IPV6_RE}(?:{_P6})?)$",
+    "pattern": anchored(rf"default|{IPV4_RE}(?:{_P4})?|{IPV6_RE}(?:{_P6})?"),
     "description": "Destination network (host bits zero), a bare address (a host route) "
     "or 'default'.",
 }
 ADDR_OR_NET: JSON = {
     "type": "string",
-    "pattern": rf"^(?:{IPV4_RE}(?:{_P4})?|{IPV6_RE}(?:{_P6})?)$",
+    "pattern": anchored(rf"{IPV4_RE}(?:{_P4})?|{IPV6_RE}(?:{_P6})?"),
     "description": "An address, or a network with zero host bits.",
 }
 FAMILY: JSON = {"enum": ["inet", "inet6"], "description": "inet (IPv4) or inet6 (IPv6)."}
@@ -69,7 +91,7 @@ TABLE_OUT: JSON = {
 }
 PROTO: JSON = {
     "type": "string",
-    "pattern": r"^[a-z0-9][a-z0-9_.-]{0,31}$",
+    "pattern": anchored(r"[a-z0-9][a-z0-9_.-]{0,31}"),
     "description": "Route protocol, e.g. static or boot (ip's default) or a number.",
 }
 ADMIN_STATE: JSON = {
@@ -79,7 +101,7 @@ ADMIN_STATE: JSON = {
 NULLABLE_IFNAME: JSON = {"oneOf": [IFNAME, {"type": "null"}]}
 ABS_PATH: JSON = {
     "type": "string",
-    "pattern": r"^/(?:[^/\x00\n]+(?:/[^/\x00\n]+)*)?$",
+    "pattern": anchored(r"/(?:[^/\x00\n]+(?:/[^/\x00\n]+)*)?"),
     "maxLength": 4095,
     "description": "Absolute path on the target (mapped under the registry's --root).",
 }
@@ -87,12 +109,12 @@ _DOMAIN_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 DOMAIN: JSON = {
     "type": "string",
     "maxLength": 253,
-    "pattern": rf"^{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*\.?$",
+    "pattern": anchored(rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*\.?"),
 }
 SYSCTL_KEY: JSON = {
     "type": "string",
     "maxLength": 200,
-    "pattern": r"^net(?:\.[A-Za-z0-9_@-]+)+$",
+    "pattern": anchored(r"net(?:\.[A-Za-z0-9_@-]+)+"),
     "description": "A net.* sysctl key in dotted form (net.ipv4.ip_forward); any other "
     "tree is refused. Interface names containing '.' cannot be addressed.",
 }
@@ -100,10 +122,23 @@ SYSCTL_VALUE: JSON = {
     "oneOf": [
         {"type": "integer"},
         {"type": "boolean"},
-        {"type": "string", "maxLength": 255, "pattern": r"^[^\n\r\x00]*$"},
+        {"type": "string", "maxLength": 255, "pattern": anchored(r"[\t -~]*")},
     ],
-    "description": "A number, a boolean (written 1/0) or a one-line string; tabs separate "
-    "the fields of multi-value keys like net.ipv4.tcp_rmem.",
+    "description": "A number, a boolean (written 1/0) or a one-line string of printable "
+    "ASCII; spaces or tabs separate the fields of the multi-value keys (net.ipv4.tcp_rmem "
+    "takes 3, ip_local_port_range 2, ...); every other key takes one field.",
+}
+# Files dns_set may rewrite whole (specs.network.RESOLVER_FILES is the same rule per
+# resolver: resolv.conf or a namespace's resolv.conf, unbound drop-ins).
+_FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+RESOLVER_FILE: JSON = {
+    "type": "string",
+    "pattern": anchored(
+        rf"/etc/resolv\.conf|/etc/netns/{_FILE_PART}/resolv\.conf"
+        rf"|/etc/unbound/unbound\.conf\.d/{_FILE_PART}\.conf"
+    ),
+    "description": "A resolver file: /etc/resolv.conf or /etc/netns/NAME/resolv.conf "
+    "(resolvconf), /etc/unbound/unbound.conf.d/NAME.conf (unbound).",
 }
 
 ADDR = obj_schema({"dev": IFNAME, "address": IP_PREFIX}, ["dev", "address"])
@@ -176,7 +211,7 @@ RULE_FIELDS: dict[str, Any] = {
             U32,
             {
                 "type": "string",
-                "pattern": rf"^{_MARK}(?:/{_MARK})?$",
+                "pattern": anchored(rf"{_MARK}(?:/{_MARK})?"),
             },
         ],
         "description": "A mark, or 'mark/mask' like '0x1/0xff'.",
@@ -214,12 +249,17 @@ DNS_SET: JSON = {
             "search": {"type": "array", "items": DOMAIN, "maxItems": 6},
             "options": {
                 "type": "array",
-                "items": {"type": "string", "pattern": r"^[a-z][a-z0-9_-]*(?::[0-9]{1,4})?$"},
+                "items": {
+                    "type": "string",
+                    "pattern": anchored(r"[a-z][a-z0-9_-]*(?::[0-9]{1,4})?"),
+                },
             },
             "path": {
-                **ABS_PATH,
-                "description": "File to manage; default /etc/resolv.conf, or "
-                "/etc/unbound/unbound.conf.d/aios-forward.conf for unbound.",
+                **RESOLVER_FILE,
+                "description": "File to manage (rewritten whole); default /etc/resolv.conf, "
+                "or /etc/unbound/unbound.conf.d/aios-forward.conf for unbound. Only resolver "
+                "files: /etc/resolv.conf or /etc/netns/NAME/resolv.conf for resolvconf, "
+                "/etc/unbound/unbound.conf.d/NAME.conf for unbound.",
             },
         },
         ["servers"],
@@ -236,7 +276,8 @@ DNS_SET: JSON = {
         }
     ],
     "description": "Manages the whole file: it is rewritten atomically (tmp, fsync, rename) "
-    "under --root; idempotent. resolv.conf honours at most 3 nameservers.",
+    "under --root; idempotent. resolv.conf honours at most 3 nameservers. The path must be "
+    "a resolver file of the chosen resolver.",
 }
 
 

@@ -16,7 +16,8 @@ from registry.netschema import (
     ADDR,
     ADMIN_STATE,
     DNS_SET,
-    IFNAME,
+    OBSERVED_IFNAME,
+    RESOLVER_FILE,
     ROUTE_DELETE,
     ROUTE_REPLACE,
     RULE_ADD,
@@ -54,7 +55,7 @@ ADDRESS_OUT = obj_schema(
 )
 LINK_OUT = obj_schema(
     {
-        "name": IFNAME,
+        "name": OBSERVED_IFNAME,
         "index": {"type": "integer"},
         "kind": {
             "enum": list(STATE_KINDS),
@@ -243,9 +244,9 @@ NET_STATE = tool_spec(
                 "net.ipv4/net.ipv6 and their conf.all/conf.default (not per-interface).",
             },
             "dns_path": {
-                "type": "string",
-                "pattern": r"^/[^\x00\n]*$",
-                "description": "Resolver file to read; default /etc/resolv.conf.",
+                **RESOLVER_FILE,
+                "description": "Resolver file to read (one dns_set may write); default "
+                "/etc/resolv.conf.",
             },
         }
     ),

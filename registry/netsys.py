@@ -5,7 +5,10 @@ one `ip netns exec NS grep -H` process for any number of keys, or /proc/sys
 directly without a namespace — because /proc/sys/net shows the namespace of
 the reading process. Resolver files are resolv.conf, or an unbound
 forward-zone file, parsed and rendered here (net.dns_set manages the whole
-file). Called by registry.netstate (net.state), registry.netcmd (builders),
+file, so only resolver files may be named: specs.network.RESOLVER_FILES,
+the rule the spec validator applies too). A sysctl value must read back as
+itself: one field, except for the multi-value keys of
+specs.network.SYSCTL_FIELDS. Called by registry.netstate (net.state), registry.netcmd (builders),
 registry.netrun (writes) and registry.netsnap (before-images).
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from registry.tooling import JSON, ToolContext, ToolError
+from specs.network import resolver_path_problem, sysctl_fields_problem
 
 RESOLV_CONF = "/etc/resolv.conf"
 UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
@@ -37,19 +41,29 @@ class DnsState(TypedDict):
 
 
 def sysctl_key(key: str) -> str:
-    if not _SYSCTL_KEY.match(key) or len(key) > 200:
+    if not isinstance(key, str) or not _SYSCTL_KEY.fullmatch(key) or len(key) > 200:
         raise ToolError(f"key: {key!r} is not a net.* sysctl key (only net.* keys may be set)")
     return key
 
 
-def sysctl_value(value: object) -> str:
+def sysctl_value(value: object, key: str | None = None) -> str:
+    """The text to write; with `key`, also refused when it could never read back as
+    itself (several fields for a one-value key: the kernel keeps the first)."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and len(value) < 256 and value.replace("\t", " ").isprintable():
-        return value
-    raise ToolError("value: must be a number, a boolean or a one-line string")
+    if (
+        not isinstance(value, str)
+        or len(value) >= 256
+        or not value.isascii()
+        or not value.replace("\t", " ").isprintable()
+    ):
+        raise ToolError("value: must be a number, a boolean or a one-line ASCII string")
+    problem = sysctl_fields_problem(key, value) if key is not None else None
+    if problem:
+        raise ToolError(f"value: {problem}")
+    return value
 
 
 SYSCTL_DIRS = (
@@ -119,6 +133,8 @@ def _read_sysctls_here(keys: list[str] | None) -> dict[str, str | None]:
 
 def read_resolver_file(ctx: ToolContext, path: str | None) -> DnsState:
     target = path or RESOLV_CONF
+    if not any(resolver_path_problem(r, target) is None for r in ("resolvconf", "unbound")):
+        raise ToolError(f"dns_path: {target!r} is not a resolver file")
     try:
         text: str | None = ctx.path(target).read_text()
     except FileNotFoundError:
@@ -164,8 +180,14 @@ def _address(value: str) -> str:
 
 
 def dns_path(args: JSON) -> str:
-    default = UNBOUND_FORWARD if args.get("resolver") == "unbound" else RESOLV_CONF
-    return str(args.get("path") or default)
+    """The file dns_set rewrites: `path` if it is a file of the resolver, else ToolError."""
+    resolver = str(args.get("resolver") or "resolvconf")
+    default = UNBOUND_FORWARD if resolver == "unbound" else RESOLV_CONF
+    path = args.get("path") or default
+    problem = resolver_path_problem(resolver, path) if isinstance(path, str) else "not a string"
+    if problem:
+        raise ToolError(f"path: {problem}")
+    return str(path)
 
 
 def render_dns(args: JSON) -> str:

@@ -3,7 +3,15 @@
 `render` turns Table objects (registry.fwschema) into one nft script that
 replaces each table whole (`table F N` + `delete table F N` + the table) and
 remembers which table/chain/rule every line came from, so an nft error can
-be mapped back (`map_error`). `check_rule` validates a rule string with
+be mapped back (`map_error`). Nothing reaches the script text unchecked,
+whatever the caller validated: families, hooks, types, policies, set types
+and flags are one of their words; table, chain and set names are nft
+identifiers (`ref` checks every table reference, also for listings, whose
+argv nft joins into one command line); a chain's `device` is an interface
+name of the allow-list (registry.netschema.IFNAME_RE) inside "..."; set
+elements are checked against their type and comments are printable ASCII
+without '"' or '\\' (specs.firewall, the validator's own checks); rules are
+single statements (specs.firewall.check_rule_text). `check_rule` validates a rule string with
 specs.firewall.check_rule_text behind a precompiled fast path. `canonical`
 removes counter values; `split_ruleset` cuts `nft list ruleset` into tables;
 `aios_rules` parses it the way aiOS's firewall.rules does (contract §3.2).
@@ -24,13 +32,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from registry import libnft
+from registry.fwschema import FAMILIES, HOOKS, SET_FLAGS, SET_TYPES
+from registry.netschema import IFNAME_RE
 from registry.process import ProcessRunner
 from registry.tooling import JSON, CommandResult, ToolContext, ToolError
-from specs.firewall import check_rule_text
+from specs.firewall import check_comment, check_element, check_rule_text
 
 Ref = tuple[str, str]  # (family, name)
 
-_SIMPLE_RULE = re.compile(r"^[\w .,:/@$*!=<>&|^~+-]+$", re.ASCII)
+_SIMPLE_RULE = re.compile(r"[\w .,:/@$*!=<>&|^~+-]+", re.ASCII)  # used with fullmatch
 _COMMAND_START = re.compile(
     r"^(add|create|delete|destroy|flush|insert|replace|reset|list|include|define|redefine|"
     r"undefine|table|chain|rename|monitor|export|import|describe)\b"
@@ -39,12 +49,35 @@ _COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
 _ERROR = re.compile(r"^[^\s:]+:(\d+):[\d-]+: Error: (.*)$", re.MULTILINE)
 _TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{$")
 _IFACE_REF = re.compile(r'\b[io]if\s+(\{[^}]*\}|"[^"]*"|\S+)')
-_IFNAME = re.compile(r"^[A-Za-z0-9_.\-@]{1,15}$")
+_IFNAME = re.compile(IFNAME_RE)  # used with fullmatch
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")  # used with fullmatch
+_PRIORITY_NAME = re.compile(r"(raw|mangle|dstnat|filter|security|srcnat|out)( *[-+] *[0-9]{1,4})?")
+_WORDS = {
+    "family": frozenset(FAMILIES),
+    "hook": frozenset(HOOKS),
+    "type": frozenset(("filter", "nat", "route")),
+    "policy": frozenset(("accept", "drop")),
+}
+
+
+def _ident(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        raise ToolError(
+            f"{what}: invalid nft identifier {value!r} (a letter, then letters, digits, "
+            "'_', '.', '-'; at most 64)"
+        )
+    return value
+
+
+def _word(value: object, key: str, where: str) -> str:
+    if value not in _WORDS[key]:
+        raise ToolError(f"{where}: {key}: {value!r} is not one of {', '.join(sorted(_WORDS[key]))}")
+    return str(value)
 
 
 def check_rule(rule: str) -> str:
     """The rule, stripped, if it is one safe nft statement; ToolError otherwise."""
-    if len(rule) <= 4096 and _SIMPLE_RULE.match(rule):
+    if len(rule) <= 4096 and _SIMPLE_RULE.fullmatch(rule):
         stripped = rule.strip()
         if stripped and not _COMMAND_START.match(stripped):
             return stripped
@@ -55,7 +88,11 @@ def check_rule(rule: str) -> str:
 
 
 def ref(table: JSON) -> Ref:
-    return (str(table.get("family", "inet")), str(table["name"]))
+    """(family, name) of a table, both checked: they reach nft text and argv."""
+    family = table.get("family", "inet")
+    if family not in _WORDS["family"]:
+        raise ToolError(f"table family {family!r} is not one of {', '.join(FAMILIES)}")
+    return (str(family), _ident(table.get("name"), f"table {family}"))
 
 
 def ref_text(r: Ref) -> str:
@@ -83,38 +120,78 @@ def _element(set_type: str, value: object) -> str:
     return f'"{value}"' if set_type == "ifname" else str(value)
 
 
+def _elements(origin: str, spec: JSON, set_type: str) -> str:
+    interval = "interval" in spec.get("flags", ())
+    for i, element in enumerate(spec["elements"]):
+        if isinstance(element, bool) or not isinstance(element, (int, str)):
+            raise ToolError(f"{origin}: elements[{i}]: {element!r} is not a string or number")
+        try:
+            check_element(set_type, element, interval=interval)
+        except ValueError as exc:
+            raise ToolError(f"{origin}: elements[{i}]: {exc}") from None
+    return ", ".join(_element(set_type, e) for e in spec["elements"])
+
+
 def _render_set(script: Script, where: str, spec: JSON) -> None:
-    origin = f"{where}, set {spec['name']}"
-    script.add(f"\tset {spec['name']} {{", origin)
-    script.add(f"\t\ttype {spec['type']}", origin)
+    name = _ident(spec.get("name"), f"{where}, set")
+    origin = f"{where}, set {name}"
+    set_type = spec.get("type")
+    if set_type not in SET_TYPES:
+        raise ToolError(f"{origin}: type: {set_type!r} is not one of {', '.join(SET_TYPES)}")
+    script.add(f"\tset {name} {{", origin)
+    script.add(f"\t\ttype {set_type}", origin)
     if spec.get("flags"):
-        script.add(f"\t\tflags {','.join(spec['flags'])}", origin)
+        flags = list(spec["flags"])
+        bad = [f for f in flags if f not in SET_FLAGS]
+        if bad:
+            raise ToolError(f"{origin}: flags: {bad[0]!r} is not one of {', '.join(SET_FLAGS)}")
+        script.add(f"\t\tflags {','.join(flags)}", origin)
     if spec.get("elements"):
-        items = ", ".join(_element(spec["type"], e) for e in spec["elements"])
-        script.add(f"\t\telements = {{ {items} }}", origin)
+        script.add(f"\t\telements = {{ {_elements(origin, spec, str(set_type))} }}", origin)
     if spec.get("comment"):
-        script.add(f'\t\tcomment "{spec["comment"]}"', origin)
+        try:
+            comment = check_comment(spec["comment"])
+        except (ValueError, TypeError) as exc:
+            raise ToolError(f"{origin}: comment: {exc}") from None
+        script.add(f'\t\tcomment "{comment}"', origin)
     script.add("\t}", origin)
 
 
-def _chain_head(chain: JSON) -> str:
-    head = f"type {chain['type']} hook {chain['hook']}"
+def _priority(value: object, origin: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -2147483648 <= value <= 2147483647:
+            raise ToolError(f"{origin}: priority {value} is out of the 32-bit range")
+        return str(value)
+    if isinstance(value, str) and _PRIORITY_NAME.fullmatch(value.strip(" ")):
+        return re.sub(r" *([-+]) *", r" \1 ", value.strip(" "))
+    raise ToolError(
+        f"{origin}: priority {value!r} must be a number or a name like filter or 'filter + 10'"
+    )
+
+
+def _chain_head(chain: JSON, origin: str = "chain") -> str:
+    head = f"type {_word(chain.get('type'), 'type', origin)} hook "
+    head += _word(chain.get("hook"), "hook", origin)
     if chain.get("device"):
-        head += f' device "{chain["device"]}"'
-    priority = chain["priority"]
-    if isinstance(priority, str):
-        priority = re.sub(r"\s*([-+])\s*", r" \1 ", priority.strip())
-    head += f" priority {priority};"
+        device = chain["device"]
+        if not isinstance(device, str) or not _IFNAME.fullmatch(device):
+            raise ToolError(
+                f"{origin}: device: invalid interface name {device!r} (1-15 of letters, "
+                "digits, '_', '.', '-', not starting with '-', not '.' or '..')"
+            )
+        head += f' device "{device}"'
+    head += f" priority {_priority(chain.get('priority'), origin)};"
     if chain.get("policy"):
-        head += f" policy {chain['policy']};"
+        head += f" policy {_word(chain['policy'], 'policy', origin)};"
     return head
 
 
 def _render_chain(script: Script, where: str, chain: JSON) -> int:
-    origin = f"{where}, chain {chain['name']}"
-    script.add(f"\tchain {chain['name']} {{", origin)
+    name = _ident(chain.get("name"), f"{where}, chain")
+    origin = f"{where}, chain {name}"
+    script.add(f"\tchain {name} {{", origin)
     if chain.get("hook"):
-        script.add(f"\t\t{_chain_head(chain)}", origin)
+        script.add(f"\t\t{_chain_head(chain, origin)}", origin)
     rules = chain.get("rules", ())
     for i, rule in enumerate(rules):
         try:
@@ -157,6 +234,7 @@ def replace_script(tables: dict[Ref, str | None]) -> str:
     """Put listed table texts back (None: the table must not exist), in one transaction."""
     parts = []
     for r, text in tables.items():
+        ref({"family": r[0], "name": r[1]})  # both checked: they reach the script
         parts.append(f"table {ref_text(r)}\ndelete table {ref_text(r)}\n")
         if text is not None:
             parts.append(text if text.endswith("\n") else text + "\n")
@@ -226,7 +304,7 @@ def referenced_interfaces(tables: Iterable[JSON]) -> list[str]:
                 for group in _IFACE_REF.findall(rule):
                     for token in group.strip("{}").split(","):
                         name = token.strip().strip('"')
-                        if _IFNAME.match(name):
+                        if _IFNAME.fullmatch(name):
                             names[name] = None
     return list(names)
 

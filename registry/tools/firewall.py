@@ -67,7 +67,7 @@ _IDENT = re.compile(fwschema.NFT_IDENT_RE)
 
 
 def _check_ident(value: str, what: str) -> None:
-    if not _IDENT.match(value):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
         raise ToolError(f"invalid {what} name {value!r}")
 
 
@@ -77,9 +77,9 @@ class FirewallAddRule(_FilterTableBackup):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         chain = str(args["chain"])
         _check_ident(chain, "chain")
-        joined = f"{args['rule']} {args['action']}"
         try:
-            nft.check_rule(joined)
+            # nft joins its argv into one command line: only a checked statement goes in
+            joined = nft.check_rule(f"{args['rule']} {args['action']}")
         except ToolError as exc:
             raise ToolError(f"Failed to add nft rule: {exc}") from None
         argv = ["nft", "add", "rule", "inet", "filter", chain, joined]
@@ -210,8 +210,10 @@ def _objects(text: str) -> list[JSON]:
     return [o for o in items if isinstance(o, dict) and "metainfo" not in o]
 
 
+# Each name is one argv word after `dev` (never a keyword); referenced_interfaces
+# passes only names of the allow-list.
 _CANON_SCRIPT = (
-    'for n in "$@"; do ip link add "$n" type ifb || exit 3; done; '
+    'for n in "$@"; do ip link add dev "$n" type ifb || exit 3; done; '
     "nft -f - || exit 4; exec nft list ruleset"
 )
 _CACHE: OrderedDict[str, list[JSON]] = OrderedDict()

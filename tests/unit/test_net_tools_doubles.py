@@ -17,7 +17,7 @@ import pytest
 from registry_support import ScriptedRunner
 
 from registry.catalogue import tool_classes
-from registry.netcmd import IpCmd
+from registry.netcmd import ip
 from registry.netrun import CommandFailed, execute
 from registry.tooling import ToolContext, ToolError
 
@@ -139,9 +139,9 @@ class FailingRunner(ScriptedRunner):
 )
 def test_double_which_batch_line_failed(tmp_path: Path, stderr: bytes, index: int) -> None:
     cmds = [
-        IpCmd("link add dev v0 type ifb"),
-        IpCmd("link set dev v0 master nosuch"),
-        IpCmd("link set dev v0 up"),
+        ip("link", "add", "dev", "v0", "type", "ifb"),
+        ip("link", "set", "dev", "v0", "master", "nosuch"),
+        ip("link", "set", "dev", "v0", "up"),
     ]
     ctx = ToolContext(
         runner=FailingRunner(stderr),
