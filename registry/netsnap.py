@@ -3,11 +3,15 @@
 `take(ctx, keys)` reads the objects named by touch keys (`link:`, `route:`,
 `rule:`, `sysctl:`, `dns:`) into a JSON-able `Snapshot`. Links are expanded
 to the links they drag along: a veth's peer, macvlan/vlan/vxlan children and
-bridge ports, and each keeps its non-kernel routes. `restore` re-reads the
-same objects, runs the plan of registry.netrevert (the commands that turn
-now back into before), re-reads again and raises ToolError when anything
-still differs. Used by registry.tools.net (Rollback and net.apply's
-all-or-nothing).
+bridge ports, and each keeps its non-kernel routes; a snapshot that reads
+links also lists the names of every link of the namespace (`census`).
+`restore` re-reads the same objects, runs the plan of registry.netrevert
+(the commands that turn now back into before), re-reads again and raises
+ToolError when anything still differs; it returns a `Restored` that says
+what exactly was compared — the named objects, and whether any other link
+appeared or vanished in the namespace (which it does not undo: nothing
+names it). Objects in other namespaces are never seen. Used by
+registry.tools.net (Rollback and net.apply's all-or-nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from registry.netrevert import FileState, Snapshot, managed_route, plan, route_group
 from registry.netrun import execute
@@ -88,6 +93,7 @@ async def take(ctx: ToolContext, keys: Iterable[str], *, expand: bool = True) ->
         },
         "sysctls": sysctls,
         "files": {p: await asyncio.to_thread(_read_file, ctx, p) for p in parts["dns"]},
+        "census": sorted(by_name) if links is not None else None,
     }
     return snap
 
@@ -117,8 +123,33 @@ async def reread(ctx: ToolContext, snap: Snapshot) -> Snapshot:
 # --- restoring ---------------------------------------------------------------
 
 
-async def restore(ctx: ToolContext, before: Snapshot) -> int:
-    """Bring the snapshot's objects back and verify; returns the number of commands run."""
+@dataclass(frozen=True)
+class Restored:
+    """What a verified restore compared: `objects` (touch keys) read back as before;
+    `appeared` / `vanished`: links of the namespace that no key names and that exist
+    now but did not / existed and do not (None: links were not compared)."""
+
+    commands: int
+    objects: tuple[str, ...]
+    appeared: tuple[str, ...] | None
+    vanished: tuple[str, ...] | None
+
+    def describe(self) -> str:
+        shown = ", ".join(self.objects[:8]) + (
+            f" and {len(self.objects) - 8} more" if len(self.objects) > 8 else ""
+        )
+        text = f"restored {shown or 'nothing'} (read back as before)"
+        if self.appeared is None or self.vanished is None:
+            return text
+        if not self.appeared and not self.vanished:
+            return text + "; no other link appeared or vanished in the namespace"
+        strays = [f"link {n} appeared" for n in self.appeared]
+        strays += [f"link {n} vanished" for n in self.vanished]
+        return text + "; NOT restored: " + ", ".join(strays) + " (no command names it)"
+
+
+async def restore(ctx: ToolContext, before: Snapshot) -> Restored:
+    """Bring the snapshot's objects back and verify them (ToolError if any still differs)."""
     now = await reread(ctx, before)
     cmds = plan(before, now)
     if cmds:
@@ -128,7 +159,13 @@ async def restore(ctx: ToolContext, before: Snapshot) -> int:
     if left:
         shown = "; ".join(c.text for c in left[:5])
         raise ToolError(f"restore incomplete: still differs ({len(left)} commands left: {shown})")
-    return len(cmds)
+    was, now_names = before.get("census"), after.get("census")
+    if was is None or now_names is None:
+        return Restored(len(cmds), tuple(before["keys"]), None, None)
+    named = {k.partition(":")[2] for k in before["keys"] if k.startswith("link:")}
+    appeared = tuple(n for n in now_names if n not in was and n not in named)
+    vanished = tuple(n for n in was if n not in now_names and n not in named)
+    return Restored(len(cmds), tuple(before["keys"]), appeared, vanished)
 
 
 def as_json(snap: Snapshot) -> JSON:

@@ -109,13 +109,14 @@ async def run_ops(
 
 
 async def _undo(ctx: ToolContext, snap: Snapshot | None) -> str:
+    """What the undo did, saying exactly what it compared (registry.netsnap.Restored)."""
     if snap is None:
         return "nothing was changed"
     try:
-        await netsnap.restore(ctx, snap)
+        restored = await netsnap.restore(ctx, snap)
     except ToolError as exc:
         return f"RESTORE FAILED: {exc}"
-    return "everything it touched was restored"
+    return restored.describe()
 
 
 class _NetWrite(Tool):

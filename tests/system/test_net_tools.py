@@ -106,7 +106,11 @@ def test_a_write_that_half_succeeds_is_undone(drv: Driver, netns: str) -> None:
             {"name": "v0", "kind": "veth", "master": "nosuch", "veth": {"peer": "v1"}},
         )
     assert str(failed.value).startswith("net.link_add: `link set dev v0 master nosuch` failed: ")
-    assert str(failed.value).endswith("; everything it touched was restored")
+    # The undo says what it compared: the named links, and every other link's presence.
+    assert str(failed.value).endswith(
+        "; restored link:v0, link:v1, link:nosuch (read back as before); "
+        "no other link appeared or vanished in the namespace"
+    )
     same_net(netns, before)
 
 
@@ -307,7 +311,13 @@ def test_net_apply_third_command_fails_namespace_unchanged(drv: Driver, netns: s
         "net.apply: command 2 (route_replace: "
         "`route replace 10.5.0.0/16 via 10.0.0.2 dev nosuch table main`) failed: "
     )
-    assert message.endswith("; everything it touched was restored")
+    assert message.endswith(
+        " (read back as before); no other link appeared or vanished in the namespace"
+    )
+    restored = message.split("; restored ", 1)[1]
+    for key in ("link:v0", "link:v1", "link:i0", "route:inet/main/10.5.0.0/16/0"):
+        assert key in restored, message
+    assert "sysctl:net.ipv4.ip_forward" in restored, message
     same_net(netns, before)
 
 
