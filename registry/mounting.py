@@ -6,20 +6,22 @@ its image path relative to the root, a bind mount its source directory,
 tmpfs stays tmpfs. `resolve_source` turns LABEL=/UUID= into a path, looking
 only at the `probe` candidates of the call (never at the host's block
 devices: in a sandbox a label could match a host disk); /dev paths are
-refused unless the root is "/". `mount_commands` builds the mount(8) argv
-(image files get `-o loop`); `unmount` also detaches the loop device the
-mount used. Used by registry.tools.storage_mount and registry.tools.storage.
+refused unless the root is "/". `check_options` refuses every option the
+mount's type does not allow (registry.fsoptions: one option per item, no
+comma, no path-valued key but the ones mapped); `mount_commands` builds the
+mount(8) argv (image files get `-o loop`, overlay's layer directories are
+mapped under the root); `unmount` also detaches the loop device the mount
+used. Used by registry.tools.storage_mount and registry.tools.storage.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from registry import blockdev
+from registry import blockdev, fsoptions
 from registry.tooling import JSON, ToolContext, ToolError
 
 PSEUDO = ("tmpfs", "none", "overlay")
-_OVERLAY_DIRS = ("lowerdir", "upperdir", "workdir")
 
 
 def in_sandbox(ctx: ToolContext) -> bool:
@@ -86,14 +88,22 @@ def source_host(ctx: ToolContext, source: str) -> Path:
     return ctx.path(source)
 
 
-def _overlay_options(ctx: ToolContext, options: list[str]) -> list[str]:
-    mapped = []
-    for option in options:
-        key, sep, value = option.partition("=")
-        if sep and key in _OVERLAY_DIRS:
-            value = ":".join(str(ctx.path(v)) for v in value.split(":"))
-        mapped.append(f"{key}={value}" if sep else option)
-    return mapped
+def option_kind(source: str, fstype: str) -> str:
+    """The allow-list a mount's options are checked against: what `mount_commands` mounts."""
+    if fstype == "tmpfs" or source == "tmpfs":
+        return "tmpfs"
+    if fstype == "overlay" or source == "overlay":
+        return "overlay"
+    return fstype or "auto"
+
+
+def check_options(kind: str, options: list[str]) -> list[str]:
+    """`options` when a mount of `kind` may get every one, else ToolError naming the item."""
+    for i, option in enumerate(options):
+        problem = fsoptions.mount_option_problem(kind, option)
+        if problem is not None:
+            raise ToolError(f"options[{i}]: {problem}")
+    return options
 
 
 def mount_commands(
@@ -107,7 +117,7 @@ def mount_commands(
             ["mount", "-t", "tmpfs", *(["-o", ",".join(opts)] if opts else []), "tmpfs", target]
         ]
     if fstype == "overlay" or source == "overlay":
-        mapped = ",".join(_overlay_options(ctx, opts))
+        mapped = ",".join(fsoptions.map_paths("overlay", opts, ctx.path))
         return [["mount", "-t", "overlay", "overlay", "-o", mapped, target]]
     if fstype == "bind":
         commands = [["mount", "--bind", str(ctx.path(source)), target]]
@@ -120,7 +130,8 @@ def mount_commands(
         return [["mount", *kind, *(["-o", ",".join(opts)] if opts else []), str(host), target]]
     if not host.is_file():
         raise ToolError(f"mount source {source} is not an image file under the root")
-    return [["mount", *kind, "-o", ",".join(["loop", *opts]), str(host), target]]
+    loop = ["loop", *(o for o in opts if o != "loop")]
+    return [["mount", *kind, "-o", ",".join(loop), str(host), target]]
 
 
 _SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

@@ -5,6 +5,13 @@ formatting something that already holds a filesystem is destructive and needs
 `force: true`. Mounts name their source by path, LABEL= or UUID=, or a
 pseudo-filesystem (tmpfs); `persist: true` keeps them in a managed block of
 fstab. Directories get mode and owner. Swap files are created at `size`.
+
+`mkfsOptions` and mount `options` are checked against the allow-lists of
+specs.fsoptions for the filesystem type: no positional mkfs argument, no
+option outside the list, no comma inside an item, path-valued keys only
+where the registry maps them under its root. Mount targets and sources hold
+no whitespace or '#' (the fstab line and the registry's fstab tool cannot
+carry them).
 """
 
 from __future__ import annotations
@@ -16,29 +23,43 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
+from specs.fsoptions import LABEL_FLAGS, charset_problem, mkfs_problem, mount_option_problem
 from specs.types import AbsPath, FieldError, FileMode, ItemState, Size
 
 FsType = Literal["ext4", "xfs", "btrfs"]
 MountType = Literal["ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto"]
-_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=:/,+\-]*$")
-_MKFS_OPTION = re.compile(r"^[A-Za-z0-9_.=:/,+\-]+$")
 _UID_OR_NAME = r"^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$"
+_FSTAB_UNSAFE = re.compile(r"[\s#]")
 LABEL_LIMITS = {"ext4": 16, "xfs": 12, "btrfs": 255}
 
 
 def _mount_option(value: str) -> str:
-    if not _OPTION.match(value) or len(value) > 256:
-        raise ValueError(f"mount option {value!r} has characters outside [A-Za-z0-9_.=:/,+-]")
+    if (problem := charset_problem("mount option", value)) is not None:
+        raise ValueError(problem)
     return value
 
 
 def _mkfs_option(value: str) -> str:
-    if not _MKFS_OPTION.match(value) or len(value) > 256:
-        raise ValueError(f"mkfs option {value!r} has characters outside [A-Za-z0-9_.=:/,+-]")
+    if (problem := charset_problem("mkfs argument", value)) is not None:
+        raise ValueError(problem)
     return value
 
 
+def _fstab_safe(what: str, value: str) -> str:
+    if _FSTAB_UNSAFE.search(value):
+        raise ValueError(
+            f"{what} {value!r} has whitespace or '#': a mount's fstab line and the "
+            "registry's fstab entry cannot carry them"
+        )
+    return value
+
+
+def _target(value: str) -> str:
+    return _fstab_safe("mount target", value)
+
+
 def _source(value: str) -> str:
+    _fstab_safe("mount source", value)
     if value.startswith(("LABEL=", "UUID=")):
         tail = value.split("=", 1)[1]
         if not tail or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", tail):
@@ -56,6 +77,7 @@ def _source(value: str) -> str:
 MountOption = Annotated[str, AfterValidator(_mount_option)]
 MkfsOption = Annotated[str, AfterValidator(_mkfs_option)]
 MountSource = Annotated[str, AfterValidator(_source)]
+MountTarget = Annotated[AbsPath, AfterValidator(_target)]
 
 
 class Image(SpecModel):
@@ -93,11 +115,18 @@ class Filesystem(SpecModel):
             raise FieldError(
                 ("state",), "state: absent applies to images only; devices are never wiped"
             )
+        if (problem := mkfs_problem(self.type, self.mkfs_options)) is not None:
+            raise FieldError(("mkfsOptions", problem[0]), problem[1])
+        for i, item in enumerate(self.mkfs_options):
+            if self.label and item in LABEL_FLAGS:
+                raise FieldError(
+                    ("mkfsOptions", i), f"{item} sets the label, which `label` already sets"
+                )
         return self
 
 
 class Mount(SpecModel):
-    target: AbsPath
+    target: MountTarget
     source: MountSource
     type: MountType = "auto"
     options: tuple[MountOption, ...] = ()
@@ -114,6 +143,13 @@ class Mount(SpecModel):
             raise FieldError(("type",), "source tmpfs needs type: tmpfs")
         if self.type == "bind" and not self.source.startswith("/"):
             raise FieldError(("source",), "a bind mount's source is an absolute path")
+        if self.type == "overlay" and self.source != "overlay":
+            raise FieldError(("source",), "an overlay mount has source: overlay")
+        if self.source == "overlay" and self.type != "overlay":
+            raise FieldError(("type",), "source overlay needs type: overlay")
+        for i, option in enumerate(self.options):
+            if (problem := mount_option_problem(self.type, option)) is not None:
+                raise FieldError(("options", i), problem)
         return self
 
 

@@ -6,7 +6,10 @@ such as proc, sysfs or cgroup) — a mount the managed fstab block holds is
 written as that entry says (source, type, options; `persist: true`) when the
 entry names what is mounted and its options are in effect; any other with
 its live source, type and options minus the kernel defaults `rw` and
-`relatime` (`persist: false`); the filesystem of every image file
+`relatime` (`persist: false`); either way only the options the spec
+validator allows for that type (specs.fsoptions: a bind mount shows its
+filesystem's `discard`, an ext4 mount `seclabel`, which a spec may not
+declare); the filesystem of every image file
 mounted by loop (image path and current size, type, label); and the active
 swap files. Managed fstab entries that are not mounted are left out (the
 export would mount them). Directories are not exported: nothing says which
@@ -17,10 +20,12 @@ controllers.storage.controller.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from controllers.storage.options import missing
 from controllers.storage.state import FstabEntry, MountState, StorageState, is_under
+from specs.fsoptions import mount_option_problem
 
 SYSTEM_PREFIXES = ("/proc", "/sys", "/dev", "/run")
 SYSTEM_FSTYPES = frozenset(
@@ -31,8 +36,8 @@ SYSTEM_FSTYPES = frozenset(
 MOUNT_TYPES = ("ext4", "xfs", "btrfs", "tmpfs", "overlay")
 FS_TYPES = ("ext4", "xfs", "btrfs")
 KERNEL_DEFAULTS = ("rw", "relatime")
-_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=:/,+\-]*$")
-_SOURCE = re.compile(r"^((LABEL|UUID)=[A-Za-z0-9_.\-]{1,64}|tmpfs|none|overlay|/\S*)$")
+_SOURCE = re.compile(r"^((LABEL|UUID)=[A-Za-z0-9_.\-]{1,64}|tmpfs|none|overlay|/[^\s#]*)$")
+_TARGET = re.compile(r"^/[^\s#]*$")  # as specs.storage takes it (an fstab line holds it)
 NAME = "exported"
 
 
@@ -53,13 +58,19 @@ def _entry_names(entry: FstabEntry, mount: MountState, state: StorageState) -> b
     return fs is not None and (fs.label if key == "LABEL" else fs.uuid) == value
 
 
+def _declarable(kind: str, options: Iterable[str]) -> list[str]:
+    """The options a spec of mount type `kind` may declare (the validator's allow-list)."""
+    return [o for o in options if mount_option_problem(kind, o) is None]
+
+
 def _from_entry(entry: FstabEntry) -> dict[str, Any]:
     bind = entry.type == "none" and "bind" in entry.options
-    options = [o for o in entry.options if not (bind and o == "bind")]
+    kind = "bind" if bind else entry.type if entry.type in MOUNT_TYPES else "auto"
+    options = _declarable(kind, (o for o in entry.options if not (bind and o == "bind")))
     out: dict[str, Any] = {
         "target": entry.target,
         "source": entry.source,
-        "type": "bind" if bind else entry.type if entry.type in MOUNT_TYPES else "auto",
+        "type": kind,
         "persist": True,
     }
     if options:
@@ -70,7 +81,7 @@ def _from_entry(entry: FstabEntry) -> dict[str, Any]:
 def _from_live(mount: MountState) -> dict[str, Any]:
     bind = "[" in mount.device
     kind = "bind" if bind else mount.fstype if mount.fstype in MOUNT_TYPES else "auto"
-    options = [o for o in mount.options if o not in KERNEL_DEFAULTS and _OPTION.match(o)]
+    options = _declarable(kind, (o for o in mount.options if o not in KERNEL_DEFAULTS))
     out: dict[str, Any] = {
         "target": mount.target,
         "source": mount.source,
@@ -85,7 +96,11 @@ def _from_live(mount: MountState) -> dict[str, Any]:
 def _mounts(state: StorageState) -> list[dict[str, Any]]:
     out = []
     for mount in state.mounts:
-        if system_mount(mount) or not _SOURCE.match(mount.source):
+        if (
+            system_mount(mount)
+            or not _SOURCE.match(mount.source)
+            or not _TARGET.match(mount.target)
+        ):
             continue
         entry = state.entry_for(mount.target)
         if (

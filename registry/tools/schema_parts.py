@@ -58,8 +58,16 @@ URL: JSON = {
     "maxLength": 4096,
 }
 
-# Mount / mkfs options: no whitespace, no leading '-', nothing a shell would need.
-OPTION: JSON = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.=:/,+\-]{0,255}$"}
+# One mount option (an fstab entry's, or a storage.mount's before its type's
+# allow-list, registry.fsoptions): no whitespace, no leading '-', and no comma:
+# options are joined with commas, so 'a,upperdir=/HOST' would be two options,
+# one of them never checked (and an option that is not one item drifts for
+# ever). The `not` also refuses a final newline, which `$` lets through.
+OPTION: JSON = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.=:/+@%\-]{0,255}$",
+    "not": {"pattern": r"[,\s]"},
+}
 OPTIONS: JSON = {"type": "array", "items": OPTION, "maxItems": 64}
 
 USER_OR_ID: JSON = {"type": "string", "pattern": r"^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$"}

@@ -6,13 +6,20 @@ spec writes them ("/srv/data") and mapped under `--root`. In a sandbox
 (root != "/") only image files under the root are formatted or loop-mounted:
 /dev paths are refused, LABEL=/UUID= are resolved only among the `probe`
 candidates a call names (never by scanning the host's block devices), and
-`swapon` is a recorded double (swap is global). Read by registry.tools.storage
-and, through the catalogue, by the engine and the server.
+`swapon` is a recorded double (swap is global). mkfs and mount `options`
+are checked item by item against the type's allow-list of registry.fsoptions
+(no comma, no positional path; the handlers then check what a schema cannot
+say: a value right after its flag, overlay's layer paths mapped under the
+root). Read by registry.tools.storage and, through the catalogue, by the
+engine and the server.
 """
 
 from __future__ import annotations
 
-from registry.tooling import ToolSpec, obj_schema
+from collections.abc import Callable
+
+from registry import fsoptions
+from registry.tooling import JSON, ToolSpec, obj_schema
 from registry.tools.schema_parts import (
     ABS_PATH,
     BOOL,
@@ -34,11 +41,10 @@ from registry.tools.schema_parts import (
 READ = ("fs_read",)
 WRITE = ("storage_manage",)
 
-FS_TYPE = {"enum": ["ext4", "xfs", "btrfs"]}
-MOUNT_TYPE = {
-    "enum": ["ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto"],
-    "default": "auto",
-}
+FS_TYPES = ("ext4", "xfs", "btrfs")
+MOUNT_TYPES = ("ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto")
+FS_TYPE = {"enum": list(FS_TYPES)}
+MOUNT_TYPE = {"enum": list(MOUNT_TYPES), "default": "auto"}
 LABEL = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,255}$"}
 SOURCE = {
     "type": "string",
@@ -53,10 +59,36 @@ PROBE = {
 }
 MKFS_OPTIONS = {
     "type": "array",
-    "items": {"type": "string", "pattern": r"^[A-Za-z0-9_.=:/,+\-]{1,256}$"},
+    "items": {"type": "string", "pattern": fsoptions.CHARSET.pattern},
     "maxItems": 64,
-    "description": "Extra mkfs arguments, placed before the target (e.g. ['-m', '1']).",
+    "description": "Extra mkfs arguments, placed before the target (e.g. ['-m', '1']): "
+    "flags of the type's allow-list (registry.fsoptions.MKFS), each value as the next item; "
+    "no positional argument, no comma.",
 }
+MOUNT_OPTIONS = {
+    **OPTIONS,
+    "description": "Mount options of the type's allow-list (registry.fsoptions), one per item "
+    "(no comma); overlay's lowerdir/upperdir/workdir are mapped under the root.",
+}
+
+
+def _by_type(field: str, types: tuple[str, ...], item: Callable[[str], JSON]) -> JSON:
+    """allOf of if-type-then-items: `field`'s items checked against each type's allow-list
+    (registry.fsoptions). A missing type counts as 'auto', storage.mount's default."""
+    return {
+        "allOf": [
+            {
+                "if": {
+                    "properties": {"type": {"const": kind}},
+                    **({} if kind == "auto" else {"required": ["type"]}),
+                },
+                "then": {"properties": {field: {"items": item(kind)}}},
+            }
+            for kind in types
+        ]
+    }
+
+
 FIELD = {"type": "string", "pattern": r"^[^\s#\u0000]{1,4095}$"}
 
 FILESYSTEM = obj_schema(
@@ -163,7 +195,9 @@ STORAGE_MKFS = ToolSpec(
         "only image files under the root are allowed; /dev paths are refused. Reversible for "
         "images: Rollback deletes an image the call created, or puts back the previous image "
         "(a sparse copy kept in the execution's backup, within the registry's backup bound). "
-        "A formatted device cannot be restored (Rollback says so)."
+        "A formatted device cannot be restored (Rollback says so). `options` holds only flags "
+        "of the type's allow-list, each value as the next item: a positional argument (another "
+        "device), a host directory to copy in (-d, -p, --rootdir) or a comma is refused."
     ),
     input_schema=schema(
         {
@@ -175,7 +209,8 @@ STORAGE_MKFS = ToolSpec(
             "force": {"type": "boolean", "default": False},
         },
         ("target", "type"),
-    ),
+    )
+    | _by_type("options", FS_TYPES, fsoptions.mkfs_item_schema),
     output_schema=schema(
         {
             "target": STR,
@@ -202,18 +237,22 @@ STORAGE_MOUNT = ToolSpec(
         "/dev devices only when root is '/'. Already mounted from the same source: options "
         "are applied with a remount, else nothing happens; another source mounted there is "
         "an error. Reversible: Rollback unmounts (and detaches the loop device), or mounts "
-        "back what was there."
+        "back what was there. `options`: the type's allow-list, one option per item (no "
+        "comma); the only path-valued keys are overlay's lowerdir/upperdir/workdir, mapped "
+        "under the root (lowerdir+=, datadir+=, journal_path=, logdev=, device=, loop=, "
+        "context=, x-* ... are refused)."
     ),
     input_schema=schema(
         {
             "target": ABS_PATH,
             "source": SOURCE,
             "type": MOUNT_TYPE,
-            "options": OPTIONS,
+            "options": MOUNT_OPTIONS,
             "probe": PROBE,
         },
         ("target", "source"),
-    ),
+    )
+    | _by_type("options", MOUNT_TYPES, fsoptions.mount_item_schema),
     output_schema=schema(
         {**MOUNT["properties"], "changed": BOOL},
         ("target", "source", "device", "fstype", "options", "changed"),

@@ -4,7 +4,11 @@ They act in the registry's mount namespace (the sandbox's private one) under
 its root, through registry.mounting and registry.blockdev. Before-images:
 mkfs keeps a sparse copy of an existing image (or notes that the image was
 created, or that a device cannot be restored); mount and umount record what
-was mounted at the target. Collected through registry.tools.storage.TOOLS.
+was mounted at the target. Options are refused before anything runs unless
+the type's allow-list (registry.fsoptions) takes them: mkfs gets no positional
+argument and no flag outside the list, mount no comma and no path-valued key
+but overlay's layers, which are mapped under the root for a mount and a
+remount alike. Collected through registry.tools.storage.TOOLS.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from registry import blockdev, mounting
+from registry import blockdev, fsoptions, mounting
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import storage_defs
 
@@ -78,6 +82,7 @@ class StorageMkfs(Tool):
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         target, fstype = args["target"], args["type"]
+        options = check_mkfs_options(fstype, list(args.get("options", ())), bool(args.get("label")))
         host = mounting.source_host(ctx, target)
         created = False
         if target.startswith("/dev/"):
@@ -98,7 +103,7 @@ class StorageMkfs(Tool):
                 "without force"
             )
         label = ["-L", args["label"]] if args.get("label") else []
-        await ctx.runner.run([*MKFS[fstype], *label, *args.get("options", ()), str(host)])
+        await ctx.runner.run([*MKFS[fstype], *label, *options, str(host)])
         made = await blockdev.probe(ctx, host) or {}
         if made.get("TYPE") != fstype:
             raise ToolError(f"mkfs.{fstype} {target} left no {fstype} signature: {made}")
@@ -110,6 +115,19 @@ class StorageMkfs(Tool):
             "image_created": created,
             "previous": previous,
         }
+
+
+def check_mkfs_options(fstype: str, options: list[str], labelled: bool) -> list[str]:
+    """`options` when mkfs.`fstype` may get them (registry.fsoptions.MKFS), else ToolError
+    naming the item: no positional argument (it would be formatted too), no flag outside
+    the allow-list, no value its flag's pattern refuses, no second label."""
+    problem = fsoptions.mkfs_problem(fstype, options)
+    if problem is not None:
+        raise ToolError(f"options[{problem[0]}]: {problem[1]}")
+    for i, item in enumerate(options):
+        if labelled and item in fsoptions.LABEL_FLAGS:
+            raise ToolError(f"options[{i}]: {item} sets the label, which `label` already sets")
+    return options
 
 
 def _mount_output(entry: JSON, changed: bool) -> JSON:
@@ -146,7 +164,8 @@ class StorageMount(Tool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         host = ctx.path(args["target"])
         fstype = args.get("type", "auto")
-        options = list(args.get("options", ()))
+        kind = mounting.option_kind(args["source"], fstype)
+        options = mounting.check_options(kind, list(args.get("options", ())))
         source = await mounting.resolve_source(ctx, args["source"], list(args.get("probe", ())))
         existing = await mounting.current(ctx, host)
         if existing is not None:
@@ -154,9 +173,10 @@ class StorageMount(Tool):
                 raise ToolError(
                     f"{args['target']} already has {existing['source']} mounted; unmount it first"
                 )
-            if mounting.wanted_options_present(options, existing["options"]):
+            mapped = fsoptions.map_paths(kind, options, ctx.path)
+            if mounting.wanted_options_present(mapped, existing["options"]):
                 return _mount_output(existing, False)
-            remount_opts = ",".join(["remount", *(["bind"] if fstype == "bind" else []), *options])
+            remount_opts = ",".join(["remount", *(["bind"] if fstype == "bind" else []), *mapped])
             await ctx.runner.run(["mount", "-o", remount_opts, str(host)])
         else:
             commands = mounting.mount_commands(
