@@ -8,7 +8,10 @@ undeclared objects of the prune scope:
   - links of virtual kinds (never ethernet or lo, never a parent or master
     a declared link needs);
   - non-kernel routes in the tables the resource declares routes in;
-  - rules at priorities 1-32765 (the kernel's defaults are never observed).
+  - rules at priorities 1-32765 (the kernel's defaults are never observed);
+  never a link whose name is outside the interface-name allow-list
+  (specs.types.IFNAME_RE), nor a route or rule naming one: no tool call can
+  name it, so it is left alone (as it cannot be declared either).
 Addresses are covered by exact lists, so they are never in the inventory.
 Every declared item that needs nothing gets a NoOp with a reason.
 """
@@ -46,6 +49,7 @@ from controllers.network.state import (
 )
 from reconciler.controller import Desired, Diff
 from reconciler.plan import Change, NoOp
+from specs.types import is_ifname
 
 
 def diff(desired: Desired, state: NetState) -> Diff:
@@ -251,12 +255,18 @@ def prune_scope(res: str, want: Wanted, state: NetState) -> Iterable[str]:
         if actual is not None:
             needed.update(x for x in (actual.parent, actual.master) if x)
     for link in state.links:
-        if link.kind in VIRTUAL_KINDS and link.name not in needed:
+        if link.kind in VIRTUAL_KINDS and link.name not in needed and is_ifname(link.name):
             yield f"link:{link.name}"
     network = next(i for i in want.prune if i.key == res)
     tables = {canon_table(r.table) for r in network.spec.routes}
     for route in state.routes:
-        if route.table in tables:
+        if route.table in tables and _nameable(route.dev):
             yield route.key
     for rule in state.rules:
-        yield rule.key
+        if _nameable(rule.iif) and _nameable(rule.oif):
+            yield rule.key
+
+
+def _nameable(name: str | None) -> bool:
+    """No interface, or one a tool call may name (see the module docstring)."""
+    return name is None or is_ifname(name)

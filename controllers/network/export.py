@@ -7,7 +7,9 @@ existing-device kind — with admin state, mtu, mac, master and the exact list
 of its (global, static) addresses; routes (non-kernel, not table local; in
 tables a spec can name) with an explicit metric; rules (not the kernel
 defaults); and dns when resolv.conf exists and fits the spec's limits. No
-sysctls (there is no way to tell configured values from defaults). The
+sysctls (there is no way to tell configured values from defaults), and
+nothing that names an interface outside the allow-list of specs.types
+(IFNAME_RE): a spec could not say it. The
 document validates with the loader and re-plans to nothing against the same
 machine. Called by the controller.
 """
@@ -27,6 +29,7 @@ from controllers.network.state import (
     RuleState,
 )
 from specs.network import Dns
+from specs.types import is_ifname
 
 EXPORT_NAME = "exported"
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -42,12 +45,15 @@ _EXPORTED_KINDS = ("veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "tun", 
 def export(state: NetState) -> list[dict[str, Any]]:
     rules: dict[tuple[str, int], dict[str, Any]] = {}
     for rule in state.rules:  # one rule per family and priority (the spec's identity)
-        found = export_rule(rule)
+        found = export_rule(rule) if _nameable(rule.iif, rule.oif) else None
         if found is not None:
             rules.setdefault((rule.family, rule.priority), found)
+    links = [x for x in state.links if x.kind != "loopback" and x.name != "lo"]
     spec: dict[str, Any] = {
-        "links": [export_link(x) for x in state.links if x.kind != "loopback" and x.name != "lo"],
-        "routes": [r for r in (export_route(x) for x in state.routes) if r is not None],
+        "links": [export_link(x) for x in links if _nameable_link(x)],
+        "routes": [
+            r for r in (export_route(x) for x in state.routes if _nameable(x.dev)) if r is not None
+        ],
         "rules": list(rules.values()),
     }
     dns = export_dns(state.dns)
@@ -61,6 +67,16 @@ def export(state: NetState) -> list[dict[str, Any]]:
             "spec": {k: v for k, v in spec.items() if v},
         }
     ]
+
+
+def _nameable(*names: str | None) -> bool:
+    return all(n is None or is_ifname(n) for n in names)
+
+
+def _nameable_link(link: LinkState) -> bool:
+    """The link and every link it names (master, peer, parent) can be written in a spec."""
+    named = (link.options.get(k) for k in ("peer", "parent"))
+    return _nameable(link.name, link.master, *(n for n in named if isinstance(n, str)))
 
 
 def export_link(link: LinkState) -> dict[str, Any]:

@@ -241,3 +241,42 @@ def test_scope_is_what_the_resources_declare() -> None:
         "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.rp_filter"
     }  # fmt: skip
     assert "dns" not in scoped
+
+
+def test_export_leaves_out_what_names_an_interface_outside_the_allow_list() -> None:
+    """A link someone else created as 'odd"0' (or a veth whose peer is 'a@b') cannot be
+    written in a spec, nor the route and rule naming it: export leaves them out, and
+    what it writes still validates and re-plans to nothing."""
+    state = NetState.model_validate(
+        {
+            "links": [
+                LO.model_dump(),
+                {"name": "eth0", "kind": "ethernet", "state": "up", "mtu": 1500},
+                {"name": 'odd"0', "kind": "ifb", "state": "up", "mtu": 1500},
+                {
+                    "name": "v0",
+                    "kind": "veth",
+                    "state": "up",
+                    "mtu": 1500,
+                    "parent": "a@b",
+                    "options": {"peer": "a@b"},
+                },
+            ],
+            "routes": [
+                {
+                    "family": "inet",
+                    "table": "main",
+                    "to": "10.8.0.0/16",
+                    "metric": 0,
+                    "dev": 'odd"0',
+                    "scope": "link",
+                }
+            ],
+            "rules": [{"family": "inet", "priority": 1000, "iif": 'odd"0', "table": 300}],
+        }
+    )
+    (document,) = CONTROLLER.export(state)
+    assert [link["name"] for link in document["spec"]["links"]] == ["eth0"]
+    assert "routes" not in document["spec"] and "rules" not in document["spec"]
+    desired = desired_of(canonical_json(document))
+    assert not CONTROLLER.diff(desired, state).changes
