@@ -4,8 +4,11 @@
 resumed with `Range: bytes=<n>-` and kept when the server answers 206 from
 offset n; a 200 restarts from zero; a 416 whose `Content-Range: bytes */N`
 equals the part's size means the part is already complete. http(s) goes
-through httpx streaming (identity encoding, redirects followed); `file:`
-sources are local paths (already mapped under the root by the caller). The
+through httpx streaming (identity encoding, redirects followed); a `file:`
+source is a file the caller opened (resolved inside the root). The part
+file is a registry.rootfs entry (the model's directory fd and a name): it is
+read, created, truncated and deleted with `*at` calls and O_NOFOLLOW, so a
+link planted at `<path>.part` is refused, never written through. The
 GGUF header is checked as soon as 8 bytes exist, so a wrong file fails before
 it is downloaded whole. A broken connection keeps what arrived in the part
 file for the next attempt; the caller deletes it on a wrong hash or header.
@@ -32,14 +35,16 @@ import hashlib
 import os
 import queue
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from registry.modelfiles import HEADER_BYTES, gguf_version
+from registry.rootfs import Entry
 from registry.tooling import Progress, ToolError
 
 CHUNK = 1 << 20
@@ -66,16 +71,22 @@ class Downloaded:
     resumed_from: int
 
 
-def size_of(path: Path) -> int:
-    """Size of a file, 0 when it does not exist."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
+def size_of(part: Entry) -> int:
+    """Size of the part file, 0 when it does not exist; ToolError when it is no file."""
+    st = part.lstat()
+    if st is None:
         return 0
+    if not stat.S_ISREG(st.st_mode):
+        raise ToolError(
+            f"{part.path} is not a regular file; refusing to write through it "
+            "(model.remove deletes it)"
+        )
+    return st.st_size
 
 
-def discard(path: Path) -> None:
-    path.unlink(missing_ok=True)
+def discard(part: Entry) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
 
 
 def content_range_start(header: str | None) -> tuple[int, int | None] | None:
@@ -133,7 +144,7 @@ class _Flusher(threading.Thread):
 class _Sink:
     """Appends to the part file, checks the GGUF header, and feeds the hasher."""
 
-    def __init__(self, part: Path, keep: int) -> None:
+    def __init__(self, part: Entry, keep: int) -> None:
         self.hasher = _Hasher()
         self.hasher.start()
         self.flusher: _Flusher | None = None
@@ -144,14 +155,14 @@ class _Sink:
         self.fd = -1
         try:
             if keep:
-                with part.open("rb") as f:
+                with os.fdopen(part.open(os.O_RDONLY), "rb") as f:
                     while chunk := f.read(HASH_BLOCK):
                         self._check_head(chunk)
                         self.hasher.blocks.put(chunk)
         except BaseException:
             self.hasher.stop()
             raise
-        self.fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.fd = part.open(os.O_WRONLY | os.O_CREAT, 0o644)
         os.ftruncate(self.fd, keep)
         os.lseek(self.fd, keep, os.SEEK_SET)
         self.size = keep
@@ -212,7 +223,7 @@ class _Sink:
 
 def _consume(
     chunks: Iterator[bytes],
-    part: Path,
+    part: Entry,
     keep: int,
     total: int | None,
     progress: Progress,
@@ -221,7 +232,6 @@ def _consume(
     progress.total = total or 0
     progress.done = keep
     progress.message = f"resuming at {keep} bytes" if keep else "downloading"
-    part.parent.mkdir(parents=True, exist_ok=True)
     sink = _Sink(part, keep)
     try:
         for chunk in chunks:
@@ -237,14 +247,13 @@ def _consume(
     return Downloaded(size=sink.size, sha256=digest, resumed_from=keep)
 
 
-def _file_chunks(source: Path, offset: int) -> Iterator[bytes]:
-    with source.open("rb") as f:
-        f.seek(offset)
-        while chunk := f.read(CHUNK):
-            yield chunk
+def _file_chunks(source: BinaryIO, offset: int) -> Iterator[bytes]:
+    source.seek(offset)
+    while chunk := source.read(CHUNK):
+        yield chunk
 
 
-def _http(url: str, part: Path, progress: Progress, stop: threading.Event) -> Downloaded:
+def _http(url: str, part: Entry, progress: Progress, stop: threading.Event) -> Downloaded:
     keep = size_of(part)
     headers = {"Accept-Encoding": "identity"}
     if keep:
@@ -280,20 +289,18 @@ def _http(url: str, part: Path, progress: Progress, stop: threading.Event) -> Do
 
 
 def _download(
-    source: str | Path, part: Path, progress: Progress, stop: threading.Event
+    source: str | BinaryIO, part: Entry, progress: Progress, stop: threading.Event
 ) -> Downloaded:
     if isinstance(source, str):
         return _http(source, part, progress, stop)
-    if not source.is_file():
-        raise ToolError(f"cannot read {source}: no such file")
-    total = size_of(source)
+    total = os.fstat(source.fileno()).st_size
     keep = size_of(part)
     keep = keep if keep <= total else 0
     return _consume(_file_chunks(source, keep), part, keep, total, progress, stop)
 
 
-async def download(source: str | Path, part: Path, *, progress: Progress) -> Downloaded:
-    """Fill `part` from `source` (URL or local Path), resuming; see module docstring."""
+async def download(source: str | BinaryIO, part: Entry, *, progress: Progress) -> Downloaded:
+    """Fill `part` from `source` (URL or an open local file), resuming; see module docstring."""
     stop = threading.Event()
     try:
         return await asyncio.to_thread(_download, source, part, progress, stop)

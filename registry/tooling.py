@@ -143,17 +143,19 @@ class ToolContext:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self, target: str) -> Path:
-        """Map an absolute target path under `root`, refusing escapes.
+        """Map an absolute target path under `root`, never through a link out of it.
 
-        `..` components are rejected rather than resolved, so a hostile path
-        can never leave the scratch root.
+        `..` components and NUL are refused. Links on the way are resolved
+        inside the root at this moment (an absolute link target means "from
+        the root", `..` stops there: registry.rootfs): the result is the
+        lexical `<root>/<target>` when following that on the host means the
+        same, else the in-root resolution, so a caller may follow the last
+        component or not. Tools that must not race a concurrent change use
+        registry.rootfs.entry (fd-based) instead.
         """
-        if not target.startswith("/"):
-            raise ToolError(f"path must be absolute: {target!r}")
-        parts = [p for p in target.split("/") if p not in ("", ".")]
-        if ".." in parts or any("\x00" in p for p in parts):
-            raise ToolError(f"path must not contain '..' or NUL: {target!r}")
-        return self.root.joinpath(*parts) if parts else self.root
+        from registry import rootfs  # rootfs raises ToolError: imported here, not at the top
+
+        return rootfs.host_path(self.root, target)
 
     def ip(self, *args: str) -> list[str]:
         """argv for `ip` acting in this context's network namespace."""

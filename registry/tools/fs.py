@@ -3,9 +3,12 @@
 This module holds the read-only ones (read, list, stat, search, disk_usage)
 and TOOLS for the catalogue; the writing ones are in registry.tools.fs_write,
 the shared argument parsing in registry.tools.fs_base. Paths are target
-paths mapped under `ctx.root` by `ctx.path` (which refuses `..`); outputs name
-target paths too. Called by registry.pipeline through the catalogue (both
-profiles).
+paths resolved inside `ctx.root` by registry.rootfs (a link never leads out
+of it; `..` and NUL are refused); outputs name target paths as given. read,
+list, search and disk_usage follow a link in the last component (inside the
+root); stat does not (lstat). Files and directories are opened by fd with
+O_NOFOLLOW, and search walks by fd without following links. Called by
+registry.pipeline through the catalogue (both profiles).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from pathlib import Path
+from pathlib import PurePosixPath
 
+from registry import rootfs
 from registry.tooling import JSON, Tool, ToolContext, obj_schema
-from registry.tools.fs_base import BOOL, INT, STR, FsTool, fs_spec, rfc3339
+from registry.tools.fs_base import BOOL, INT, PATH, STR, FsTool, fs_spec, rfc3339
 from registry.tools.fs_write import (
     FsChmod,
     FsChown,
@@ -33,8 +37,8 @@ class FsRead(FsTool):
     op = "read"
     spec = fs_spec(
         "read",
-        "Read a UTF-8 text file.",
-        {"path": STR},
+        "Read a UTF-8 text file (a link is followed inside the root).",
+        {"path": PATH},
         ("path",),
         {"content": STR, "size": INT},
         risk="low",
@@ -47,7 +51,8 @@ class FsRead(FsTool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
         try:
-            data = ctx.path(path).read_bytes()
+            with rootfs.entry(ctx.root, path, follow=True) as found:
+                data = found.read_bytes()
             return {"content": data.decode("utf-8"), "size": len(data)}
         except (OSError, UnicodeDecodeError):
             raise self.fail(f"failed to read {path}") from None
@@ -66,8 +71,8 @@ class FsList(FsTool):
     )
     spec = fs_spec(
         "list",
-        "List a directory (lstat semantics).",
-        {"path": STR},
+        "List a directory (lstat semantics; a link to a directory is followed inside the root).",
+        {"path": PATH},
         ("path",),
         {"entries": {"type": "array", "items": _entry}},
         risk="low",
@@ -80,15 +85,23 @@ class FsList(FsTool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
         try:
-            children = sorted(ctx.path(path).iterdir())
+            with rootfs.entry(ctx.root, path, follow=True) as found:
+                fd = found.open_dir()
+            try:
+                with os.scandir(fd) as it:
+                    children = sorted(it, key=lambda e: e.name)
+                stats = []
+                for child in children:
+                    try:
+                        stats.append((child, child.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue
+            finally:
+                os.close(fd)
         except OSError:
             raise self.fail(f"failed to read directory {path}") from None
         entries = []
-        for child in children:
-            try:
-                st = child.lstat()
-            except OSError:
-                continue
+        for child, st in stats:
             kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else kind
             entries.append(
@@ -107,7 +120,7 @@ class FsStat(FsTool):
     spec = fs_spec(
         "stat",
         "Size, permissions and times of a path (lstat: links are not followed).",
-        {"path": STR},
+        {"path": PATH},
         ("path",),
         {
             "size": INT,
@@ -128,7 +141,8 @@ class FsStat(FsTool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
         try:
-            st = ctx.path(path).lstat()
+            with rootfs.entry(ctx.root, path, follow=False) as found:
+                st = os.stat(found.name, dir_fd=found.dir_fd, follow_symlinks=False)
         except OSError:
             raise self.fail(f"failed to stat {path}") from None
         return {
@@ -147,7 +161,7 @@ class FsSearch(FsTool):
     spec = fs_spec(
         "search",
         "Find entries whose name matches a glob (*, ?, [abc], [!abc]) under a directory.",
-        {"directory": STR, "pattern": STR, "max_depth": {"type": "integer", "minimum": 0}},
+        {"directory": PATH, "pattern": STR, "max_depth": {"type": "integer", "minimum": 0}},
         ("directory", "pattern"),
         {"matches": {"type": "array", "items": STR}},
         risk="low",
@@ -162,18 +176,24 @@ class FsSearch(FsTool):
         pattern = self.str_arg(args, "pattern")
         depth = args.get("max_depth")
         max_depth = depth if isinstance(depth, int) and not isinstance(depth, bool) else 0
-        base = ctx.path(directory)
-        if not base.is_dir():
-            raise self.fail(f"failed to read directory {directory}")
+        try:
+            with rootfs.entry(ctx.root, directory, follow=True) as found:
+                fd = found.open_dir()
+        except OSError:
+            raise self.fail(f"failed to read directory {directory}") from None
         prefix = directory.rstrip("/")
         matches: list[str] = []
-        for root, dirs, files in os.walk(base):
-            rel = Path(root).relative_to(base)
-            for name in [*dirs, *files]:
-                if fnmatch.fnmatchcase(name, pattern):
-                    matches.append("/".join([prefix, *rel.parts, name]))
-            if max_depth and len(rel.parts) + 1 >= max_depth:
-                dirs.clear()  # entries below this level would be deeper than max_depth
+        try:
+            # fwalk: by fd, links are listed but never entered (nor can one be swapped in)
+            for root, dirs, files, _fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+                rel = PurePosixPath(root).parts
+                for name in [*dirs, *files]:
+                    if fnmatch.fnmatchcase(name, pattern):
+                        matches.append("/".join([prefix, *rel, name]))
+                if max_depth and len(rel) + 1 >= max_depth:
+                    dirs.clear()  # entries below this level would be deeper than max_depth
+        finally:
+            os.close(fd)
         return {"matches": sorted(matches)}
 
 
@@ -182,7 +202,7 @@ class FsDiskUsage(FsTool):
     spec = fs_spec(
         "disk_usage",
         "Size and use of the filesystem holding a path (statvfs).",
-        {"path": STR},
+        {"path": PATH},
         ("path",),
         {
             "total_bytes": INT,
@@ -200,7 +220,12 @@ class FsDiskUsage(FsTool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
         try:
-            st = os.statvfs(ctx.path(path))
+            with rootfs.entry(ctx.root, path, follow=True) as found:
+                fd = found.open(os.O_PATH)
+            try:
+                st = os.statvfs(fd)
+            finally:
+                os.close(fd)
         except OSError:
             raise self.fail(f"failed to get disk usage of {path}") from None
         total = st.f_frsize * st.f_blocks

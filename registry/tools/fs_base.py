@@ -3,22 +3,45 @@
 Every fs handler checks its own arguments and answers aiOS's
 `fs.<op>: missing required field '<key>'` for a missing key or a wrong type
 (the `aios` profile has no schemas, so this is what callers see there; on
-`full` the JSON Schema rejects such input first). Reversible tools name the
-argument keys of the paths they change in `paths`; snapshot/restore use
-registry.fsimage on those paths. Used by registry.tools.fs and
-registry.tools.fs_write.
+`full` the JSON Schema rejects such input first, a path that is not absolute
+or holds a `..` component or NUL included). Paths are resolved inside the
+root by registry.rootfs at the moment of use; a tool acts through the
+directory fd and name it gets there (see each tool for whether it follows a
+link in the last component, always inside the root).
+
+Reversible tools name the argument keys of the paths they change in `paths`.
+The before-image (registry.fsimage) records each as the entry the tool acts
+on (`snapshot_targets`: links on the way resolved inside the root, the last
+one too when the tool follows it), read and put back through a context whose
+`path` keeps the last component as it is (so a link is saved and restored as
+a link); permission and owner changes are put back by fd, following inside
+the root. Used by registry.tools.fs and registry.tools.fs_write.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from registry import fsimage
+from registry import fsimage, rootfs
 from registry.tooling import JSON, Risk, Tool, ToolContext, ToolError, ToolSpec, obj_schema
 
 STR: JSON = {"type": "string"}
+# An absolute target path without a '..' component or NUL (ctx.path's rules, as a schema).
+PATH: JSON = {
+    "type": "string",
+    "pattern": r"^/(?!(?:[^\u0000]*/)?\.\.(?:/|$))[^\u0000]*$",
+    "maxLength": 4095,
+    "description": "Absolute target path under the registry's --root (no '..' component, no NUL).",
+}
+LINK_TARGET: JSON = {
+    "type": "string",
+    "pattern": r"^[^\u0000]+$",
+    "maxLength": 4095,
+    "description": "Link text: absolute (from the root) or relative (not climbing above it).",
+}
 INT: JSON = {"type": "integer"}
 BOOL: JSON = {"type": "boolean"}
 TRUE: JSON = {"const": True}
@@ -54,9 +77,36 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def exists(path: Path) -> bool:
-    """lexists: a dangling symlink exists too."""
-    return path.is_symlink() or path.exists()
+class _EntryContext(ToolContext):
+    """A context whose `path` keeps the last component as it is (registry.rootfs.entry_path):
+    for before-images, which save and put back a link as a link."""
+
+    def path(self, target: str) -> Path:
+        return rootfs.entry_path(self.root, target)
+
+
+def entry_context(ctx: ToolContext) -> ToolContext:
+    return _EntryContext(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)})
+
+
+def restore_image(ctx: ToolContext, image: JSON) -> None:
+    """Put a before-image back (fsimage.restore), owner and mode changes by fd.
+
+    An entry that kept only metadata is put back on the object its path
+    resolves to inside the root (chown first: it clears setuid bits); every
+    other entry goes through fsimage with the last component kept as it is.
+    """
+    entries = entry_context(ctx)
+    for item in reversed(image["entries"]):
+        if item["kind"] != "meta":
+            fsimage.restore(entries, {"entries": [item]})
+            continue
+        try:
+            with rootfs.entry(ctx.root, item["path"], follow=True) as found:
+                found.chown(item["uid"], item["gid"])
+                found.chmod(item["mode"])
+        except OSError as exc:
+            raise ToolError(f"restore of {item['path']} failed: {exc.strerror or exc}") from None
 
 
 class FsTool(Tool):
@@ -64,6 +114,7 @@ class FsTool(Tool):
 
     op: ClassVar[str]
     paths: ClassVar[tuple[str, ...]] = ()  # argument keys naming touched paths
+    follows: ClassVar[bool] = False  # the tool acts on a link's (in-root) target, not the link
     deep: ClassVar[bool] = True
     remove: ClassVar[str] = "tree"
 
@@ -96,11 +147,16 @@ class FsTool(Tool):
         except ToolError:
             return ()
 
+    def snapshot_targets(self, ctx: ToolContext, args: JSON) -> list[str]:
+        """The touched paths as the entries this tool will act on (module docstring)."""
+        return [rootfs.canonical(ctx.root, t, follow=self.follows) for t in self.targets(args)]
+
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        return fsimage.capture(ctx, self.targets(args), deep=self.deep, remove=self.remove)
+        targets = self.snapshot_targets(ctx, args)
+        return fsimage.capture(entry_context(ctx), targets, deep=self.deep, remove=self.remove)
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
-        fsimage.restore(ctx, snapshot)
+        restore_image(ctx, snapshot)
 
 
 def parse_mode(text: str) -> int | None:

@@ -8,17 +8,26 @@ remove is the previous file kept as a hard link in the execution's backup
 directory (`ctx.work`), so the old file stays in place until the new one is
 committed, costs no space until then, and is bounded by the registry's backup
 retention. Collected by registry.catalogue through TOOLS.
+
+Paths (the model, its directory, a `file:` source) are resolved inside the
+root by registry.rootfs and used through a directory fd and a name: a link
+on the way, or an absolute or `..` link target, can never lead out of the
+root. `model.fetch` and `model.remove` act on the name itself (a link at the
+model's path is replaced or removed, never written through; a link at
+`<path>.part` is refused); `model.list` and a `file:` source follow a link
+inside the root. Outputs name the target paths as the caller spelled them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import BinaryIO
 
-from registry import download
-from registry.atomicfile import fsync_dir
-from registry.modelfiles import HashCache, file_gguf_version, keep_aside, put_back
+from registry import download, rootfs
+from registry.modelfiles import HashCache, fd_gguf_version, keep_aside, open_model, put_back
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import model_defs
 from registry.tools.schema_parts import size_bytes
@@ -26,58 +35,58 @@ from registry.tools.schema_parts import size_bytes
 PREVIOUS = "previous-model"
 
 
-def target_of(ctx: ToolContext, host: Path) -> str:
-    """The target path (as specs write it) of a host path under the root."""
-    relative = host.relative_to(ctx.root)
-    return "/" + relative.as_posix() if str(relative) != "." else "/"
+def part_of(entry: rootfs.Entry) -> rootfs.Entry:
+    return entry.sibling(entry.name + ".part")
 
 
-def part_of(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
-
-
-def _inside_root(ctx: ToolContext, path: Path) -> bool:
-    """False for a symlink that leads out of the root (never read the host through it)."""
+def _describe(ctx: ToolContext, target: str, cache: HashCache) -> JSON | None:
+    """A model file at `target` (followed inside the root), None when there is none."""
     try:
-        return path.resolve().is_relative_to(ctx.root.resolve())
+        with rootfs.entry(ctx.root, target, follow=True) as found:
+            fd = open_model(found)
+            host = found.host
     except OSError:
-        return False
+        return None
+    try:
+        st = os.fstat(fd)
+        return {
+            "path": target,
+            "size": st.st_size,
+            "sha256": cache.sha256_fd(host, fd),
+            "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+            "gguf_version": fd_gguf_version(fd),
+        }
+    finally:
+        os.close(fd)
 
 
-def _describe(ctx: ToolContext, host: Path, cache: HashCache) -> JSON:
-    st = host.stat()
-    return {
-        "path": target_of(ctx, host),
-        "size": st.st_size,
-        "sha256": cache.sha256(host),
-        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
-        "gguf_version": file_gguf_version(host),
-    }
+def _listed(ctx: ToolContext, directory: str) -> list[str]:
+    """Target paths of the `.gguf` names in `directory` (dot-files skipped)."""
+    try:
+        with rootfs.entry(ctx.root, directory, follow=True) as found:
+            fd = found.open_dir()
+    except OSError:
+        return []
+    try:
+        with os.scandir(fd) as it:
+            names = sorted(e.name for e in it)
+    finally:
+        os.close(fd)
+    base = directory.rstrip("/")
+    return [f"{base}/{n}" for n in names if not n.startswith(".") and n.endswith(".gguf")]
 
 
 class ModelList(Tool):
     spec = model_defs.MODEL_LIST
 
-    def _files(self, ctx: ToolContext, args: JSON) -> list[Path]:
-        directory = ctx.path(args.get("directory", model_defs.DEFAULT_DIRECTORY))
-        found: dict[Path, None] = {}
-        if directory.is_dir():
-            for entry in sorted(directory.iterdir()):
-                if entry.name.startswith(".") or entry.suffix != ".gguf":
-                    continue
-                if entry.is_file() and _inside_root(ctx, entry):
-                    found[entry] = None
-        for target in args.get("paths", ()):
-            host = ctx.path(target)
-            if host.is_file() and _inside_root(ctx, host):
-                found[host] = None
-        return list(found)
-
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         cache = HashCache(ctx.state_dir)
 
         def collect() -> list[JSON]:
-            return [_describe(ctx, f, cache) for f in self._files(ctx, args)]
+            directory = args.get("directory", model_defs.DEFAULT_DIRECTORY)
+            targets = dict.fromkeys([*_listed(ctx, directory), *args.get("paths", ())])
+            described = (_describe(ctx, t, cache) for t in targets)
+            return [d for d in described if d is not None]
 
         return {"models": await asyncio.to_thread(collect)}
 
@@ -89,7 +98,14 @@ class _KeepsPrevious(Tool):
         return (f"model:{args.get('path', '')}",)
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        kept = await asyncio.to_thread(keep_aside, ctx.path(args["path"]), ctx.work / PREVIOUS)
+        def keep() -> bool:
+            try:
+                with rootfs.entry(ctx.root, args["path"], follow=False) as found:
+                    return keep_aside(found, ctx.work / PREVIOUS)
+            except FileNotFoundError:  # a parent is missing: nothing there yet
+                return False
+
+        kept = await asyncio.to_thread(keep)
         return {"path": args["path"], "previous": PREVIOUS if kept else None}
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
@@ -97,38 +113,56 @@ class _KeepsPrevious(Tool):
 
     @staticmethod
     def _restore(ctx: ToolContext, snapshot: JSON) -> None:
-        host = ctx.path(snapshot["path"])
-        part_of(host).unlink(missing_ok=True)
-        if snapshot["previous"] is None:
-            host.unlink(missing_ok=True)
-            return
-        backup = ctx.work / snapshot["previous"]
-        if not backup.is_file():
+        backup = ctx.work / snapshot["previous"] if snapshot["previous"] else None
+        if backup is not None and not (backup.is_file() or backup.is_symlink()):
             raise ToolError(
                 f"the previous {snapshot['path']} is gone from the backup (pruned by the "
                 "registry's backup retention)"
             )
-        put_back(backup, host)
+        try:
+            with rootfs.entry(ctx.root, snapshot["path"], follow=False, parents=True) as found:
+                download.discard(part_of(found))
+                if backup is None:
+                    download.discard(found)
+                else:
+                    put_back(backup, found)
+        except FileNotFoundError:
+            if backup is not None:
+                raise
 
 
 class ModelFetch(_KeepsPrevious):
     spec = model_defs.MODEL_FETCH
 
     @staticmethod
-    def _source(ctx: ToolContext, url: str) -> str | Path:
-        if url.startswith("file:"):
-            return ctx.path("/" + url[len("file:") :].lstrip("/"))
-        return url
+    def _source(ctx: ToolContext, url: str) -> str | BinaryIO:
+        """The URL, or a `file:` source opened inside the root (followed there)."""
+        if not url.startswith("file:"):
+            return url
+        target = "/" + url[len("file:") :].lstrip("/")
+        try:
+            with rootfs.entry(ctx.root, target, follow=True) as found:
+                return os.fdopen(open_model(found), "rb")
+        except OSError:
+            raise ToolError(f"cannot read {url}: no such file") from None
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        host = ctx.path(args["path"])
+        try:
+            with rootfs.entry(ctx.root, args["path"], follow=False, parents=True) as found:
+                return await self._fetch(ctx, args, found)
+        except OSError as exc:
+            raise ToolError(f"model.fetch {args['path']}: {exc.strerror or exc}") from None
+
+    async def _fetch(self, ctx: ToolContext, args: JSON, found: rootfs.Entry) -> JSON:
         expected = args["sha256"]
         size = size_bytes(args["size"]) if "size" in args else None
         cache = HashCache(ctx.state_dir)
-        if await asyncio.to_thread(self._matches, host, expected, size, cache):
-            return self._output(args, size or host.stat().st_size, expected, 0, False)
-        part = part_of(host)
-        await asyncio.to_thread(host.parent.mkdir, parents=True, exist_ok=True)
+        have = await asyncio.to_thread(self._matches, found, expected, size, cache)
+        if have is not None:
+            return self._output(args, have, expected, 0, False)
+        if found.kind() not in (None, "file", "symlink"):
+            raise ToolError(f"model.fetch {args['path']}: not a file; refusing to replace it")
+        part = part_of(found)
         source = self._source(ctx, args["url"])
         try:
             got = await download.download(source, part, progress=ctx.progress)
@@ -137,6 +171,9 @@ class ModelFetch(_KeepsPrevious):
             raise ToolError(
                 f"model.fetch {args['path']}: {exc}; the part file was deleted"
             ) from None
+        finally:
+            if not isinstance(source, str):
+                source.close()
         problem = None
         if size is not None and got.size != size:
             problem = f"size {got.size} bytes, expected {size}"
@@ -145,21 +182,35 @@ class ModelFetch(_KeepsPrevious):
         if problem:
             download.discard(part)
             raise ToolError(f"model.fetch {args['path']}: {problem}; the part file was deleted")
-        await asyncio.to_thread(self._commit, part, host, got.sha256, cache)
+        await asyncio.to_thread(self._commit, found, part, got.sha256, cache)
         ctx.progress.message = "done"
         return self._output(args, got.size, got.sha256, got.resumed_from, True)
 
     @staticmethod
-    def _matches(host: Path, expected: str, size: int | None, cache: HashCache) -> bool:
-        if not host.is_file() or (size is not None and host.stat().st_size != size):
-            return False
-        return cache.sha256(host) == expected
+    def _matches(
+        found: rootfs.Entry, expected: str, size: int | None, cache: HashCache
+    ) -> int | None:
+        """The size of the file already at the name (not through a link) when it is the one."""
+        st = found.lstat()
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return None
+        if size is not None and st.st_size != size:
+            return None
+        fd = open_model(found)
+        try:
+            return st.st_size if cache.sha256_fd(found.host, fd) == expected else None
+        finally:
+            os.close(fd)
 
     @staticmethod
-    def _commit(part: Path, host: Path, digest: str, cache: HashCache) -> None:
-        part.replace(host)
-        fsync_dir(host.parent)
-        cache.record(host, digest)
+    def _commit(found: rootfs.Entry, part: rootfs.Entry, digest: str, cache: HashCache) -> None:
+        os.replace(part.name, found.name, src_dir_fd=part.dir_fd, dst_dir_fd=found.dir_fd)
+        found.fsync_dir()
+        fd = open_model(found)
+        try:
+            cache.record_fd(found.host, fd, digest)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _output(args: JSON, size: int, digest: str, resumed: int, downloaded: bool) -> JSON:
@@ -176,15 +227,19 @@ class ModelRemove(_KeepsPrevious):
     spec = model_defs.MODEL_REMOVE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        host = ctx.path(args["path"])
-
         def remove() -> bool:
-            existed = host.is_file() or host.is_symlink()
-            host.unlink(missing_ok=True)
-            part_of(host).unlink(missing_ok=True)
-            if existed:
-                fsync_dir(host.parent)
-            return existed
+            try:
+                with rootfs.entry(ctx.root, args["path"], follow=False) as found:
+                    kind = found.kind()
+                    if kind == "dir":
+                        raise ToolError(f"model.remove {args['path']}: a directory, not a file")
+                    download.discard(found)
+                    download.discard(part_of(found))
+                    if kind is not None:
+                        found.fsync_dir()
+                    return kind is not None
+            except FileNotFoundError:  # a parent is missing: nothing to remove
+                return False
 
         return {"path": args["path"], "removed": await asyncio.to_thread(remove)}
 

@@ -7,18 +7,26 @@ atomically; storage.dir manages one directory, resolving owner and group
 names through the root's /etc/passwd and /etc/group (not the host's).
 mkfs/mount/umount live in registry.tools.storage_mount, swapfile in
 registry.tools.storage_swap. Collected by registry.catalogue through TOOLS.
+
+Paths are resolved inside the root (registry.rootfs): storage.state reports
+what is at each requested path itself (a link is a `symlink`, its parent
+directories resolved inside the root), and storage.dir creates, chmods,
+chowns, copies and removes through directory fds, never through a link: a
+link at the managed path is refused ("exists and is not a directory"), a
+link on the way is resolved inside the root. Its before-image of a removed
+tree is an fd-based copy (registry.rootfs.copy_tree, owners kept).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 
-from registry import blockdev, fstab, mounting
+from registry import blockdev, fstab, mounting, rootfs
 from registry.atomicfile import read_or_none, restore_content, write_atomic
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import storage_defs
@@ -119,7 +127,9 @@ class StorageState(Tool):
             "mounts": mounts,
             "filesystems": filesystems,
             "fstab": fstab.parse(text.decode(errors="replace")),
-            "paths": {p: path_info(ctx, ctx.path(p)) for p in args.get("paths", ())},
+            "paths": {
+                p: path_info(ctx, rootfs.entry_path(ctx.root, p)) for p in args.get("paths", ())
+            },
             "swapfiles": await swapfile_states(ctx),
         }
 
@@ -155,15 +165,6 @@ class StorageFstab(Tool):
         return {"path": FSTAB, "changed": changed, "entries": len(args["entries"])}
 
 
-def _first_missing(ctx: ToolContext, target: str) -> str | None:
-    parts = [p for p in target.split("/") if p]
-    for i in range(1, len(parts) + 1):
-        candidate = "/" + "/".join(parts[:i])
-        if not os.path.lexists(ctx.path(candidate)):
-            return candidate
-    return None
-
-
 class StorageDir(Tool):
     spec = storage_defs.STORAGE_DIR
 
@@ -171,45 +172,44 @@ class StorageDir(Tool):
         return (f"dir:{args.get('path', '')}",)
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        host = ctx.path(args["path"])
-        image = {"path": args["path"], **path_info(ctx, host)}
-        image["created_from"] = _first_missing(ctx, args["path"])
+        path = args["path"]
+        image = {"path": path, **path_info(ctx, rootfs.entry_path(ctx.root, path))}
+        image["created_from"] = rootfs.first_missing(ctx.root, path)
         image["tree"] = None
-        if image["type"] == "dir" and args.get("state") == "absent" and any(host.iterdir()):
-            await ctx.runner.run(["cp", "-a", str(host), str(ctx.work / TREE_COPY)])
+        if image["type"] == "dir" and args.get("state") == "absent" and not image["empty"]:
+            await asyncio.to_thread(_save_tree, ctx, path, ctx.work / TREE_COPY)
             image["tree"] = TREE_COPY
         return image
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
-        host = ctx.path(snapshot["path"])
+        await asyncio.to_thread(self._restore, ctx, snapshot)
+
+    @staticmethod
+    def _restore(ctx: ToolContext, snapshot: JSON) -> None:
+        path = snapshot["path"]
         if not snapshot["exists"]:
-            created = snapshot["created_from"] or snapshot["path"]
-            stop = ctx.path(created).parent
-            current = host
-            while current != stop and current.is_relative_to(ctx.path(created)):
-                with contextlib.suppress(OSError):  # not empty: keep it
-                    current.rmdir()
-                current = current.parent
+            _remove_created(ctx, path, snapshot["created_from"] or path)
             return
         if snapshot["type"] != "dir":
             return
-        if not host.exists():
-            if snapshot["tree"]:
-                await ctx.runner.run(["cp", "-a", str(ctx.work / snapshot["tree"]), str(host)])
-            else:
-                host.mkdir(parents=True)
-        os.chown(host, snapshot["uid"], snapshot["gid"])
-        host.chmod(int(snapshot["mode"], 8))
+        with rootfs.entry(ctx.root, path, follow=False, parents=True) as found:
+            if found.lstat() is None:
+                found.mkdir()
+                if snapshot["tree"]:
+                    _put_tree(ctx.work / snapshot["tree"], found)
+            if found.kind() != "dir":
+                raise ToolError(f"{path} is no longer a directory; not restored")
+            found.chown(snapshot["uid"], snapshot["gid"])
+            found.chmod(int(snapshot["mode"], 8))
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        host = ctx.path(args["path"])
         if args["path"] == "/":
             raise ToolError("the root directory is not managed")
         state = args.get("state", "present")
         changed = await asyncio.to_thread(
-            self._absent if state == "absent" else self._present, ctx, host, args
+            self._absent if state == "absent" else self._present, ctx, args
         )
-        info = path_info(ctx, host)
+        info = path_info(ctx, rootfs.entry_path(ctx.root, args["path"]))
         return {
             "path": args["path"],
             "state": state,
@@ -220,37 +220,86 @@ class StorageDir(Tool):
         }
 
     @staticmethod
-    def _absent(ctx: ToolContext, host: Path, args: JSON) -> bool:
-        if not os.path.lexists(host):
-            return False
-        if host.is_symlink() or not host.is_dir():
-            raise ToolError(f"{args['path']} is not a directory; refusing to remove it")
-        if any(host.iterdir()):
-            if not args.get("force", False):
-                raise ToolError(f"{args['path']} is not empty; removing it needs force")
-            shutil.rmtree(host)
-        else:
-            host.rmdir()
+    def _absent(ctx: ToolContext, args: JSON) -> bool:
+        with rootfs.entry(ctx.root, args["path"], follow=False) as found:
+            kind = found.kind()
+            if kind is None:
+                return False
+            if kind != "dir":
+                raise ToolError(f"{args['path']} is not a directory; refusing to remove it")
+            try:
+                found.rmdir()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if not args.get("force", False):
+                    message = f"{args['path']} is not empty; removing it needs force"
+                    raise ToolError(message) from None
+                found.rmtree()
         return True
 
     @staticmethod
-    def _present(ctx: ToolContext, host: Path, args: JSON) -> bool:
+    def _present(ctx: ToolContext, args: JSON) -> bool:
         changed = False
-        if os.path.lexists(host) and (host.is_symlink() or not host.is_dir()):
-            raise ToolError(f"{args['path']} exists and is not a directory")
-        if not host.exists():
-            host.mkdir(parents=True)
-            changed = True
-        st = host.stat()
-        if "mode" in args and stat.S_IMODE(st.st_mode) != int(args["mode"], 8):
-            host.chmod(int(args["mode"], 8))
-            changed = True
-        uid = resolve_id(ctx, args["owner"], "passwd") if "owner" in args else st.st_uid
-        gid = resolve_id(ctx, args["group"], "group") if "group" in args else st.st_gid
-        if (uid, gid) != (st.st_uid, st.st_gid):
-            os.chown(host, uid, gid)
-            changed = True
+        with rootfs.entry(ctx.root, args["path"], follow=False, parents=True) as found:
+            if found.kind() is None:
+                found.mkdir()
+                changed = True
+            st = found.lstat()
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                raise ToolError(f"{args['path']} exists and is not a directory")
+            if "mode" in args and stat.S_IMODE(st.st_mode) != int(args["mode"], 8):
+                found.chmod(int(args["mode"], 8))
+                changed = True
+            uid = resolve_id(ctx, args["owner"], "passwd") if "owner" in args else st.st_uid
+            gid = resolve_id(ctx, args["group"], "group") if "group" in args else st.st_gid
+            if (uid, gid) != (st.st_uid, st.st_gid):
+                found.chown(uid, gid)
+                if "mode" in args:
+                    found.chmod(int(args["mode"], 8))  # chown clears setuid/setgid bits
+                changed = True
         return changed
+
+
+def _save_tree(ctx: ToolContext, path: str, copy: Path) -> None:
+    """The directory's tree, owners kept, copied by fd into the backup `copy`."""
+    copy.mkdir(mode=0o700)
+    dst = os.open(copy, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with rootfs.entry(ctx.root, path, follow=False) as found:
+            src = found.open_dir()
+            try:
+                rootfs.copy_tree(src, dst, owner=True)
+            finally:
+                os.close(src)
+    finally:
+        os.close(dst)
+
+
+def _put_tree(copy: Path, found: rootfs.Entry) -> None:
+    src = os.open(copy, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        dst = found.open_dir()
+        try:
+            rootfs.copy_tree(src, dst, owner=True)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _remove_created(ctx: ToolContext, path: str, created: str) -> None:
+    """rmdir `path` and its parents up to `created` (what storage.dir made), if empty."""
+    names = rootfs.parts(path)
+    stop = len(rootfs.parts(created))
+    for depth in range(len(names), stop - 1, -1):
+        current = "/" + "/".join(names[:depth])
+        with (
+            contextlib.suppress(OSError),  # not empty (kept), or already gone
+            rootfs.entry(ctx.root, current, follow=False) as found,
+        ):
+            if found.kind() == "dir":
+                found.rmdir()
 
 
 TOOLS: tuple[type[Tool], ...] = (

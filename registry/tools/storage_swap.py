@@ -7,6 +7,13 @@ storage.state with simulated=true. The file itself is always real: allocated
 with fallocate (zeros written when the filesystem cannot), mode 0600, mkswap.
 Collected through registry.tools.storage.TOOLS; `swapfile_states` serves
 storage.state.
+
+The path is resolved inside the root (registry.rootfs): its parent
+directories (a link on the way is resolved inside the root) and then the
+file itself, created, truncated, chmodded and removed through the directory
+fd with O_NOFOLLOW; a link at the swap file's own path is refused ("exists
+and is not a regular file"), so mkswap and swapon, which take the host path,
+are only ever given a regular file inside the root.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 from pathlib import Path
 
-from registry import blockdev, mounting
+from registry import blockdev, mounting, rootfs
 from registry.atomicfile import write_atomic
 from registry.tooling import JSON, Tool, ToolContext, ToolError
 from registry.tools import storage_defs
@@ -117,14 +125,31 @@ async def swapfile_states(ctx: ToolContext) -> list[JSON]:
 
 
 def _file_size(host: Path) -> int | None:
-    """Size of a regular file, None when there is none."""
-    return host.stat().st_size if host.is_file() else None
-
-
-def _allocate(host: Path, size: int) -> None:
-    host.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Size of a regular file (not through a link), None when there is none."""
     try:
+        st = host.lstat()
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _regular(ctx: ToolContext, target: str) -> os.stat_result | None:
+    """lstat of the swap file itself; ToolError when something other than a file is there."""
+    try:
+        with rootfs.entry(ctx.root, target, follow=False) as found:
+            st = found.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ToolError(f"{target} exists and is not a regular file")
+    return st
+
+
+def _allocate(ctx: ToolContext, target: str, size: int) -> None:
+    with rootfs.entry(ctx.root, target, follow=False, parents=True) as found:
+        fd = found.open(os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
         try:
             os.posix_fallocate(fd, 0, size)
         except OSError:
@@ -135,12 +160,26 @@ def _allocate(host: Path, size: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    host.chmod(0o600)
+
+
+def _chmod(ctx: ToolContext, target: str, mode: int) -> None:
+    with rootfs.entry(ctx.root, target, follow=False) as found:
+        found.chmod(mode)
+
+
+def _unlink(ctx: ToolContext, target: str) -> None:
+    with rootfs.entry(ctx.root, target, follow=False) as found:
+        found.unlink()
+
+
+def swap_host(ctx: ToolContext, target: str) -> Path:
+    """The host path of a swap file: parents resolved inside the root, the file itself."""
+    return rootfs.entry_path(ctx.root, target)
 
 
 async def converge(ctx: ToolContext, target: str, want: JSON) -> bool:
     """Make the swap file at `target` match `want` ({state, size?, priority?}); changed?"""
-    host = ctx.path(target)
+    host = swap_host(ctx, target)
     record = SwapRecord(ctx)
     active, priority = record.active(host)
     changed = False
@@ -148,24 +187,24 @@ async def converge(ctx: ToolContext, target: str, want: JSON) -> bool:
         if active:
             await record.deactivate(host)
             changed = True
-        if host.exists():
-            await asyncio.to_thread(host.unlink)
+        if _regular(ctx, target) is not None:
+            await asyncio.to_thread(_unlink, ctx, target)
             changed = True
         record.forget(host)
         return changed
     size = size_bytes(want["size"])
-    found = await blockdev.probe(ctx, host) if host.is_file() else None
-    if not (found and found.get("TYPE") == "swap" and host.stat().st_size == size):
-        if host.exists() and not host.is_file():
-            raise ToolError(f"{target} exists and is not a regular file")
+    st = _regular(ctx, target)
+    found = await blockdev.probe(ctx, host) if st is not None else None
+    if not (found and found.get("TYPE") == "swap" and st is not None and st.st_size == size):
         if active:
             await record.deactivate(host)
             active = False
-        await asyncio.to_thread(_allocate, host, size)
+        await asyncio.to_thread(_allocate, ctx, target, size)
         await ctx.runner.run(["mkswap", str(host)])
         changed = True
-    if host.stat().st_mode & 0o777 != 0o600:
-        host.chmod(0o600)
+    st = _regular(ctx, target)
+    if st is not None and st.st_mode & 0o777 != 0o600:
+        await asyncio.to_thread(_chmod, ctx, target, 0o600)
         changed = True
     wanted_priority = want.get("priority")
     if active and wanted_priority is not None and wanted_priority != priority:
@@ -184,13 +223,14 @@ class StorageSwapfile(Tool):
         return (f"swap:{args.get('path', '')}",)
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        host = ctx.path(args["path"])
+        host = swap_host(ctx, args["path"])
         active, priority = SwapRecord(ctx).active(host)
-        existed = host.is_file()
+        size = _file_size(host)
+        existed = size is not None
         return {
             "path": args["path"],
             "existed": existed,
-            "size": host.stat().st_size if existed else 0,
+            "size": size or 0,
             "active": active,
             "priority": priority,
         }
@@ -206,19 +246,19 @@ class StorageSwapfile(Tool):
             {"state": "present", "size": snapshot["size"], "priority": snapshot["priority"]},
         )
         if not snapshot["active"]:
-            await SwapRecord(ctx).deactivate(ctx.path(target))
+            await SwapRecord(ctx).deactivate(swap_host(ctx, target))
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         state = args.get("state", "present")
         changed = await converge(ctx, args["path"], {**args, "state": state})
-        host = ctx.path(args["path"])
+        host = swap_host(ctx, args["path"])
         record = SwapRecord(ctx)
         active, _priority = record.active(host)
         return {
             "path": args["path"],
             "state": state,
             "changed": changed,
-            "size": host.stat().st_size if host.is_file() else 0,
+            "size": _file_size(host) or 0,
             "active": active,
             "simulated": record.simulated,
         }
