@@ -120,6 +120,8 @@ def _restore_one(ctx: ToolContext, entry: dict[str, Any]) -> None:
     host.parent.mkdir(parents=True, exist_ok=True)
     if kind == "file":
         tmp = host.with_name(f".{host.name}.aios-restore")
+        if os.path.lexists(tmp):
+            tmp.unlink()  # a link planted under this name is removed, never written through
         shutil.copy2(saved, tmp)
         if host.is_dir() and not host.is_symlink():
             shutil.rmtree(host)
