@@ -289,12 +289,16 @@ def read_head(state_dir: Path) -> Head | None:
     """The head file, None when there is none; AuditError when it is not a valid head."""
     path = state_dir / HEAD_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditError(f"head file {path} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise AuditError(f"head file {path} cannot be read: {exc.strerror}") from None
     try:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError(f"a JSON object is expected, found {type(data).__name__}")

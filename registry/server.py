@@ -8,9 +8,13 @@ or SIGINT, then shuts down gracefully: NOT_SERVING, stop accepting, give
 in-flight calls a grace period, cancel what is left (process groups killed,
 before-images restored), close the audit log.
 
-Listening: `unix:///abs/path` (or `unix:/abs/path`) creates the socket with
-mode 0600 (umask 0177 while binding, so it is never group/world accessible,
-and chmod after); `HOST:PORT` listens on TCP; the default is 127.0.0.1:50052.
+Listening: the default is the unix socket DEFAULT_LISTEN
+(unix:///run/aios/tools.sock). `unix:///abs/path` (or `unix:/abs/path`)
+creates the socket with mode 0600 (umask 0177 while binding, so it is never
+group/world accessible, and chmod after) in a directory that only its owner
+(or root) can write — a directory others can write is refused, since they
+could replace the socket. `HOST:PORT` listens on TCP only when asked for;
+`tcp_warning` says what that exposes (logged at start, printed by the CLI).
 agent_id is self-asserted: capability checks protect only as much as the
 socket's permissions do.
 
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +55,7 @@ from registry.toolset import ToolSet
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LISTEN = "127.0.0.1:50052"
+DEFAULT_LISTEN = "unix:///run/aios/tools.sock"
 DEFAULT_STATE_DIR = Path("/var/lib/aios/registry")
 SERVICE = "aios.tools.ToolRegistry"
 GRACE_S = 5.0
@@ -78,6 +84,55 @@ def unix_path(listen: str) -> Path | None:
     if not rest.startswith("/"):
         raise ValueError(f"unix socket path must be absolute: {listen!r}")
     return Path(rest)
+
+
+def tcp_warning(listen: str) -> str | None:
+    """What a TCP listener exposes (None for a unix socket): there is no authentication."""
+    if unix_path(listen) is not None:
+        return None
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return (
+            f"listening on TCP {listen}: every local user can connect and claim any agent_id "
+            "(aios-reconciler included), so capability checks stop no one on this machine; "
+            "prefer the default unix socket (mode 0600)"
+        )
+    return (
+        f"listening on TCP {listen}, reachable from other machines: anyone who reaches it can "
+        "claim any agent_id and run every tool as this registry's user (no authentication, "
+        "no TLS); prefer the default unix socket (mode 0600)"
+    )
+
+
+def check_socket_dir(directory: Path) -> None:
+    """Refuse a socket directory someone else could replace the socket in."""
+    info = directory.stat()
+    if info.st_uid not in (0, os.geteuid()):
+        raise OSError(
+            f"socket directory {directory} belongs to uid {info.st_uid}: its owner could "
+            "replace the registry's socket; use a directory of your own"
+        )
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise OSError(
+            f"socket directory {directory} is writable by group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): anyone could replace the registry's socket; "
+            "use a directory only its owner can write"
+        )
+
+
+def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 class Servicer(tools_pb2_grpc.ToolRegistryServicer):
@@ -207,7 +262,10 @@ class RegistryServer:
                 raise OSError(f"cannot listen on {self.options.listen}")
             host = self.options.listen.rsplit(":", 1)[0]
             return f"{host}:{port}"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        check_socket_dir(path.parent)
+        if path.is_socket() and _answers(path):
+            raise OSError(f"another process already serves on {path}")
         if path.is_socket() or path.is_symlink():
             path.unlink()  # a stale socket of a registry that is gone
         elif path.exists():
@@ -223,6 +281,9 @@ class RegistryServer:
 
     async def start(self) -> str:
         self.address = self._bind()
+        warning = tcp_warning(self.options.listen)
+        if warning:
+            log.warning("%s", warning)
         await self.server.start()
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

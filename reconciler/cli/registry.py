@@ -1,10 +1,13 @@
 """`aios registry serve | audit verify | tools`: run and inspect the tool registry.
 
-serve runs registry.server until SIGTERM/SIGINT; `audit verify` walks the
-audit chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 naming the
-first bad row); `tools` lists a running registry's catalogue through the
-client. Heavy modules (grpc, the registry) are imported inside the commands.
-Registered in reconciler.cli.main.COMMANDS.
+serve runs registry.server until SIGTERM/SIGINT, by default on the 0600 unix
+socket /run/aios/tools.sock (TCP only with `--listen HOST:PORT`, with a
+warning on stderr saying what that exposes); `audit verify` checks the keyed
+audit chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 with a
+message naming the first bad row, or what is wrong with the head, the key or
+the database — never a traceback); `tools` lists a running registry's
+catalogue through the client. Heavy modules (grpc, the registry) are
+imported inside the commands. Registered in reconciler.cli.main.COMMANDS.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import click
 
 STATE_DIR = "/var/lib/aios/registry"
+LISTEN = "unix:///run/aios/tools.sock"  # registry.server.DEFAULT_LISTEN (not imported: grpc)
 
 
 @click.group()
@@ -26,9 +30,11 @@ def registry() -> None:
 @registry.command()
 @click.option(
     "--listen",
-    default="127.0.0.1:50052",
+    default=LISTEN,
     show_default=True,
-    help="unix:///ABS/PATH (created 0600) or HOST:PORT. aiOS itself binds 0.0.0.0:50052.",
+    help="unix:///ABS/PATH (created 0600), or HOST:PORT for TCP (no authentication: any "
+    "local user, or anyone who reaches the port, can claim any agent_id). "
+    "aiOS itself binds 0.0.0.0:50052.",
 )
 @click.option("--netns", default=None, help="Network namespace the net/firewall tools act in.")
 @click.option(
@@ -77,9 +83,10 @@ def serve(
     """Serve the tool registry until SIGTERM or SIGINT.
 
     agent_id in each call is self-asserted: capability checks mean something
-    only behind socket permissions (prefer a unix socket; it is created 0600).
+    only behind socket permissions (the default unix socket is created 0600).
     """
-    from registry.server import ServeOptions
+    from registry.audit import AuditError
+    from registry.server import ServeOptions, tcp_warning
     from registry.server import serve as run
 
     logging.basicConfig(
@@ -97,9 +104,12 @@ def serve(
         max_backups=max_backups,
         max_backup_bytes=max_backup_mib << 20,
     )
+    warning = tcp_warning(listen)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     try:
         asyncio.run(run(options))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, AuditError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -116,12 +126,19 @@ def audit() -> None:
     show_default=True,
 )
 def verify(state_dir: Path) -> None:
-    """Check every row's hash, the chain, and the head kept outside the table."""
+    """Check every row's MAC, the chain, and the head kept outside the table.
+
+    Needs read access to the registry's audit.key (run it as the registry's user
+    or root). Exit 1 with the first problem: a bad row, a forged or garbage head,
+    a missing or wrong key, an unreadable database, or an unkeyed log.
+    """
     from registry.audit import verify as check
 
     verdict = check(state_dir)
     if verdict.ok:
         click.echo(f"ok: {verdict.rows} rows, head {verdict.head}")
+        if verdict.note:
+            click.echo(f"note: {verdict.note}")
         return
     click.echo(f"audit log {state_dir}: {verdict.problem}", err=True)
     raise SystemExit(1)
