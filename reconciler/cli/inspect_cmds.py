@@ -1,7 +1,8 @@
 """`aios status`, `aios get`, `aios export` and `aios history`.
 
 status reads the store only (no registry call) and exits non-zero when a
-resource is not Ready; get observes one domain and prints the actual state;
+resource is not Ready (a resource an apply was changing when it was killed
+shows as Interrupted, never Ready); get observes one domain and prints the actual state;
 export observes and prints the machine as spec documents that validate and
 re-plan to nothing; history lists the target's generations.
 """
@@ -21,6 +22,7 @@ from reconciler.controller import Desired
 from reconciler.engine.order import KIND_DOMAIN
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.reconcile import load_generation
+from reconciler.engine.status import interrupted, run_of, writer_active
 from reconciler.engine.store import Store
 
 KINDS = click.Choice(sorted(KIND_DOMAIN))
@@ -48,8 +50,12 @@ def status(registry: str | None, sandbox: str | None, state_dir: Path | None, ou
     try:
         statuses = store.statuses(target.name)
         current = store.current_generation(target.name)
+        runs = {run_of(s) for s in statuses} - {""}
+        journal = {run: store.journal_rows(run) for run in sorted(runs)}
     finally:
         store.close()
+    if runs:
+        statuses = interrupted(statuses, journal, writer_active=writer_active(target.state_dir))
     if output == "json":
         click.echo(
             json.dumps(

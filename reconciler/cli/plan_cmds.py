@@ -1,12 +1,17 @@
 """`aios plan`, `aios diff`, `aios apply` and `aios rollback`.
 
 plan: exit 0 no changes, 2 changes, 1 error; `-o json`, `--out FILE` saves
-the plan, bound to the spec digest, the observed state, the tool catalogue
-and the aios version. apply: asks unless --yes (and refuses on a
-non-interactive terminal without it); exit 0 only when every resource is
-Ready, 3 for a stale saved plan, 4 when a destructive step was refused.
-rollback GEN re-applies generation GEN as a new generation through plan and
-verify, pruning what later generations added.
+the plan, bound to the spec digest, the observed state, the tool catalogue,
+the generation, the inventory and the aios version. A domain or resource
+that could not be planned is shown with its error (text and JSON) and makes
+the exit status 1; plan, diff and apply never say "no changes" then.
+apply: asks unless --yes (and refuses on a non-interactive terminal without
+it); exit 0 only when every resource is Ready, 3 for a stale saved plan, 4
+when a destructive step was refused. `apply --plan FILE` runs the saved plan
+only when it equals a fresh plan for the same binding (exit 3 when stale, 1
+naming the first difference when it was altered), and what runs is the
+fresh, verified plan. rollback GEN re-applies generation GEN as a new
+generation through plan and verify, pruning what later generations added.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from reconciler.cli.common import (
 from reconciler.engine.reconcile import ApplyResult, Engine, Merge, Planned
 from reconciler.errors import PermanentError
 from reconciler.plan import Plan
-from reconciler.render import render_plan, use_colour
+from reconciler.render import failure_summary, render_plan, use_colour
 
 FILES = click.option(
     "-f",
@@ -50,24 +55,8 @@ def _load(paths: tuple[Path, ...]):  # type: ignore[no-untyped-def]
     return load_paths(list(paths))
 
 
-def _findings(planned: Planned) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for domain, work in planned.works.items():
-        items = [*work.verdict.findings, *work.verdict.destructive]
-        if work.error is not None:
-            items.insert(0, f"{type(work.error).__name__}: {work.error}")
-        if items:
-            out[domain] = items
-    return out
-
-
-def _show(planned: Planned, plan: Plan, *, verbose: bool) -> None:
-    click.echo(
-        render_plan(
-            plan, colour=use_colour(isatty()), findings=_findings(planned), verbose=verbose
-        ),
-        nl=False,
-    )
+def _show(plan: Plan, *, verbose: bool) -> None:
+    click.echo(render_plan(plan, colour=use_colour(isatty()), verbose=verbose), nl=False)
 
 
 @click.command()
@@ -110,19 +99,19 @@ def plan(
     specset = _load(paths)
     target = resolve_target(registry, sandbox, state_dir)
 
-    async def go() -> tuple[Planned, bool]:
+    async def go() -> Planned:
         async with open_engine(target) as engine:
-            planned = await engine.plan(engine.merge(specset, prune=prune))
-            return planned, bool(_findings(planned))
+            return await engine.plan(engine.merge(specset, prune=prune))
 
-    planned, problems = run(go())
+    planned = run(go())
     if out_file is not None:
         out_file.write_text(planned.plan.to_json(), encoding="utf-8")
     if output == "json":
         click.echo(planned.plan.to_json(), nl=False)
     else:
-        _show(planned, planned.plan, verbose=verbose)
-    if problems:
+        _show(planned.plan, verbose=verbose)
+    if planned.plan.failures:
+        echo_err(f"aios: the plan is incomplete: {failure_summary(planned.plan)}")
         raise SystemExit(EXIT_FAILED)
     raise SystemExit(EXIT_CHANGES if planned.plan.has_changes else 0)
 
@@ -157,9 +146,20 @@ def diff(
         for change in domain.changes:
             click.echo(f"{change.resource}: {change_line(change)}")
             count += 1
-    for name, items in _findings(planned).items():
-        for item in items:
-            echo_err(f"{name}: {item}")
+    shown = planned.plan
+    for failure in shown.failures:
+        echo_err(f"{failure.domain}: {failure.line()}")
+    # Not compared: a domain that has no plan, a resource left out of its domain's plan
+    # (a verifier's refusal of a domain that was diffed is only a note here).
+    missing = [
+        f
+        for f in shown.failures
+        if (f.resource and not shown.blocked(f.domain))
+        or (not f.resource and shown.domain(f.domain) is None)
+    ]
+    if missing:
+        echo_err(f"aios: could not compare everything: {failure_summary(shown)}")
+        raise SystemExit(EXIT_FAILED)
     if count == 0:
         click.echo("No differences.")
     raise SystemExit(EXIT_CHANGES if count else 0)
@@ -261,9 +261,9 @@ async def _apply(
 ) -> ApplyResult | None:
     planned = await engine.plan(merge)
     if saved is not None:
-        engine.check_binding(saved, planned)
-    shown = saved or planned.plan
-    _show(planned, shown, verbose=verbose)
+        engine.check_saved(saved, planned)  # stale or altered: refused before anything shows
+    shown = planned.plan  # a saved plan runs only when it equals this one
+    _show(shown, verbose=verbose)
     pending = shown.has_changes or bool(merge.pruned)
     if pending and not assume_yes and saved is None:
         if not sys.stdin.isatty():

@@ -12,7 +12,18 @@ Apply semantics: resources are keyed by Kind/name; applying a set creates or
 updates those resources; resources applied earlier and absent from the set
 stay unless `prune`, which removes what they created. `replace` (used by
 `aios rollback GEN`) makes the target's set exactly the given one.
-Used by the CLI (reconciler.cli.engine_cmds) and, later, the daemon.
+
+A generation is the spec set that was applied: it is recorded when the apply
+ends, and a resource whose spec did not take effect (it could not be planned,
+was refused or blocked, or its calls failed and were undone) keeps the spec of
+the previous generation, or is not in the set at all if it is new. So a
+failed resource never poisons later applies of other specs (they plan from
+the set that holds), and `aios rollback` never replays a spec that did not
+apply. Statuses of resources that are in no generation and were not part of
+this run are dropped. A saved plan runs only when it equals a fresh plan for
+the same binding (`check_saved`): stale (exit 3) when what it was made from
+changed, refused as altered (exit 1) when its content differs.
+Used by the CLI (reconciler.cli.plan_cmds) and, later, the daemon.
 """
 
 from __future__ import annotations
@@ -27,15 +38,15 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.controller import Controller, Desired
-from reconciler.engine.apply import ApplyRun
+from reconciler.engine.apply import ApplyRun, saved_domain_problem
 from reconciler.engine.execute import ProgressFn
 from reconciler.engine.order import DOMAINS, KIND_DOMAIN, dependencies, domain_of
 from reconciler.engine.planning import DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Report, next_status
-from reconciler.engine.store import Generation, Store
-from reconciler.errors import StalePlan
-from reconciler.plan import Plan, PlanBinding, canonical_digest
+from reconciler.engine.store import Generation, ResourceStatus, Store
+from reconciler.errors import PlanRejected, StalePlan
+from reconciler.plan import Plan, PlanBinding, PlanFailure, canonical_digest
 from registry.tooling import ToolSpec
 from specs.base import Resource
 from specs.kinds import KIND_MODELS
@@ -63,10 +74,7 @@ class Merge:
     generation: int  # the generation this set is, or would become
 
     def documents(self) -> list[dict[str, Any]]:
-        return [
-            r.model_dump(mode="json", by_alias=True, exclude_unset=True)
-            for r in self.specset.resources
-        ]
+        return documents(self.specset)
 
 
 @dataclass
@@ -152,9 +160,19 @@ class Engine:
         Only these domains' controllers are looked up (a lazy mapping imports
         nothing else).
         """
+        wanted = self._wanted(merge)
+        return [d for d in DOMAINS if d in wanted and d in self.controllers]
+
+    def _wanted(self, merge: Merge) -> set[str]:
         wanted = {KIND_DOMAIN[r.kind] for r in merge.specset.resources}
         wanted.update(domain_of(k) for k in merge.pruned)
-        return [d for d in DOMAINS if d in wanted and d in self.controllers]
+        return wanted
+
+    def uncontrolled(self, merge: Merge) -> dict[str, tuple[str, ...]]:
+        """Domains the set involves that this aios has no controller for -> their resources."""
+        missing = [d for d in DOMAINS if d in self._wanted(merge) and d not in self.controllers]
+        keys = [r.key for r in merge.specset.resources] + list(merge.pruned)
+        return {d: tuple(sorted(k for k in keys if domain_of(k) == d)) for d in missing}
 
     # --- plan --------------------------------------------------------------------
 
@@ -176,13 +194,31 @@ class Engine:
             catalogue_hash=catalogue_hash(catalogue),
             aios_version=__version__,
             generation=merge.generation,
+            inventory_digest=canonical_digest(
+                {k: sorted(v) for k, v in sorted(self.store.inventory(self.target.name).items())}
+            ),
         )
         plans = tuple(w.plan for w in works if w.plan is not None)
+        failures = [f for w in works for f in w.failures()]
+        failures.extend(
+            PlanFailure(
+                domain=domain,
+                reason="NoController",
+                message=f"this aios has no controller for the {domain} domain "
+                f"({', '.join(keys)}); nothing of it can be planned",
+            )
+            for domain, keys in self.uncontrolled(merge).items()
+        )
         return Planned(
-            Plan(binding=binding, domains=plans), merge, {w.domain: w for w in works}, catalogue
+            Plan(binding=binding, domains=plans, failures=tuple(failures)),
+            merge,
+            {w.domain: w for w in works},
+            catalogue,
         )
 
     def check_binding(self, saved: Plan, planned: Planned) -> None:
+        """StalePlan when the saved plan was made for another target, spec set,
+        catalogue, aios version, generation or inventory."""
         fresh = planned.plan.binding
         problems = [
             f"{name} was {old!r}, now {new!r}"
@@ -191,11 +227,43 @@ class Engine:
                 ("spec digest", saved.binding.spec_digest, fresh.spec_digest),
                 ("tool catalogue", saved.binding.catalogue_hash, fresh.catalogue_hash),
                 ("aios version", saved.binding.aios_version, fresh.aios_version),
+                ("generation", saved.binding.generation, fresh.generation),
+                ("inventory", saved.binding.inventory_digest, fresh.inventory_digest),
             )
             if old != new
         ]
         if problems:
             raise StalePlan("saved plan is stale: " + "; ".join(problems) + "; run aios plan again")
+
+    def check_saved(self, saved: Plan, planned: Planned, *, state: bool = True) -> None:
+        """Accept `saved` only when it equals the fresh `planned` for the same binding.
+
+        Raises StalePlan (exit 3) when the binding or (with `state`) any
+        domain's observed state differs, PlanRejected (exit 1) when the
+        content differs (an altered plan), naming the first difference.
+        Nothing is executed from `saved` itself: the apply runs the fresh,
+        verified steps. Without `state`, a domain whose state moved is left to
+        `apply`, which re-observes it and stalls it as StalePlan.
+        """
+        self.check_binding(saved, planned)
+        stale: list[str] = []
+        altered: list[str] = []
+        for domain in sorted({d.domain for d in saved.domains} - set(planned.works)):
+            altered.append(f"{domain}: the saved plan has a {domain} domain, which these specs "
+                           "do not involve")  # fmt: skip
+        for work in planned.works.values():
+            problem = saved_domain_problem(saved, work)
+            if problem is not None:
+                (stale if problem[0] else altered).append(problem[1])
+        if stale and state:
+            raise StalePlan("saved plan is stale: " + "; ".join(stale) + "; run aios plan again")
+        if altered:
+            raise PlanRejected(
+                [
+                    "saved plan does not match a fresh plan for the same binding (altered?): "
+                    f"{altered[0]}; nothing was run; make a new one with aios plan --out"
+                ]
+            )
 
     # --- apply -------------------------------------------------------------------
 
@@ -207,15 +275,14 @@ class Engine:
         saved: Plan | None = None,
         progress: ProgressFn | None = None,
     ) -> ApplyResult:
-        """Execute `planned` (or the `saved` plan it was checked against)."""
+        """Execute `planned`; with `saved`, only if the saved plan equals it (check_saved)."""
         if saved is not None:
-            self.check_binding(saved, planned)
+            self.check_saved(saved, planned, state=False)
         merge = planned.merge
         with self.store.writer():
-            generation = self._record_generation(merge)
             run = uuid.uuid4().hex[:12]
-            self.store.start_run(run, self.target.name, generation)
-            result = ApplyResult(generation)
+            self.store.start_run(run, self.target.name, merge.generation)
+            result = ApplyResult(merge.generation)
             runner = ApplyRun(
                 target=self.target.name,
                 client=self.client,
@@ -227,6 +294,14 @@ class Engine:
                 assume_yes=assume_yes,
                 progress=progress,
             )
+            for work in planned.works.values():  # persisted before the first call runs
+                runner.mark_reconciling(work)
+            for domain, keys in self.uncontrolled(merge).items():
+                result.reports.extend(
+                    Report(key, domain, "stalled", "NoController",
+                           f"this aios has no controller for the {domain} domain", 0, False)
+                    for key in keys
+                )  # fmt: skip
             deps = dependencies(merge.specset.resources)
             done: dict[str, asyncio.Event] = {d: asyncio.Event() for d in planned.works}
             ok: dict[str, bool] = {}
@@ -267,12 +342,20 @@ class Engine:
                         "InternalError",
                         f"{type(outcome).__name__}: {outcome}",
                     )
-            for key in merge.pruned:
-                if ok.get(domain_of(key), False):
-                    self.store.forget_resource(self.target.name, key)
+            forgotten = [key for key in merge.pruned if ok.get(domain_of(key), False)]
+            for key in forgotten:
+                self.store.forget_resource(self.target.name, key)
+            applied = self.applied_set(merge, result, forgotten)
+            result.generation = self._record_generation(merge, applied, forgotten)
             self._write_statuses(
-                result, merge, generation, int((time.monotonic() - started) * 1000)
+                result,
+                merge,
+                result.generation,
+                int((time.monotonic() - started) * 1000),
+                before=runner.before,
+                forgotten=set(forgotten),
             )
+            self._drop_unmanaged_statuses(applied, result)
             self.store.finish_run(
                 run,
                 "ready" if result.all_ready else "not-ready",
@@ -280,23 +363,54 @@ class Engine:
             )
         return result
 
-    def _record_generation(self, merge: Merge) -> int:
+    def applied_set(self, merge: Merge, result: ApplyResult, forgotten: list[str]) -> SpecSet:
+        """The spec set that took effect (see the module doc): merge's resources, except
+        that one whose report says it was not applied keeps its previous spec (or is
+        absent when new), and a pruned resource whose removal failed stays."""
+        not_applied = {r.resource for r in result.reports if not r.applied}
+        before = generation_documents(merge.previous)
+        resources: list[Resource] = []
+        for resource in merge.specset.resources:
+            if resource.key not in not_applied:
+                resources.append(resource)
+            elif resource.key in before:
+                kept = _revalidated(before[resource.key])
+                if kept is not None:
+                    resources.append(kept)
+        for key in merge.pruned:
+            if key not in forgotten and key in before:
+                kept = _revalidated(before[key])
+                if kept is not None:
+                    resources.append(kept)
+        return SpecSet.from_resources(resources)
+
+    def _record_generation(self, merge: Merge, applied: SpecSet, forgotten: list[str]) -> int:
+        """The generation `applied` is: the previous one when unchanged, else a new one."""
         previous = merge.previous
-        if previous is not None and merge.generation == previous.generation:
+        if previous is not None and previous.digest == applied.digest:
             return previous.generation
+        if previous is None and not applied.resources:
+            return 0
         gen = self.store.add_generation(
             self.target.name,
-            merge.specset.digest,
-            merge.documents(),
-            note=f"pruned {', '.join(merge.pruned)}" if merge.pruned else "",
+            applied.digest,
+            documents(applied),
+            note=f"pruned {', '.join(forgotten)}" if forgotten else "",
         )
         return gen.generation
 
     def _write_statuses(
-        self, result: ApplyResult, merge: Merge, generation: int, duration_ms: int
+        self,
+        result: ApplyResult,
+        merge: Merge,
+        generation: int,
+        duration_ms: int,
+        *,
+        before: Mapping[str, ResourceStatus | None],
+        forgotten: set[str],
     ) -> None:
         for report in result.reports:
-            if report.resource in merge.pruned:
+            if report.resource in forgotten:
                 continue
             resource = merge.specset.get(report.resource)
             revision = (
@@ -306,7 +420,11 @@ class Engine:
                 if resource is not None
                 else ""
             )
-            previous = self.store.status(self.target.name, report.resource)
+            previous = (
+                before[report.resource]
+                if report.resource in before
+                else self.store.status(self.target.name, report.resource)
+            )
             self.store.put_status(
                 self.target.name,
                 next_status(
@@ -317,6 +435,27 @@ class Engine:
                     duration_ms=duration_ms,
                 ),
             )
+
+    def _drop_unmanaged_statuses(self, applied: SpecSet, result: ApplyResult) -> None:
+        """Statuses of resources in no generation that this run did not report on
+        (an earlier apply that failed or was interrupted) go: nothing manages them."""
+        keep = set(applied.keys()) | {r.resource for r in result.reports}
+        for status in self.store.statuses(self.target.name):
+            if status.resource not in keep:
+                self.store.drop_status(self.target.name, status.resource)
+
+
+def documents(specset: SpecSet) -> list[dict[str, Any]]:
+    """A spec set's resources as the documents a generation stores."""
+    return [r.model_dump(mode="json", by_alias=True, exclude_unset=True) for r in specset.resources]
+
+
+def _revalidated(doc: Mapping[str, Any]) -> Resource | None:
+    """A stored document as a resource again; None when it no longer validates."""
+    try:
+        return load_document(doc)
+    except ValueError:
+        return None
 
 
 def load_generation(generation: Generation | None) -> list[Resource]:

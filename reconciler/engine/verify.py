@@ -44,6 +44,7 @@ class Verdict:
     findings: tuple[str, ...] = ()
     destructive: tuple[str, ...] = ()  # destructive steps without force: true
     residual: tuple[Change, ...] = ()  # what the simulated state still misses
+    blamed_steps: tuple[int, ...] = ()  # 0-based indexes of the steps a finding names
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,14 @@ def verify_plan(
     """
     findings: list[str] = []
     destructive: list[str] = []
+    blamed: set[int] = set()
     for number, step in enumerate(steps, start=1):
         spec = catalogue.get(step.tool)
         where = f"step {number} ({step.tool})"
+        before = len(findings) + len(destructive)
         if spec is None:
             findings.append(f"{where}: the registry has no such tool")
+            blamed.add(number - 1)
             continue
         if spec.namespace not in controller.namespaces:
             findings.append(
@@ -89,14 +93,18 @@ def verify_plan(
                 f"{where} is destructive ({reason}); only `force: true` on the spec item "
                 "allows it — --yes does not"
             )
+        if len(findings) + len(destructive) > before:
+            blamed.add(number - 1)
     for call in controller.transactions(steps):
         spec = catalogue.get(call.tool)
         if spec is None:
             findings.append(f"batched call {call.tool}: the registry has no such tool")
+            blamed.update(call.steps)
         elif len(call.steps) != 1 or steps[call.steps[0]].tool != call.tool:
-            findings.extend(
-                f"batched {call.tool}: {e}" for e in schema_errors(spec, call.input, memo)
-            )
+            errors = schema_errors(spec, call.input, memo)
+            findings.extend(f"batched {call.tool}: {e}" for e in errors)
+            if errors:
+                blamed.update(call.steps)
     residual: tuple[Change, ...] = ()
     if not findings:
         try:
@@ -115,7 +123,7 @@ def verify_plan(
                 findings.append(
                     f"simulation: the plan does not reach the desired state: {missing}{more}"
                 )
-    return Verdict(tuple(findings), tuple(destructive), residual)
+    return Verdict(tuple(findings), tuple(destructive), residual, tuple(sorted(blamed)))
 
 
 def describe(change: Change) -> str:

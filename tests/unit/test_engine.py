@@ -24,7 +24,7 @@ from reconciler.controller import Controller, Desired, Diff, StateReader
 from reconciler.engine import reconcile
 from reconciler.engine.reconcile import Engine, Target, load_generation
 from reconciler.engine.store import Store
-from reconciler.errors import ToolFailed
+from reconciler.errors import PermanentError, RegistryUnavailable, ToolFailed
 from reconciler.plan import Change, NoOp, Step
 from registry.tooling import ToolSpec
 from specs.loader import load_documents
@@ -65,6 +65,7 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.data: dict[str, dict[str, str]] = {"network": {}, "firewall": {}}
         self.fail_keys: set[str] = set()
+        self.on_write: Callable[[str, Mapping[str, Any]], None] | None = None
         self.writes = 0
         self.backups: dict[str, tuple[str, str, str | None]] = {}
         self.rolled_back: list[str] = []
@@ -86,6 +87,8 @@ class FakeRegistry:
             self.reads.append(str(args.get("space")))
             return Result({"values": dict(space)}, "")
         key = str(args["key"])
+        if self.on_write is not None:
+            self.on_write(tool, args)
         if key in self.fail_keys:
             raise ToolFailed(f"{tool} {key}: injected failure")
         self.writes += 1
@@ -135,6 +138,11 @@ class ToyController(Controller[ToyState]):
 
     async def observe(self, reader: StateReader, desired: Desired) -> ToyState:
         out = await reader.read("toy.state", {"space": self.domain})
+        for key, (value, owner) in sorted(self._wanted(desired).items()):
+            if value == "unobservable":  # a resource whose observation fails
+                raise ToolFailed(f"toy.state: cannot read {key} for {owner}")
+            if value == "flaky":
+                raise RegistryUnavailable(f"toy.state: registry gone while reading {key}")
         return ToyState(values=out["values"])
 
     def diff(self, desired: Desired, state: ToyState) -> Diff:
@@ -190,6 +198,13 @@ class ToyController(Controller[ToyState]):
         steps = []
         for c in diff.changes:
             key = c.object.removeprefix("kv:")
+            if c.new == "unplannable":  # a resource the rules planner cannot plan
+                raise PermanentError(f"no rule can set {key} to unplannable")
+            if c.new == "badtool":  # a plan the verifier must refuse
+                steps.append(
+                    Step(tool="toy.nope", input={}, reason=f"set {key}", satisfies=(c.id,))
+                )
+                continue
             if c.op == "remove":
                 steps.append(
                     Step(
@@ -248,6 +263,7 @@ def network(
     mode: str = "enforce",
     force: bool = False,
     depends: str = "",
+    prune: bool = False,
 ) -> str:
     lines = [f"apiVersion: aios.dev/v1\nkind: Network\nmetadata:\n  name: {name}"]
     if force:
@@ -255,9 +271,8 @@ def network(
     if depends:
         lines.append(f"  dependsOn: [{depends}]")
     body = "\n".join(f"    {k}: '{v}'" for k, v in sysctls.items())
-    lines.append(
-        f"spec:\n  mode: {mode}\n  sysctls:\n{body}" if sysctls else f"spec:\n  mode: {mode}"
-    )
+    head = f"spec:\n  mode: {mode}" + ("\n  prune: true" if prune else "")
+    lines.append(f"{head}\n  sysctls:\n{body}" if sysctls else head)
     return "\n".join(lines) + "\n"
 
 
@@ -454,3 +469,227 @@ async def test_a_domain_is_replanned_only_when_it_observes_a_changed_dependency(
     assert result.all_ready
     # plan + verify-after, and one more observe before executing when it depends
     assert fake(engine).reads.count("firewall") == (3 if observes else 2)
+
+
+# --- errors belong to the resource that causes them; failed specs never poison --------
+
+
+def by_resource(result: Any) -> dict[str, Any]:
+    return {r.resource: r for r in result.reports}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "words"),
+    [
+        ("unobservable", "ToolFailed", "cannot read net.bad for Network/bad"),
+        ("unplannable", "PermanentError", "no rule can set net.bad to unplannable"),
+        ("badtool", "PlanRejected", "step 1 (toy.nope): the registry has no such tool"),
+    ],
+)
+async def test_a_resource_that_cannot_be_planned_is_left_out_with_its_own_error(
+    engine: Engine, value: str, reason: str, words: str
+) -> None:
+    specs = specset(network("good", {"net.good": "1"}), network("bad", {"net.bad": value}))
+    planned = await engine.plan(engine.merge(specs))
+    failures = planned.plan.failures
+    assert [(f.domain, f.resource, f.reason) for f in failures] == [
+        ("network", "Network/bad", reason)
+    ]
+    assert words in failures[0].message
+    assert planned.plan.domain("network").resources == ("Network/good",)  # type: ignore[union-attr]
+    result = await engine.apply(planned, assume_yes=True)
+    reports = by_resource(result)
+    assert reports["Network/good"].outcome == "ready", reports["Network/good"]
+    assert reports["Network/bad"].outcome == "stalled"
+    assert reports["Network/bad"].reason == reason and words in reports["Network/bad"].message
+    assert fake(engine).data["network"] == {"net.good": "1"}
+    # The generation holds what took effect: the bad resource is not in it ...
+    current = engine.store.current_generation("toy")
+    assert current is not None and [r.key for r in load_generation(current)] == ["Network/good"]
+    # ... so a later apply of other specs plans from that set and is not poisoned,
+    later = await apply(engine, specset(network("other", {"net.other": "1"})))
+    assert later.all_ready, [(r.resource, r.reason, r.message) for r in later.reports]
+    assert {r.resource for r in later.reports} == {"Network/good", "Network/other"}
+    # and the failed resource's status (it is in no generation) is gone.
+    assert {s.resource for s in engine.store.statuses("toy")} == {"Network/good", "Network/other"}
+
+
+async def test_a_failed_change_keeps_the_previous_spec_in_the_generation(engine: Engine) -> None:
+    await apply(engine, specset(network("a", {"net.a": "1"}), network("b", {"net.b": "1"})))
+    failed = await apply(engine, specset(network("b", {"net.b": "unplannable"})))
+    assert by_resource(failed)["Network/b"].outcome == "stalled"
+    assert by_resource(failed)["Network/a"].outcome == "ready"
+    assert failed.generation == 1, "nothing new took effect: no new generation"
+    stored = load_generation(engine.store.current_generation("toy"))
+    assert [r.spec.sysctls for r in stored] == [{"net.a": "1"}, {"net.b": "1"}]  # type: ignore[attr-defined]
+    again = await apply(engine, specset(network("c", {"net.c": "1"})))
+    assert again.all_ready and again.generation == 2
+    assert fake(engine).data["network"] == {"net.a": "1", "net.b": "1", "net.c": "1"}
+
+
+async def test_rollback_never_replays_a_spec_that_did_not_apply(engine: Engine) -> None:
+    await apply(engine, specset(network("a", {"net.a": "1"})))
+    await apply(engine, specset(network("b", {"net.b": "1"})))
+    bad = specset(network("a", {"net.a": "2"}), network("x", {"net.x": "unplannable"}))
+    assert by_resource(await apply(engine, bad))["Network/x"].outcome == "stalled"
+    assert [g.generation for g in engine.store.generations("toy")] == [1, 2, 3]
+    assert [r.key for r in load_generation(engine.store.generation("toy", 3))] == [
+        "Network/a",
+        "Network/b",
+    ]
+    assert fake(engine).data["network"] == {"net.a": "2", "net.b": "1"}
+    again = SpecSet.from_resources(tuple(load_generation(engine.store.generation("toy", 2))))
+    back = await apply(engine, again, replace=True)
+    assert back.all_ready and back.generation == 4
+    assert fake(engine).data["network"] == {"net.a": "1", "net.b": "1"}
+
+
+async def test_prune_true_in_the_domain_means_no_partial_plan(engine: Engine) -> None:
+    # Planning without Network/bad would let Network/good's prune remove what bad declares.
+    fake(engine).data["network"]["net.bad"] = "live"
+    specs = specset(
+        network("good", {"net.good": "1"}, prune=True), network("bad", {"net.bad": "unplannable"})
+    )
+    planned = await engine.plan(engine.merge(specs))
+    assert planned.plan.blocked("network")
+    result = await engine.apply(planned, assume_yes=True)
+    reports = by_resource(result)
+    assert reports["Network/bad"].reason == "PermanentError"
+    assert reports["Network/good"].reason == "Blocked"
+    assert "because of Network/bad" in reports["Network/good"].message
+    assert fake(engine).writes == 0 and fake(engine).data["network"] == {"net.bad": "live"}
+
+
+async def test_a_temporary_error_is_nobodys_fault(engine: Engine) -> None:
+    specs = specset(network("good", {"net.good": "1"}), network("bad", {"net.bad": "flaky"}))
+    planned = await engine.plan(engine.merge(specs))
+    reads = len(fake(engine).reads)
+    assert reads == 1, "a temporary error must not be retried resource by resource"
+    assert [(f.resource, f.reason) for f in planned.plan.failures] == [("", "RegistryUnavailable")]
+    result = await engine.apply(planned, assume_yes=True)
+    assert {r.outcome for r in result.reports} == {"degraded"}
+    assert fake(engine).writes == 0
+
+
+async def test_a_destructive_step_blames_its_resource_and_blocks_the_rest(engine: Engine) -> None:
+    fake(engine).data["network"]["net.keep"] = "old"
+    specs = specset(network("calm", {"net.calm": "1"}), network("rough", {"net.keep": "destroy"}))
+    result = await apply(engine, specs)
+    assert result.destructive_refused == ["network"] and fake(engine).writes == 0
+    reports = by_resource(result)
+    assert reports["Network/rough"].reason == "DestructiveRefused"
+    assert "overwrites net.keep" in reports["Network/rough"].message
+    assert reports["Network/calm"].reason == "Blocked"
+    assert "because of Network/rough" in reports["Network/calm"].message
+
+
+async def test_a_failed_call_is_charged_to_the_resource_whose_step_it_ran(engine: Engine) -> None:
+    await apply(engine, specset(network("idle", {"net.idle": "1"})))
+    fake(engine).fail_keys.add("net.z")
+    specs = specset(
+        network("idle", {"net.idle": "1"}),
+        network("mover", {"net.m": "1"}),
+        network("zed", {"net.z": "1"}),
+    )
+    result = await apply(engine, specs)
+    reports = by_resource(result)
+    assert reports["Network/zed"].reason == "StepFailed"
+    assert "toy.set failed: toy.set net.z: injected failure" in reports["Network/zed"].message
+    assert reports["Network/mover"].reason == "RolledBack"
+    assert "a call for Network/zed failed" in reports["Network/mover"].message
+    assert reports["Network/idle"].outcome == "ready"
+    assert fake(engine).data["network"] == {"net.idle": "1"}
+    assert [r.key for r in load_generation(engine.store.current_generation("toy"))] == [
+        "Network/idle"
+    ]
+
+
+# --- status while an apply runs, and after it was killed ----------------------------
+
+
+async def test_resources_are_marked_reconciling_before_the_first_call(engine: Engine) -> None:
+    await apply(engine, specset(network("lan", {"net.a": "1"}), network("idle", {"net.i": "1"})))
+    seen: list[tuple[str, str, str]] = []
+
+    def look(tool: str, args: Mapping[str, Any]) -> None:
+        for status in engine.store.statuses("toy"):
+            condition = status.condition("Reconciling") or {}
+            seen.append((status.resource, str(condition.get("status")), str(status.ready)))
+
+    fake(engine).on_write = look
+    result = await apply(engine, specset(network("lan", {"net.a": "2"})))
+    assert result.all_ready
+    assert ("Network/lan", "True", "False") in seen, seen
+    assert ("Network/idle", "False", "True") in seen, "an untouched resource stays Ready"
+    after = engine.store.status("toy", "Network/lan")
+    assert after is not None and after.ready
+    assert [h["reason"] for h in after.history] == ["Reconciled", "Reconciled"]
+
+
+KILLED = """
+import asyncio, sys
+from pathlib import Path
+from tests.unit import test_engine as t
+
+class Hanging(t.FakeRegistry):
+    hang = False
+
+    async def call(self, tool, args, *, reason, on_progress=None):
+        if self.hang and tool != "toy.state":
+            print("calling", flush=True)
+            await asyncio.sleep(3600)
+        return await super().call(tool, args, reason=reason, on_progress=on_progress)
+
+async def main():
+    controllers = {"network": t.ToyController("network", "Network")}
+    target = t.Target(name="toy", address="memory", state_dir=Path(sys.argv[1]))
+    registry = Hanging()
+    engine = t.Engine(target, t.Store(target.state_dir), registry, controllers)
+    first = await t.apply(engine, t.specset(t.network("lan", {"net.a": "1"})))
+    assert first.all_ready
+    registry.hang = True
+    await t.apply(engine, t.specset(t.network("lan", {"net.a": "2"})))
+
+asyncio.run(main())
+"""
+
+
+def test_a_killed_apply_leaves_its_resources_interrupted(tmp_path: Path) -> None:
+    """kill -9 in the middle of a call: the status says Interrupted, never Ready."""
+    import signal
+    import subprocess
+    import sys
+
+    from reconciler.engine.status import interrupted, run_of, writer_active
+
+    state_dir = tmp_path / "state"
+    repo = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(state_dir)], cwd=repo, stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "calling"
+            assert writer_active(state_dir), "the apply holds the writer lock while it runs"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    store = Store(state_dir)
+    try:
+        status = store.status("toy", "Network/lan")
+        assert status is not None and not status.ready
+        run = run_of(status)
+        assert run and status.condition("Reconciling")["status"] == "True"  # type: ignore[index]
+        assert not writer_active(state_dir), "a killed apply holds no lock"
+        journal = {run: store.journal_rows(run)}
+        shown = interrupted([status], journal, writer_active=False)[0]
+        assert not shown.ready
+        ready = shown.condition("Ready")
+        assert ready is not None and ready["reason"] == "Interrupted"
+        assert f"apply run {run} ended before it finished" in ready["message"]
+        assert "1 call(s) journaled, not finished; 0 done" in ready["message"]
+        # While an apply holds the lock, the mark is shown as it is (in progress).
+        assert interrupted([status], journal, writer_active=True) == [status]
+    finally:
+        store.close()
