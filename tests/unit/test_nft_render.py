@@ -226,3 +226,85 @@ def test_parse_generation_reads_nfta_gen_id() -> None:
     no_id = struct.pack("=IHHII", 16 + 4 + 8, (10 << 8) | 15, 0, 1, 0)
     no_id += struct.pack("=BBH", 0, 0, 0) + struct.pack("=HH", 8, 2) + struct.pack(">I", 99)
     assert parse_generation(no_id) is None
+
+
+def _with(path: tuple[str | int, ...], value: object) -> dict[str, object]:
+    """A deep copy of TABLE with one value replaced."""
+    import copy
+
+    table = copy.deepcopy(TABLE)
+    target: object = table
+    for key in path[:-1]:
+        target = target[key]  # type: ignore[index]
+    target[path[-1]] = value  # type: ignore[index]
+    return table
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        # issue 8: a netdev chain's device is spliced inside "..."
+        (("chains", 1, "device"), 'v0" priority 0; }', "device: invalid interface name"),
+        (("chains", 1, "device"), 'lo"}table ip x{', "device: invalid interface name"),
+        (("chains", 1, "device"), "v0\n", "device: invalid interface name"),
+        (("chains", 1, "device"), "v0#", "device: invalid interface name"),
+        (("chains", 1, "device"), "v0@x", "device: invalid interface name"),
+        (("sets", 1, "elements"), ['lo" }'], "elements[0]: element 'lo\" }' is not an interface"),
+        (("sets", 1, "elements"), ["eth*x"], "is not an interface name"),
+        (("sets", 0, "elements"), ["10.0.0.0/8 }"], "elements[0]: element"),
+        (("sets", 0, "elements"), ["10.0.0.1\n"], "not printable ASCII"),
+        (("sets", 0, "elements"), [True], "is not a string or number"),
+        (("sets", 0, "comment"), 'ops" }', "without '\"'"),
+        (("sets", 0, "comment"), "ops\\", "without"),
+        (("sets", 0, "comment"), "ops\rx", "printable ASCII only"),
+        (("sets", 0, "comment"), "ops\0", "printable ASCII only"),
+        (
+            ("sets", 0, "type"),
+            "ipv4_addr; flush ruleset",
+            "type: 'ipv4_addr; flush ruleset' is not one of",
+        ),
+        (("sets", 0, "flags"), ["interval;"], "flags: 'interval;' is not one of"),
+        (("sets", 0, "name"), "allow }", "set: invalid nft identifier"),
+        (("chains", 0, "name"), "input\n", "chain: invalid nft identifier"),
+        (
+            ("chains", 0, "policy"),
+            "drop; flush ruleset",
+            "policy: 'drop; flush ruleset' is not one of",
+        ),
+        (("chains", 0, "hook"), "input priority 0;", "hook: 'input priority 0;' is not one of"),
+        (("chains", 0, "type"), "filter\n", "type: 'filter\\n' is not one of"),
+        (
+            ("chains", 0, "priority"),
+            "filter\n; flush ruleset",
+            "priority 'filter\\n; flush ruleset'",
+        ),
+        (("chains", 0, "priority"), True, "must be a number"),
+        (("chains", 0, "priority"), 1 << 40, "out of the 32-bit range"),
+        (("name",), "filter\n", "invalid nft identifier 'filter\\n'"),
+        (("name",), "x; flush ruleset", "invalid nft identifier"),
+        (("family",), "inet filter; flush ruleset; table inet", "table family"),
+    ],
+)
+def test_render_refuses_what_could_change_the_script(
+    path: tuple[str | int, ...], value: object, message: str
+) -> None:
+    """firewall.apply's renderer is the last line: whatever the schema let through,
+    nothing but checked values reaches the nft text."""
+    with pytest.raises(ToolError) as refused:
+        nft.render([_with(path, value)])
+    assert message in str(refused.value)
+
+
+def test_table_references_are_checked_for_listings_and_restores() -> None:
+    with pytest.raises(ToolError, match="invalid nft identifier"):
+        nft.ref({"family": "inet", "name": "x; flush ruleset"})
+    with pytest.raises(ToolError, match="invalid nft identifier"):
+        nft.replace_script({("inet", "x\nflush ruleset"): None})
+    assert nft.render([_with(("sets", 1, "elements"), ["lo", "eth*", "br-lan.10"])]).text.count(
+        '"eth*"'
+    )
+
+
+def test_referenced_interfaces_only_names_of_the_allow_list() -> None:
+    table = _with(("chains", 2, "rules"), ['iif "k0;x" accept', 'iif { "a b", ok0 } accept'])
+    assert nft.referenced_interfaces([table]) == ["v0", "ok0"]
