@@ -4,13 +4,16 @@ Every write is proven on the namespace the `netns` fixture creates (and
 deletes); real kinds only (veth, bridge, macvlan, vxlan, ifb, tun, tap);
 vlan/bond/wireguard/dummy are covered by the command-building doubles in
 tests/unit/test_netcmd.py. Also: net.apply all-or-nothing, snapshot/restore
-round trips, net.state against independent reads, and the aiOS probes.
+round trips, net.state against independent reads, the aiOS probes, and the
+real `ip -batch` reading lines exactly as the unit tests' model of it (the
+IpCmd word proof rests on that model).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -21,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from registry import netcmd
 from registry.tooling import ToolError
 from tests.system.helpers import in_netns, run
 from tests.system.netdriver import Driver, addresses, ip_json, link, link_names, net_dump, same_net
+from tests.unit.test_netcmd import batch_words
 
 
 @pytest.fixture
@@ -524,3 +529,47 @@ def test_probes_run_inside_the_namespace(drv: Driver, netns: str) -> None:
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
     assert json.loads(json.dumps(ping)) == ping
+
+
+def test_the_batch_model_matches_ip(netns: str) -> None:
+    """The model of `ip -batch` in tests/unit/test_netcmd.py (on which the IpCmd word
+    proof rests) is how the real ip reads a batch: for every word IpCmd accepts, and
+    for lines built to hit each special rule (quotes, '#', '\\'-newline, NUL, tabs,
+    '\\r', comment lines), ip looks up exactly the device name the model predicts.
+    `link show dev W` only reads, in the test's own namespace."""
+    chars = sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-"))
+    words = chars + [f"a{c}b" for c in chars]
+    accepted = [netcmd.IpCmd(("link", "show", "dev", w)).line for w in words]
+    tricky = [
+        'link show dev "x y"',
+        "link show dev 'x\"y'",
+        'link show dev a"b"c',
+        "link show dev ab#c d",
+        "link show dev q\\\nz",
+        "link show dev k0\0 extra",
+        "link show dev\tt1",
+        "link show dev\rr1",
+        "# a comment line",
+    ]
+    script = "".join(f"{line}\n" for line in accepted + tricky)
+    proc = subprocess.run(
+        ["ip", "-n", netns, "-force", "-batch", "-"],
+        input=script.encode(),
+        capture_output=True,
+        check=False,
+    )
+    looked_up = re.findall(r'^Device "(.*)" does not exist\.$', proc.stderr.decode(), re.M)
+    model = batch_words(script)
+    assert all(len(w) == 4 and w[:3] == ["link", "show", "dev"] for w in model), model
+    assert looked_up == [w[3] for w in model]
+    assert looked_up[len(accepted) :] == ["x y", 'x"y', 'a"b"c', "ab", "qz", "k0", "t1", "r1"]
+    # the issue's name: ip itself splits it into words ('netns' becomes a keyword)
+    injected = 'link show dev "y""netns"abcd\n'
+    assert batch_words(injected) == [["link", "show", "dev", "y", "netns", "abcd"]]
+    proc = subprocess.run(
+        ["ip", "-n", netns, "-batch", "-"],
+        input=injected.encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert '"netns" is a garbage' in proc.stderr.decode()
