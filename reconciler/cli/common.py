@@ -166,8 +166,9 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def _error_text(exc: AiosError) -> str:
-    hint = " (temporary; retrying may help)" if exc.retryable else ""
-    return f"{exc}{hint}"
+    from reconciler.cli.main import error_line
+
+    return error_line(exc).removeprefix("aios: ")
 
 
 def echo_err(text: str) -> None:

@@ -4,8 +4,9 @@ Each command lives in its own module under reconciler.cli and is imported only
 when invoked, so `aios validate` does not pay for grpc and `aios --help`
 starts in milliseconds. To add a command, add one line to COMMANDS.
 Exit codes shared by every command: 0 success, 1 a user-facing failure
-(invalid input, a failed reconcile), 2 "changes pending" where a command
-defines it, 70 an internal error (a bug: the traceback goes to stderr).
+(invalid input, a failed reconcile, an unusable state directory: one line on
+stderr), 2 "changes pending" where a command defines it, 70 an internal error
+(a bug: the traceback goes to stderr).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 
 from reconciler import __version__
 
+EXIT_FAILED = 1
 EXIT_INTERNAL = 70
 
 # command name -> "module:attribute" of a click.Command
@@ -64,13 +66,29 @@ def cli() -> None:
     """
 
 
+def error_line(exc: BaseException) -> str:
+    """One stderr line for a deliberate error: its message, and whether retrying may help."""
+    hint = " (temporary; retrying may help)" if getattr(exc, "retryable", False) else ""
+    return f"aios: {exc}{hint}"
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point; maps unexpected exceptions to exit 70."""
+    """Console-script entry point; maps unexpected exceptions to exit 70.
+
+    An AiosError a command did not map itself (e.g. a StateStoreError from a
+    read command that opens the store directly) is a deliberate, explained
+    failure: its message on stderr, exit 1, no traceback.
+    """
     try:
         return cli.main(args=argv, prog_name="aios", standalone_mode=True)
     except SystemExit:
         raise
-    except Exception:  # a bug: show it, exit with the internal-error code
+    except Exception as exc:  # a bug: show it, exit with the internal-error code
+        from reconciler.errors import AiosError
+
+        if isinstance(exc, AiosError):
+            print(error_line(exc), file=sys.stderr)
+            raise SystemExit(EXIT_FAILED) from None
         import traceback
 
         traceback.print_exc()
