@@ -65,25 +65,31 @@ def _check_wireguard_key(ctx: ToolContext, op: str, args: JSON) -> None:
         )
 
 
-def _needs_snapshot(ops: list[Op]) -> bool:
-    """A single one-line operation cannot half-succeed; anything else can."""
-    if len(ops) != 1:
-        return True
-    op, args = ops[0]
-    return op in ("link_add", "link_set") and len(netcmd.build(op, args, Known())) > 1
+def _refused(label: str, ops: list[Op], i: int, exc: ToolError) -> ToolError:
+    where = f"commands[{i}] ({ops[i][0]})" if len(ops) > 1 else ops[i][0]
+    return ToolError(f"{label}: {where}: {exc}; nothing was changed")
+
+
+def touched(ops: list[Op], label: str) -> list[str]:
+    """Touch keys of the operations (each checked first: registry.netcmd.touches)."""
+    keys: list[str] = []
+    for i, (op, args) in enumerate(ops):
+        try:
+            keys += netcmd.touches(op, args)
+        except ToolError as exc:
+            raise _refused(label, ops, i, exc) from None
+    return list(dict.fromkeys(keys))
 
 
 async def run_ops(
     ctx: ToolContext, ops: list[Op], label: str, before: Snapshot | None = None
 ) -> list[Cmd]:
-    """Build and run the operations in order; all-or-nothing when they can half-succeed.
+    """Build and run the operations in order; all-or-nothing when they can half-succeed
+    (anything but a single one-line operation). Every operation is built, and so
+    checked, before anything is read or run.
 
     `before`: the before-image the pipeline just took for this execution, if any.
     """
-    snap = before
-    if snap is None and _needs_snapshot(ops):
-        keys = [k for op, args in ops for k in netcmd.touches(op, args)]
-        snap = await netsnap.take(ctx, keys)
     known = Known(path=lambda p: str(ctx.path(p)))
     cmds: list[Cmd] = []
     owner: list[int] = []
@@ -92,10 +98,12 @@ async def run_ops(
             built = netcmd.build(op, args, known)
             _check_wireguard_key(ctx, op, args)
         except ToolError as exc:
-            where = f"commands[{i}] ({op})" if len(ops) > 1 else op
-            raise ToolError(f"{label}: {where}: {exc}; nothing was changed") from None
+            raise _refused(label, ops, i, exc) from None
         cmds += built
         owner += [i] * len(built)
+    snap = before
+    if snap is None and (len(ops) != 1 or len(cmds) > 1):
+        snap = await netsnap.take(ctx, touched(ops, label))
     try:
         await execute(ctx, cmds)
     except CommandFailed as exc:
@@ -135,7 +143,7 @@ class _NetWrite(Tool):
         return None
 
     def touches(self, args: JSON) -> tuple[str, ...]:
-        return tuple(netcmd.touches(self.op, args))
+        return tuple(touched([(self.op, args)], self.spec.name))
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
         snap = await netsnap.take(ctx, self.touches(args))
@@ -166,8 +174,7 @@ class NetApply(_NetWrite):
         return [(str(c["op"]), dict(c["args"])) for c in args["commands"]]
 
     def touches(self, args: JSON) -> tuple[str, ...]:
-        keys = (k for op, a in self._ops(args) for k in netcmd.touches(op, a))
-        return tuple(dict.fromkeys(keys))
+        return tuple(touched(self._ops(args), "net.apply"))
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         ops = self._ops(args)
