@@ -345,8 +345,9 @@ def path_keys(kind: str) -> dict[str, str]:
     return {k: v for k, v in mount_table(kind).items() if v in MARKERS}
 
 
-def map_paths(kind: str, options: Sequence[str], mapper: Callable[[str], Path]) -> list[str]:
-    """`options` with every path-valued key's value(s) mapped by `mapper` (ctx.path)."""
+def map_paths(kind: str, options: Sequence[str], mapper: Callable[[str], Path | str]) -> list[str]:
+    """`options` with every path-valued key's value(s) mapped by `mapper`: ctx.path for
+    what mount(8) gets, or back to the spec's form for what findmnt showed."""
     keys = path_keys(kind)
     out = []
     for option in options:

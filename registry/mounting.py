@@ -39,7 +39,8 @@ def target_form(ctx: ToolContext, host: str | Path) -> str | None:
 
 
 def describe(ctx: ToolContext, entry: JSON, loops: dict[str, str]) -> JSON:
-    """A findmnt entry in spec form: target relative to the root, image paths as sources."""
+    """A findmnt entry in spec form: target relative to the root, image paths as sources,
+    overlay layer directories relative to the root (as a spec and storage.mount name them)."""
     raw = entry["source"]
     source = raw
     if loops.get(raw):
@@ -51,7 +52,9 @@ def describe(ctx: ToolContext, entry: JSON, loops: dict[str, str]) -> JSON:
         "source": source,
         "device": raw,
         "fstype": entry["fstype"],
-        "options": entry["options"],
+        "options": fsoptions.map_paths(
+            entry["fstype"], entry["options"], lambda v: target_form(ctx, v) or v
+        ),
     }
 
 
@@ -106,6 +109,11 @@ def check_options(kind: str, options: list[str]) -> list[str]:
     return options
 
 
+def host_options(ctx: ToolContext, kind: str, options: list[str]) -> list[str]:
+    """`options` as mount(8) gets them: overlay's layer directories mapped under the root."""
+    return fsoptions.map_paths(kind, options, ctx.path)
+
+
 def mount_commands(
     ctx: ToolContext, *, source: str, fstype: str, options: list[str], host_target: Path
 ) -> list[list[str]]:
@@ -117,7 +125,7 @@ def mount_commands(
             ["mount", "-t", "tmpfs", *(["-o", ",".join(opts)] if opts else []), "tmpfs", target]
         ]
     if fstype == "overlay" or source == "overlay":
-        mapped = ",".join(fsoptions.map_paths("overlay", opts, ctx.path))
+        mapped = ",".join(host_options(ctx, "overlay", opts))
         return [["mount", "-t", "overlay", "overlay", "-o", mapped, target]]
     if fstype == "bind":
         commands = [["mount", "--bind", str(ctx.path(source)), target]]

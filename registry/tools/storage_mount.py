@@ -173,9 +173,9 @@ class StorageMount(Tool):
                 raise ToolError(
                     f"{args['target']} already has {existing['source']} mounted; unmount it first"
                 )
-            mapped = fsoptions.map_paths(kind, options, ctx.path)
-            if mounting.wanted_options_present(mapped, existing["options"]):
+            if mounting.wanted_options_present(options, existing["options"]):  # both spec form
                 return _mount_output(existing, False)
+            mapped = mounting.host_options(ctx, kind, options)
             remount_opts = ",".join(["remount", *(["bind"] if fstype == "bind" else []), *mapped])
             await ctx.runner.run(["mount", "-o", remount_opts, str(host)])
         else:
@@ -198,8 +198,9 @@ def remount_commands(ctx: ToolContext, entry: JSON, host: Path) -> list[list[str
     """mount(8) argv that mounts again what `mounting.current` described."""
     raw, fstype, options = entry["device"], entry["fstype"], list(entry["options"])
     target = str(host)
-    if fstype == "overlay":  # findmnt shows the layer directories as host paths already
-        return [["mount", "-t", "overlay", "overlay", "-o", ",".join(options), target]]
+    if fstype == "overlay":  # `describe` gave the layer directories in spec form
+        layers = mounting.host_options(ctx, "overlay", options)
+        return [["mount", "-t", "overlay", "overlay", "-o", ",".join(layers), target]]
     if blockdev.bind_path(raw) is not None:
         flags = [o for o in options if o in VFS_FLAGS]
         return mounting.mount_commands(

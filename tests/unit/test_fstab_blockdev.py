@@ -80,6 +80,19 @@ def test_describe_maps_loop_and_bind_sources_to_spec_paths(tmp_path: Path) -> No
     assert mounting.describe(c, loop, loops)["target"] == "/srv"
     bind = {**loop, "source": f"/dev/vda[{tmp_path}/opt]"}
     assert mounting.describe(c, bind, {})["source"] == "/opt"
+    overlay = {
+        "target": f"{tmp_path}/srv",
+        "source": "overlay",
+        "fstype": "overlay",
+        "options": [f"lowerdir={tmp_path}/a:/elsewhere", f"upperdir={tmp_path}/u", "index=off"],
+    }
+    described = mounting.describe(c, overlay, {})
+    assert described["options"] == ["lowerdir=/a:/elsewhere", "upperdir=/u", "index=off"]
+    assert mounting.host_options(c, "overlay", described["options"]) == [
+        f"lowerdir={tmp_path}/a:{tmp_path}/elsewhere",  # outside the root: mapped, never left
+        f"upperdir={tmp_path}/u",
+        "index=off",
+    ]
 
 
 def test_mount_commands(tmp_path: Path) -> None:
@@ -110,12 +123,28 @@ def test_mount_commands(tmp_path: Path) -> None:
         overlay[0][-2]
         == f"lowerdir={tmp_path}/a:{tmp_path}/b,upperdir={tmp_path}/u,workdir={tmp_path}/w"
     )
+    assert mounting.mount_commands(
+        c, source="/images/a.img", fstype="ext4", options=["loop", "ro"], host_target=target
+    ) == [["mount", "-t", "ext4", "-o", "loop,ro", f"{tmp_path}/images/a.img", str(target)]]
     with pytest.raises(ToolError, match="refusing device /dev/sda"):
         mounting.mount_commands(c, source="/dev/sda", fstype="ext4", options=[], host_target=target)
     with pytest.raises(ToolError, match="not an image file"):
         mounting.mount_commands(
             c, source="/nope.img", fstype="auto", options=[], host_target=target
         )
+
+
+def test_options_are_checked_against_the_kind_the_mount_really_is() -> None:
+    assert mounting.option_kind("tmpfs", "auto") == "tmpfs"
+    assert mounting.option_kind("overlay", "auto") == "overlay"
+    assert mounting.option_kind("/a.img", "xfs") == "xfs"
+    assert mounting.check_options("tmpfs", ["size=1M", "mode=0750"]) == ["size=1M", "mode=0750"]
+    with pytest.raises(ToolError) as refused:
+        mounting.check_options("overlay", ["lowerdir=/a", "upperdir=/u,workdir=/HOST"])
+    assert str(refused.value) == (
+        "options[1]: mount option 'upperdir=/u,workdir=/HOST' has a comma: list every option "
+        "as its own item (a comma would add options that are never checked)"
+    )
 
 
 def test_option_comparison_normalises_sizes() -> None:
