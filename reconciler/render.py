@@ -79,9 +79,15 @@ def failure_lines(failures: Sequence[PlanFailure], *, colour: bool) -> list[str]
     """`! ...` lines: a domain's own failure first (one line per finding), then the
     resources it is attributed to or that were left out."""
     lines: list[str] = []
+    said = {line for f in failures if not f.resource for line in f.message.splitlines()}
     for failure in failures:
         prefix = f"{failure.resource}: " if failure.resource else ""
-        for part in failure.message.splitlines() or [""]:
+        own = failure.message.splitlines()
+        if failure.resource and own and all(line in said for line in own):
+            text = f"! {prefix}{failure.reason}: caused the finding above"
+            lines.append("  " + _paint(text, "!", colour))
+            continue
+        for part in own or [""]:
             text = f"! {prefix}{failure.reason}: {_value(part, 400)}"
             lines.append("  " + _paint(text, "!", colour))
     return lines

@@ -148,7 +148,7 @@ def diff(
             count += 1
     shown = planned.plan
     for failure in shown.failures:
-        echo_err(f"{failure.domain}: {failure.line()}")
+        echo_err(failure.line())
     # Not compared: a domain that has no plan, a resource left out of its domain's plan
     # (a verifier's refusal of a domain that was diffed is only a note here).
     missing = [

@@ -314,7 +314,7 @@ class Engine:
                         await done[dep].wait()
                     failed = [d for d in waits if not ok.get(d, False)]
                     work = planned.works[domain]
-                    if failed:
+                    if failed and work.error is None:  # its own planning error says more
                         runner.stall(
                             work,
                             "DependencyNotReady",
