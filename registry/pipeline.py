@@ -14,9 +14,15 @@ exceeded`, not audited) -> parse as aiOS's handlers do -> run -> audit.
 
 Rollback: registry.rollback. Nothing here raises except UnknownTool; any
 other failure becomes success=false with a message. Every execution runs in
-its own task, shielded from the caller: a client that gives up does not
-cancel a half-done write; `close` cancels what is still running (process
-groups killed, before-images restored).
+its own task, shielded from the caller. When the caller goes away (the gRPC
+client cancels, disconnects or dies), a tool that can stop safely is
+cancelled — a built-in read, or on `full` a reversible built-in (the runner
+kills its process groups and its before-image is restored, as after a
+timeout) — and audited with outcome `caller gone: cancelled; <restored or
+why not>`; any other tool (a non-reversible write, a plugin, an external
+handler, aiOS's writes) finishes, audited with outcome `caller gone:
+finished (...)`. `close` cancels what is still running the same way (outcome
+`registry shutdown: cancelled; ...`).
 
 Called by registry.server.
 """
@@ -24,6 +30,7 @@ Called by registry.server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -115,6 +122,14 @@ def _digest(instance: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass
+class _Call:
+    """What happened to one execution's caller (set by `execute`, read by `_execute`)."""
+
+    gone: bool = False  # the caller cancelled or disconnected
+    stopped: bool = False  # ... and the tool was cancelled because it can stop safely
+
+
 class Pipeline:
     def __init__(
         self,
@@ -142,16 +157,61 @@ class Pipeline:
     # -- Execute --
 
     async def execute(self, request: Request) -> Outcome:
-        """Run in a task of its own; the caller's cancellation does not reach the tool."""
+        """Run in a task of its own; a caller that goes away stops only a tool that can stop.
+
+        The gRPC server cancels this coroutine when the client cancels, hits its
+        deadline or disconnects: then the tool is cancelled if `stops_safely`,
+        and finishes (audited as such) otherwise.
+        """
         entry = self.toolset.get(request.tool)
         if entry is None:
             raise UnknownTool(request.tool)
-        task = asyncio.create_task(self._execute(entry, request))
+        call = _Call()
+        task = asyncio.create_task(self._execute(entry, request, call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                call.gone = True
+                if self.stops_safely(entry):
+                    call.stopped = True
+                    task.cancel()
+                    log.info("caller of %s went away: cancelling it", request.tool)
+                else:
+                    log.warning(
+                        "caller of %s went away: letting it finish (it cannot stop safely)",
+                        request.tool,
+                    )
+            raise
 
-    async def _execute(self, entry: Entry, request: Request) -> Outcome:
+    def stops_safely(self, entry: Entry) -> bool:
+        """Whether cancelling `entry` midway leaves the target as it was (or unchanged).
+
+        Built-in reads do; so do reversible built-ins on `full` (their before-image
+        is restored). Plugins and external handlers do unknown things, aiOS's
+        one-shot file backup is no full before-image, and other writes would be
+        left half-done.
+        """
+        if entry.kind != "builtin":
+            return False
+        if not entry.writes:
+            return True
+        return entry.spec.reversible and not self.profile.aios_rollback
+
+    def _cancel_note(self, entry: Entry, eid: str) -> str:
+        """What a cancellation left behind, from the execution's backup record."""
+        if not entry.writes:
+            return "nothing to restore (read-only)"
+        backup = self.backups.get(eid)
+        if backup is None:
+            return "nothing was changed (cancelled before the run started)"
+        if backup.state == "rolled_back":
+            return "restored"
+        return "not restored (see the registry log)"
+
+    async def _execute(self, entry: Entry, request: Request, call: _Call) -> Outcome:
         eid = str(uuid.uuid4())
         start = time.monotonic()
         digest = input_digest(request.input_json)
@@ -166,7 +226,13 @@ class Pipeline:
             return Outcome(success, output, error, eid, ms, backup_id)
 
         async def finish(outcome: Outcome) -> Outcome:
-            await self._audit(request, outcome, digest)
+            note = ""
+            if call.gone and call.stopped:  # it ended before the cancellation reached it
+                note = "caller gone: finished"
+            elif call.gone:
+                what = "a plugin or external handler" if entry.kind != "builtin" else "a write"
+                note = f"caller gone: finished ({what} that cannot stop safely)"
+            await self._audit(request, outcome, digest, note)
             return outcome
 
         if self.profile.name == "aios":
@@ -192,7 +258,17 @@ class Pipeline:
         if entry.handler is None:
             return await finish(done(False, f"No handler registered for tool: {request.tool}"))
         meta = {"agent_id": request.agent_id, "task_id": request.task_id, "reason": request.reason}
-        result = await self.executor.run(entry, args, execution_id=eid, request=meta, digest=digest)
+        try:
+            result = await self.executor.run(
+                entry, args, execution_id=eid, request=meta, digest=digest
+            )
+        except asyncio.CancelledError:
+            why = "caller gone" if call.stopped else "registry shutdown"
+            note = f"{why}: cancelled; {self._cancel_note(entry, eid)}"
+            outcome = done(False, f"Cancelled ({note})")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._audit(request, outcome, digest, note))
+            raise
         if result.output is None:
             raw = result.raw_output or b""
             return await finish(done(False, result.error, raw, result.backup_id))
@@ -227,7 +303,7 @@ class Pipeline:
             return done(False, f"Internal error in {name}: {type(exc).__name__}: {exc}")
         return done(True, "", data, backup_id)
 
-    async def _audit(self, request: Request, outcome: Outcome, digest: str) -> None:
+    async def _audit(self, request: Request, outcome: Outcome, digest: str, note: str = "") -> None:
         entry = AuditEntry(
             execution_id=outcome.execution_id,
             tool=request.tool,
@@ -237,6 +313,7 @@ class Pipeline:
             input_sha256=digest,
             success=outcome.success,
             duration_ms=outcome.duration_ms,
+            outcome=note,
         )
         try:
             await self.audit.append(entry)

@@ -7,7 +7,9 @@ imported everything once; later runs connect to its unix socket, pass their
 argv, working directory, environment, umask and standard file descriptors,
 and the helper forks a child that runs the command with exactly those — the
 same code path as a cold run, minus the imports. Exit status and signals
-(Ctrl-C) are passed through.
+(Ctrl-C) are passed through, and so is death: when this process dies (kill -9
+included) its connection hangs up and the helper kills the command's process
+group, as a kill -9 of a cold run ends its work.
 
 The helper is used only when it is safe: same user (socket in a 0700
 directory, peer credentials checked), same namespaces (a client inside

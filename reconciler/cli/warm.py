@@ -8,10 +8,16 @@ per socket, held by a lock). For each connection it checks the peer is the
 same user, that the client lives in the same namespaces and runs the same
 code, then forks: the child takes the client's stdin/stdout/stderr, working
 directory, environment, umask and argv and runs `reconciler.cli.main.main`
-exactly as a cold process would; a thread waits for the child and sends its
-exit status back. The helper itself never opens a gRPC channel or an event
-loop (both must not cross a fork). It exits after IDLE_SECONDS without a
-command, or as soon as the code it imported has changed on disk.
+exactly as a cold process would, as the leader of a process group of its
+own. A thread per child (`watch`) waits for two things at once: the child's
+exit (a pidfd), whose status it sends back, and the launcher's hang-up of
+the connection — the launcher is gone (kill -9 included) and no one waits
+for the command any more, so the child's whole process group gets SIGKILL,
+exactly what a kill -9 of a cold `aios` does to its work (its locks are
+released, its gRPC calls are cancelled, and the registry stops the tools
+that can stop safely). The helper itself never opens a gRPC channel or an
+event loop (both must not cross a fork). It exits after IDLE_SECONDS without
+a command, or as soon as the code it imported has changed on disk.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ WARM_MODULES = (
 IDLE_SECONDS = 600
 CHECK_SECONDS = 30
 MAX_FRAME = 4 << 20
+POLL_FALLBACK_S = 0.2  # how often `watch` looks for the child's exit without a pidfd
+# Connections of launchers still waiting for their command: a child forked for one
+# must not keep another's open (its launcher's hang-up would go unnoticed).
+_OPEN: set[socket.socket] = set()
+_OPEN_LOCK = threading.Lock()
 
 
 def warm_up() -> None:
@@ -133,8 +144,11 @@ def run_child(
     """In the forked child: become the client's command and exit with its status."""
     code = 70
     try:
+        os.setpgid(0, 0)  # a group of its own: what the helper kills when the launcher is gone
         listener.close()
         conn.close()
+        for other in list(_OPEN):
+            other.close()
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
         for fd in fds:
@@ -172,15 +186,56 @@ def run_child(
         os._exit(code)
 
 
-def wait_and_report(pid: int, conn: socket.socket) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL the child's process group (and the child, had setpgid not happened yet)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """True when the launcher closed its end (it sends nothing after its request)."""
     try:
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+        data = conn.recv(4096, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return not data
+
+
+def watch(pid: int, conn: socket.socket) -> None:
+    """Send the child's exit status back, or kill its group when the launcher is gone."""
+    try:
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+        poller = select.poll()
+        poller.register(conn, select.POLLIN | select.POLLHUP | select.POLLRDHUP)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        try:
+            while True:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                events = poller.poll(None if pidfd is not None else POLL_FALLBACK_S * 1000)
+                if any(fd == conn.fileno() for fd, _ in events) and _hung_up(conn):
+                    kill_group(pid)
+                    os.waitpid(pid, 0)
+                    return
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        code = os.waitstatus_to_exitcode(_status)
         code = 128 - code if code < 0 else code
         reply(conn, {"exit": code})
     except OSError:
         pass
     finally:
+        with _OPEN_LOCK:
+            _OPEN.discard(conn)
         conn.close()
 
 
@@ -198,16 +253,20 @@ def handle(conn: socket.socket, listener: socket.socket, sig: str) -> None:
             os.close(fd)
         conn.close()
         return
-    pid = os.fork()
-    if pid == 0:
-        run_child(request, fds, listener, conn)
+    with _OPEN_LOCK:  # no watcher thread may close a connection while the child copies them
+        pid = os.fork()
+        if pid == 0:
+            run_child(request, fds, listener, conn)
+        _OPEN.add(conn)
+    with contextlib.suppress(OSError):  # the child may have done it (or exec'd) already
+        os.setpgid(pid, pid)
     for fd in fds:
         os.close(fd)
     try:
         reply(conn, {"pid": pid})
     except OSError:
-        os.kill(pid, signal.SIGTERM)
-    threading.Thread(target=wait_and_report, args=(pid, conn), daemon=True).start()
+        kill_group(pid)  # the launcher is gone before the command even started
+    threading.Thread(target=watch, args=(pid, conn), daemon=True).start()
 
 
 def serve(path: Path, sig: str) -> None:
