@@ -14,6 +14,17 @@ model server). Mounts the registry makes stay in its private mount namespace;
 links and rules stay in the netns. Read state back with
 `nsenter -t <pid> -n -m`.
 
+`up` of a sandbox that is running and healthy returns it as it is. `up` of a
+stale one — its registry died (kill -9, a crash) or stopped answering —
+restarts it and keeps everything: the directory (root, registry state with
+its audit log and key, backups, the engine's state), the netns and what is in
+it (links, routes, nft rules; it is created again only when it is gone, e.g.
+after a reboot), loop devices; the registry starts again with the profile
+recorded in meta.json, and provision runs again (idempotent; it restarts the
+file server). A failed restart leaves everything in place too: only `down`
+deletes a sandbox's content. Mounts the dead registry made died with its
+private mount namespace; the next apply mounts them again.
+
 `down(name)`: sandbox_content.teardown, SIGTERM to the registry's process
 group (SIGKILL after a grace period) and to anything else left in the netns,
 detach loop devices backed by files under the sandbox dir, delete the netns,
@@ -73,6 +84,8 @@ class Sandbox:
     log: Path
     pid: int | None = None
     created: str = ""
+    profile: str = "full"
+    restarted: str = ""  # when `up` last restarted it after its registry died
 
     @property
     def address(self) -> str:
@@ -144,6 +157,8 @@ def read(name: str, base: Path | None = None) -> Sandbox:
         log=Path(data.get("log", box.log)),
         pid=int(pid) if pid else None,
         created=str(data.get("created", "")),
+        profile=str(data.get("profile", "full")),
+        restarted=str(data.get("restarted", "")),
     )
 
 
@@ -228,17 +243,29 @@ def _is_zombie(pid: int) -> bool:
 
 
 async def up(
-    name: str, *, base: Path | None = None, profile: str = "full", limit_s: float = START_TIMEOUT_S
+    name: str,
+    *,
+    base: Path | None = None,
+    profile: str | None = None,
+    limit_s: float = START_TIMEOUT_S,
 ) -> Sandbox:
-    """Create and start sandbox `name` (or return it if it already runs healthy)."""
-    box, _created = await start(name, base=base, profile=profile, limit_s=limit_s)
+    """Create and start sandbox `name`, restart it when stale, or return it if it runs."""
+    box, _how = await start(name, base=base, profile=profile, limit_s=limit_s)
     return box
 
 
 async def start(
-    name: str, *, base: Path | None = None, profile: str = "full", limit_s: float = START_TIMEOUT_S
-) -> tuple[Sandbox, bool]:
-    """Like `up`; also says whether it was started (False: it was already running)."""
+    name: str,
+    *,
+    base: Path | None = None,
+    profile: str | None = None,
+    limit_s: float = START_TIMEOUT_S,
+) -> tuple[Sandbox, str]:
+    """Like `up`; also says what it did: "started", "restarted" or "running".
+
+    `profile` applies to a new sandbox; a stale one restarts with its recorded
+    profile unless another is given.
+    """
     box = layout(name, base)
     if box.meta_path.exists():
         current = read(name, base)
@@ -247,8 +274,9 @@ async def start(
 
             async with RegistryClient(current.address) as client:
                 if await client.health(deadline_s=2.0):
-                    return current, False
-        await down(name, base=base)  # stale: clean up before starting again
+                    return current, "running"
+        return await _restart(current, profile or current.profile, limit_s), "restarted"
+    profile = profile or "full"
     try:
         for d in (box.dir, box.registry_state, box.state):
             d.mkdir(parents=True, exist_ok=True)
@@ -260,7 +288,8 @@ async def start(
         _run(["ip", "netns", "add", box.netns])
         _run(["ip", "-n", box.netns, "link", "set", "lo", "up"])
         pid = _start_registry(box, profile)
-        box = Sandbox(**{**asdict(box), "pid": pid, "created": datetime.now(UTC).isoformat()})
+        now = datetime.now(UTC).isoformat()
+        box = Sandbox(**{**asdict(box), "pid": pid, "created": now, "profile": profile})
         _write_meta(box)
         await _wait_serving(box, pid, limit_s)
         from registry.sandbox_content import provision
@@ -270,7 +299,39 @@ async def start(
         with contextlib.suppress(Exception):
             await down(name, base=base)
         raise
-    return box, True
+    return box, "started"
+
+
+async def _restart(box: Sandbox, profile: str, limit_s: float) -> Sandbox:
+    """Start a stale sandbox's servers again over everything it has (nothing is deleted)."""
+    if is_running(box) and box.pid is not None:  # alive but not answering: stop it first
+        await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
+    keep = f"its state is kept (`aios sandbox down {box.name}` removes it)"
+    try:
+        for d in (box.dir, box.registry_state, box.state):
+            d.mkdir(parents=True, exist_ok=True)
+        for sub in ROOT_DIRS:
+            (box.root / sub).mkdir(parents=True, exist_ok=True)
+        if not netns_exists(box.netns):  # gone with a reboot: its links and rules went too
+            _run(["ip", "netns", "add", box.netns])
+        _run(["ip", "-n", box.netns, "link", "set", "lo", "up"])
+        pid = _start_registry(box, profile)
+    except (OSError, SandboxError) as exc:
+        raise SandboxError(f"sandbox {box.name}: cannot restart: {exc}; {keep}") from None
+    now = datetime.now(UTC).isoformat()
+    box = Sandbox(**{**asdict(box), "pid": pid, "profile": profile, "restarted": now})
+    _write_meta(box)
+    try:
+        await _wait_serving(box, pid, limit_s)
+        from registry.sandbox_content import provision
+
+        await provision(box)
+    except BaseException as exc:
+        await asyncio.to_thread(stop_group, pid, STOP_GRACE_S)  # not half-started
+        if isinstance(exc, SandboxError):
+            raise SandboxError(f"sandbox {box.name}: restart failed: {exc}\n{keep}") from None
+        raise
+    return box
 
 
 def _write_meta(box: Sandbox) -> None:

@@ -18,7 +18,9 @@
 Models are at registry.demo.MODEL_BASE_URL/<name>.gguf.
 
 `teardown(box)` (called by registry.sandbox.down first) stops the file
-server's process group.
+server's process group. Both stop a recorded file server only when its pid
+is still this sandbox's file server (a restart after a reboot or a crash may
+find the pid reused by an unrelated process, which is left alone).
 """
 
 from __future__ import annotations
@@ -136,13 +138,23 @@ def _provision(box: Sandbox) -> None:
     _in_netns(box, ["apt-get", "update", "-q"], apt_env)
 
 
+def _is_our_server(box: Sandbox, pid: int) -> bool:
+    """Whether `pid` is the file server `_start_server` started for `box` (not a reused pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"registry.fileserver" in argv and str(box.dir / "www").encode() in argv
+
+
 def _stop(box: Sandbox) -> None:
     pid_file = box.dir / PID_FILE
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return
-    stop_group(pid, STOP_GRACE_S)
+    if _is_our_server(box, pid):
+        stop_group(pid, STOP_GRACE_S)
     pid_file.unlink(missing_ok=True)
 
 

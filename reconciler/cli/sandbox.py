@@ -1,8 +1,10 @@
 """`aios sandbox up NAME | down NAME | list`: registries in their own namespaces.
 
 A thin shell over registry.sandbox (which documents what a sandbox is).
-`up` is idempotent (a running, healthy sandbox is reported and left alone);
-`down` is idempotent too: an unknown sandbox is a no-op with a note (exit 0).
+`up` is idempotent (a running, healthy sandbox is reported and left alone; a
+stale one, whose registry died, is restarted with all its content kept);
+`down` is idempotent too: an unknown sandbox is a no-op with a note (exit 0),
+and it is the only command that deletes a sandbox's content.
 Errors exit 1 with the reason (and the registry's log tail when it failed to
 start). Registered in reconciler.cli.main.COMMANDS.
 """
@@ -24,16 +26,25 @@ def sandbox() -> None:
 
 @sandbox.command()
 @click.argument("name")
-@click.option("--profile", type=click.Choice(["full", "aios"]), default="full", show_default=True)
-def up(name: str, profile: str) -> None:
-    """Create sandbox NAME and start its registry (unix socket, 0600)."""
+@click.option(
+    "--profile",
+    type=click.Choice(["full", "aios"]),
+    default=None,
+    help="Registry profile [default: full; a stale sandbox keeps its own].",
+)
+def up(name: str, profile: str | None) -> None:
+    """Create sandbox NAME and start its registry (unix socket, 0600).
+
+    A stale sandbox (its registry died) is restarted and keeps its root, its
+    state and its namespace's content; only `aios sandbox down` deletes them.
+    """
     from registry.sandbox import SandboxError, start
 
     try:
-        box, created = asyncio.run(start(name, profile=profile))
+        box, how = asyncio.run(start(name, profile=profile))
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from exc
-    state = "started" if created else "already running"
+    state = {"restarted": "restarted (state kept)", "running": "already running"}.get(how, how)
     click.echo(f"sandbox {box.name} {state}: pid {box.pid}, netns {box.netns}")
     click.echo(f"  registry  {box.address}")
     click.echo(f"  root      {box.root}")

@@ -1,11 +1,14 @@
 """`aios sandbox up|list|down` for real: calls through the sandbox's socket from
-this (another) process change only the sandbox, and `down` leaves nothing:
-no netns, no directory, no process, no loop device."""
+this (another) process change only the sandbox, `down` leaves nothing: no
+netns, no directory, no process, no loop device; and `up` of a stale sandbox
+(its registry killed -9) restarts it and keeps its root, state and netns."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -19,7 +22,7 @@ from registry_support import write_plugin
 from reconciler._gen import tools_pb2, tools_pb2_grpc
 from reconciler.errors import ToolFailed
 from reconciler.executor import RegistryClient
-from registry import sandbox
+from registry import audit, sandbox
 from tests.system.helpers import run
 
 MKLINK = """
@@ -127,3 +130,44 @@ def test_sandbox_names_are_checked(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "invalid sandbox name" in bad.stderr
     with pytest.raises(sandbox.SandboxError):
         sandbox.layout("x" * 21)
+
+
+async def test_sandbox_up_restarts_a_stale_sandbox_and_keeps_everything(
+    box_env: tuple[str, Path, dict[str, str]],
+) -> None:
+    """Its registry killed -9, `up` restarts it over the same root, state and netns."""
+    name, base, env = box_env
+    assert aios("sandbox", "up", name, env=env).returncode == 0
+    box = sandbox.read(name, base)
+    async with RegistryClient(box.address) as client:
+        await client.call("fs.write", {"path": "/srv/keep.txt", "content": "kept"}, reason="t")
+    (box.state / "record.json").write_text('{"generation": 7}')
+    run(["ip", "-n", box.netns, "link", "add", "keep0", "type", "bridge"])
+    rows_before = audit.rows(box.registry_state)
+    key = (box.registry_state / "audit.key").read_bytes()
+    assert box.pid is not None
+    os.kill(box.pid, signal.SIGKILL)
+    for _ in range(100):
+        if not alive(box.pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not box.running()
+    assert "stale" in aios("sandbox", "list", env=env).stdout
+
+    again = aios("sandbox", "up", name, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"sandbox {name} restarted (state kept)" in again.stdout
+    box2 = sandbox.read(name, base)
+    assert box2.pid != box.pid and box2.running() and box2.created == box.created
+    assert (box2.root / "srv/keep.txt").read_text() == "kept"
+    assert (box2.state / "record.json").read_text() == '{"generation": 7}'
+    assert (box2.registry_state / "audit.key").read_bytes() == key
+    assert audit.rows(box2.registry_state) == rows_before
+    assert audit.verify(box2.registry_state).ok
+    links = {link["ifname"] for link in json.loads(run(["ip", "-n", box.netns, "-j", "link"]))}
+    assert "keep0" in links
+    async with RegistryClient(box2.address) as client:
+        assert await client.health()
+        read = await client.call("fs.read", {"path": "/srv/keep.txt"}, reason="t")
+        assert read.output["content"] == "kept"
+    assert "already running" in aios("sandbox", "up", name, env=env).stdout
