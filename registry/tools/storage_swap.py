@@ -12,8 +12,10 @@ The path is resolved inside the root (registry.rootfs): its parent
 directories (a link on the way is resolved inside the root) and then the
 file itself, created, truncated, chmodded and removed through the directory
 fd with O_NOFOLLOW; a link at the swap file's own path is refused ("exists
-and is not a regular file"), so mkswap and swapon, which take the host path,
-are only ever given a regular file inside the root.
+and is not a regular file"). blkid and mkswap are given the file the
+registry holds open (`/proc/<registry pid>/fd/<n>`), not its path, so a link
+swapped in after the check is never what they read or format. swapon (only
+with root "/", where nothing can lead out of the root) takes the path.
 """
 
 from __future__ import annotations
@@ -145,9 +147,34 @@ def _regular(ctx: ToolContext, target: str) -> os.stat_result | None:
     return st
 
 
-def _allocate(ctx: ToolContext, target: str, size: int) -> None:
+def _open_file(ctx: ToolContext, target: str) -> int | None:
+    """A read-write fd of the regular file at `target` itself (never through a link);
+    None when nothing is there; ToolError when something else is."""
+    try:
+        with rootfs.entry(ctx.root, target, follow=False) as found:
+            if found.lstat() is None:
+                return None
+            try:
+                fd = found.open(os.O_RDWR | os.O_NONBLOCK)
+            except OSError as exc:
+                raise ToolError(f"{target} exists and is not a regular file") from exc
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolError(f"{target} exists and is not a regular file")
+    return fd
+
+
+def held(fd: int) -> Path:
+    """The file this process holds open as `fd`, as a path another process can open."""
+    return Path(f"/proc/{os.getpid()}/fd/{fd}")
+
+
+def _allocate(ctx: ToolContext, target: str, size: int) -> int:
+    """Create or truncate the file, allocate `size` bytes; returns its fd (caller closes)."""
     with rootfs.entry(ctx.root, target, follow=False, parents=True) as found:
-        fd = found.open(os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = found.open(os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
         try:
@@ -158,8 +185,10 @@ def _allocate(ctx: ToolContext, target: str, size: int) -> None:
             while remaining:
                 remaining -= os.write(fd, block[: min(remaining, len(block))])
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _chmod(ctx: ToolContext, target: str, mode: int) -> None:
@@ -193,14 +222,22 @@ async def converge(ctx: ToolContext, target: str, want: JSON) -> bool:
         record.forget(host)
         return changed
     size = size_bytes(want["size"])
-    st = _regular(ctx, target)
-    found = await blockdev.probe(ctx, host) if st is not None else None
-    if not (found and found.get("TYPE") == "swap" and st is not None and st.st_size == size):
+    fd = _open_file(ctx, target)
+    try:
+        found = await blockdev.probe(ctx, held(fd)) if fd is not None else None
+        current = os.fstat(fd).st_size if fd is not None else None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if not (found and found.get("TYPE") == "swap" and current == size):
         if active:
             await record.deactivate(host)
             active = False
-        await asyncio.to_thread(_allocate, ctx, target, size)
-        await ctx.runner.run(["mkswap", str(host)])
+        fd = await asyncio.to_thread(_allocate, ctx, target, size)
+        try:
+            await ctx.runner.run(["mkswap", str(held(fd))])
+        finally:
+            os.close(fd)
         changed = True
     st = _regular(ctx, target)
     if st is not None and st.st_mode & 0o777 != 0o600:
