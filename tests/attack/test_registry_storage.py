@@ -17,9 +17,10 @@ directory an injected `-d`/`--rootdir`/upperdir would read or write, a
 protofile, a symlink) byte for byte and mode for mode, the scratch root, the
 namespace's mount table, and the loop devices. Positive controls: allowed
 options make real filesystems of each type; overlay layers, even one spelled
-as a host path, are mapped under the root and writes land there; a refused
-remount leaves the mount as it was; and the sentinel check itself notices a
-changed byte or mode. Runs as root (skipped otherwise).
+as a host path or reached through an absolute or relative link planted in
+the root, are mapped under the root and writes land there; a refused remount
+leaves the mount as it was; and the sentinel check itself notices a changed
+byte or mode. Runs as root (skipped otherwise).
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ class World:
     ns: Namespace
     host: Path
 
-    def mounts(self) -> str:
-        return self.ns.sh("findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS")
+    def mounts(self) -> list[str]:
+        """The namespace's mount table, but network namespace handles: `ip netns del` of
+        another test elsewhere detaches its /run/netns mount in every namespace."""
+        table = self.ns.sh("findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS")
+        return [line for line in table.splitlines() if line.split(" ")[2:3] != ["nsfs"]]
 
     def loops_on(self, directory: Path) -> list[str]:
         devices = json.loads(run(["losetup", "-J"]) or "{}").get("loopdevices", [])
@@ -503,3 +507,52 @@ def test_a_refused_remount_leaves_the_mount_as_it_was(fresh: World) -> None:
         "own item (a comma would add options that are never checked)"
     )
     assert fresh.ns.mounted("/run/cache") == before
+
+
+# Links planted in the root where overlay's layers are named: an absolute target means
+# "from the root" and '..' stops there (registry.rootfs behind ctx.path), so each layer
+# is the decoy under the root, never the sentinel host directory the link text names.
+LAYER_LINKS = [
+    ("lowerdir-absolute-link", "lowerdir", "{HOST}/etc", "{ROOT}{HOST}/etc"),
+    ("lowerdir-relative-link", "lowerdir", "../../host/etc", "{ROOT}/host/etc"),
+    ("upperdir-absolute-link", "upperdir", "{HOST}/upper", "{ROOT}{HOST}/upper"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "link", "decoy"), LAYER_LINKS, ids=[c[0] for c in LAYER_LINKS]
+)
+def test_overlay_layer_links_resolve_inside_the_root(
+    name: str, key: str, link: str, decoy: str, fresh: World
+) -> None:
+    root, host = fresh.ns.root, fresh.host
+    fill = {"{HOST}": str(host), "{ROOT}": str(root)}
+    for marker, value in fill.items():
+        link, decoy = link.replace(marker, value), decoy.replace(marker, value)
+    layers = {k: root / "srv" / k for k in ("lowerdir", "upperdir", "workdir")}
+    for directory in layers.values():
+        directory.mkdir(parents=True)
+    (layers["lowerdir"] / "from-root").write_text("root's lower layer\n")
+    Path(decoy).mkdir(parents=True)
+    (Path(decoy) / "decoy").write_text("mapped\n")
+    (root / "srv/evil").symlink_to(link)  # the link the attacker planted
+    assert (root / "srv/evil").resolve() in (host / "etc", host / "upper")  # followed naively
+    options = {k: f"{k}=/srv/{k}" for k in layers} | {key: f"{key}=/srv/evil"}
+    args = {"target": "/srv/merged", "source": "overlay", "type": "overlay",
+            "options": list(options.values())}  # fmt: skip
+    assert schema_refusal("storage.mount", args) is None  # a normal path: the root decides
+    host_before = snapshot(host)
+
+    mounted = fresh.ns.ok("storage.mount", args)
+    merged = root / "srv/merged"
+    listed = sorted(fresh.ns.sh("ls", "-A", str(merged)).split())
+    if key == "lowerdir":
+        assert listed == ["decoy"]  # the decoy under the root, not the host's etc
+    else:
+        assert listed == ["decoy", "from-root"]  # (the upper layer shows too)
+    fresh.ns.sh("sh", "-c", f"echo written > {merged}/new")
+    written = Path(decoy if key == "upperdir" else layers["upperdir"]) / "new"
+    assert written.read_text() == "written\n"
+    fresh.ns.restore(mounted)
+    assert fresh.ns.mounted("/srv/merged") is None
+    assert snapshot(host) == host_before
