@@ -2,9 +2,12 @@
 
 Every test under tests/system is marked `system` and skipped (with a reason)
 when not root. A session-wide fixture snapshots the host's links, addresses,
-routes, rules, nft ruleset, mount table, loop devices, network namespaces and
-dpkg status before the first system test and fails the run if any of them
-differ afterwards — so a test that touches the host, or leaks a namespace or a
+routes, rules, nft ruleset, mount table, loop devices, network namespaces,
+dpkg status, the host files an escape from a scratch root would touch first
+(sha256, mode, owner of /etc/passwd, shadow, group, resolv.conf, fstab,
+hosts) and the entries of /etc/apt/sources.list.d and /root (names, modes)
+before the first system test and fails the run if any of them differ
+afterwards — so a test that touches the host, or leaks a namespace or a
 loop device, fails CI even when its own assertions passed.
 
 Fixtures: `netns` (a fresh network namespace, deleted afterwards). Plain
@@ -37,6 +40,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+# Host files a path escaping the scratch root would reach first (issue #8, escape 2).
+_WATCHED_FILES = ("passwd", "shadow", "group", "resolv.conf", "fstab", "hosts")
+_WATCHED_DIRS = (Path("/etc/apt/sources.list.d"), Path("/root"))
+
+
+def _file_state(path: Path) -> str:
+    """lstat (type, mode, owner), link text and content digest of one host file."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return "missing"
+    text = os.readlink(path) if path.is_symlink() else ""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        digest = f"unreadable: {exc.strerror}"
+    return f"{st.st_mode:o} {st.st_uid}:{st.st_gid} {text!r} {digest}"
+
+
+def _listing(directory: Path) -> str:
+    """The entries of a directory with their modes (lstat), not their content."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except FileNotFoundError:
+        return "missing"
+    return "\n".join(f"{e.name} {e.stat(follow_symlinks=False).st_mode:o}" for e in entries)
+
+
 def _host_state() -> dict[str, str]:
     """Everything a system test must leave exactly as it found it."""
     dpkg_status = Path("/var/lib/dpkg/status")
@@ -61,6 +92,10 @@ def _host_state() -> dict[str, str]:
         link.pop("stats", None)
         link.pop("stats64", None)
     state["links"] = json.dumps(links, sort_keys=True)
+    for name in _WATCHED_FILES:
+        state[f"/etc/{name}"] = _file_state(Path("/etc") / name)
+    for directory in _WATCHED_DIRS:
+        state[f"{directory}/"] = _listing(directory)
     return state
 
 
