@@ -5,7 +5,9 @@ normalisation:
 - ignored (never in the kernel's list): `defaults`, `loop` (the tool sets up
   the loop device itself), `bind`/`rbind` (type: bind says it), and fstab-only
   options `auto`, `noauto`, `nofail`, `user`, `nouser`, `users`, `owner`,
-  `group`, `_netdev`, `x-*`, `comment=*` — they still go to the fstab entry;
+  `group`, `_netdev`, `x-*`, `comment=*` — they still go to the fstab entry
+  (a spec may declare only the allowed ones of specs.fsoptions: `auto`,
+  `noauto`, `nofail`, `_netdev`; the rest matter only as read back from fstab);
 - implied defaults the kernel does not list (`exec`, `suid`, `dev`, `async`,
   `atime`, `diratime`) hold while their negation (`noexec`, …) is absent;
 - sizes compare in bytes (`size=64M` = findmnt's `size=65536k`; also
