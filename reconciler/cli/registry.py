@@ -1,12 +1,12 @@
 """`aios registry serve | audit verify | tools`: run and inspect the tool registry.
 
 serve runs registry.server until SIGTERM/SIGINT, by default on the 0600 unix
-socket /run/aios/tools.sock (TCP only with `--listen HOST:PORT`, with a
-warning on stderr saying what that exposes); `audit verify` checks the keyed
-audit chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 with a
-message naming the first bad row, or what is wrong with the head, the key or
-the database — never a traceback); `tools` lists a running registry's
-catalogue through the client. Heavy modules (grpc, the registry) are
+socket /run/aios/tools.sock (TCP only with `--listen HOST:PORT`, and then its
+log on stderr warns what that exposes); `audit verify` checks the keyed audit
+chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 with a message
+naming the first bad row, or what is wrong with the head, the key or the
+database — never a traceback); `tools` lists a running registry's catalogue
+through the client. Heavy modules (grpc, the registry) are
 imported inside the commands. Registered in reconciler.cli.main.COMMANDS.
 """
 
@@ -86,7 +86,7 @@ def serve(
     only behind socket permissions (the default unix socket is created 0600).
     """
     from registry.audit import AuditError
-    from registry.server import ServeOptions, tcp_warning
+    from registry.server import ServeOptions
     from registry.server import serve as run
 
     logging.basicConfig(
@@ -104,9 +104,6 @@ def serve(
         max_backups=max_backups,
         max_backup_bytes=max_backup_mib << 20,
     )
-    warning = tcp_warning(listen)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
     try:
         asyncio.run(run(options))
     except (OSError, ValueError, AuditError) as exc:

@@ -231,7 +231,8 @@ def test_serve_tcp_only_when_asked_and_with_a_warning(
     ) as proc:
         lines = wait_for_log(proc, "registry serving on")
         text = "".join(lines)
-        assert f"warning: listening on TCP {listen}" in text and warning in text, text
+        assert f"WARNING registry.server: listening on TCP {listen}" in text, text
+        assert warning in text and text.count("listening on TCP") == 1
         assert "claim any agent_id" in text
         address = lines[-1].split("registry serving on ", 1)[1].split()[0]
         port = address.rsplit(":", 1)[1]
