@@ -22,7 +22,7 @@ timeout) — and audited with outcome `caller gone: cancelled; <restored or
 why not>`; any other tool (a non-reversible write, a plugin, an external
 handler, aiOS's writes) finishes, audited with outcome `caller gone:
 finished (...)`. `close` cancels what is still running the same way (outcome
-`registry shutdown: cancelled; ...`).
+`registry shutdown: cancelled; ...`). A Rollback always runs to its end.
 
 Called by registry.server.
 """
@@ -153,6 +153,7 @@ class Pipeline:
         settings = Settings(settings.root, settings.state_dir, settings.netns, options)
         self.executor = Executor(settings, backups, aios=aios)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._rollbacks: set[asyncio.Task[Any]] = set()
 
     # -- Execute --
 
@@ -323,16 +324,24 @@ class Pipeline:
     # -- Rollback --
 
     async def rollback(self, execution_id: str, reason: str) -> tuple[bool, str]:
-        """(success, error); raises rollback.RollbackIOError only on aios (gRPC INTERNAL)."""
-        return await rollback.rollback(self, execution_id, reason)
+        """(success, error); raises rollback.RollbackIOError only on aios (gRPC INTERNAL).
+
+        A restore half done is worse than either end, so it runs in a task of its
+        own that a caller who goes away does not cancel, and `close` waits for it.
+        """
+        task = asyncio.create_task(rollback.rollback(self, execution_id, reason))
+        self._rollbacks.add(task)
+        task.add_done_callback(self._rollbacks.discard)
+        return await asyncio.shield(task)
 
     # -- lifecycle --
 
     async def close(self) -> None:
-        """Cancel what still runs (groups killed, before-images restored), then close."""
+        """Cancel what still runs (groups killed, before-images restored), let rollbacks
+        finish, then close."""
         for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks or self._rollbacks:
+            await asyncio.gather(*self._tasks, *self._rollbacks, return_exceptions=True)
         await self.channels.close()
         self.audit.close()

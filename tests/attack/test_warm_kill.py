@@ -121,6 +121,8 @@ class Slow(Tool):
         return {"had": (ctx.root / "changed").exists()}
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
+        if (ctx.root / "slow-restore").exists():  # a Rollback that takes a while
+            await ctx.runner.run(["sleep", "1.5"])
         if not snapshot["had"]:
             (ctx.root / "changed").unlink(missing_ok=True)
         (ctx.root / "restored").write_text("yes")
@@ -322,6 +324,35 @@ async def test_serve_cancel_lets_a_tool_that_cannot_stop_finish(
     assert row is not None and row["success"] == 1 and row["outcome"] == outcome
     assert done.read_text() == "yes"
     assert audit.verify(state).ok
+
+
+async def test_serve_rollback_runs_to_its_end_when_its_caller_goes(
+    tmp_path: Path, host: Path
+) -> None:
+    """A restore half done is worse than either end: a cancelled Rollback finishes."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    root, state = tmp_path / "root", tmp_path / "state"
+    async with slow_registry(tmp_path) as (_server, address):
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = tools_pb2_grpc.ToolRegistryStub(channel)
+            args = json.dumps({"pids": str(pids), "seconds": 0}).encode()
+            done = await stub.Execute(
+                tools_pb2.ExecuteRequest(
+                    tool_name="slow.reversible", agent_id="aios-reconciler", input_json=args
+                )
+            )
+            assert done.success and (root / "changed").exists(), done.error
+            (root / "slow-restore").write_text("")
+            call = stub.Rollback(tools_pb2.RollbackRequest(execution_id=done.execution_id))
+            await asyncio.sleep(0.5)
+            call.cancel()
+        await asyncio.to_thread(
+            wait_until, lambda: _audit_row(state, "rollback"), 10, "the rollback finishing"
+        )
+    row = _audit_row(state, "rollback")
+    assert row is not None and row["success"] == 1
+    assert not (root / "changed").exists() and (root / "restored").read_text() == "yes"
 
 
 async def test_serve_stops_safely_only_what_can_stop(tmp_path: Path) -> None:
