@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from reconciler.errors import StateStoreError
@@ -102,6 +102,15 @@ TABLES: dict[str, str] = {
 )""",
 }
 SCHEMA = ";\n".join(TABLES.values()) + ";\n"
+
+
+class Cause(NamedTuple):
+    """Why the store failed (`text`), what to do (`advice`), and whether retrying helps."""
+
+    text: str
+    advice: str
+    retryable: bool = False
+    corrupt: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,10 +180,17 @@ class Store:
             conn: sqlite3.Connection | None = None
             try:
                 conn = self._connect("rw")
+                lost = [t for t in CORE_TABLES if t not in _tables(conn)]
+                if marked and lost:  # refused before anything (even the WAL switch) writes
+                    raise self._emptied(f"has lost its table(s) {', '.join(lost)}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 created = self._ensure_schema(conn, marked)
                 break
+            except StateStoreError:
+                if conn is not None:
+                    conn.close()
+                raise
             except sqlite3.Error as exc:
                 if conn is not None:
                     conn.close()
@@ -187,7 +203,10 @@ class Store:
                 if name in _FULL_SQLITE:
                     # No room for the wal-index: read with one in memory (exclusive locking).
                     self._set_read_only(self._full_reason(), full=True)
-                    return self._checked_read(self._connect("rw", exclusive=True), marked)
+                    try:
+                        return self._checked_read(self._connect("rw", exclusive=True), marked)
+                    except sqlite3.Error as again:
+                        raise self._failure(again, "open") from None
                 if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and not os.access(
                     self.state_dir, os.W_OK
                 ):
@@ -423,71 +442,82 @@ class Store:
             "stays unmanaged; `aios export` shows the machine as specs)"
         )
 
-    def _cause(self, exc: BaseException) -> tuple[str, str, bool]:
-        """(what is wrong, what to do about it, retryable) for an sqlite3 or OS error."""
+    def _cause(self, exc: BaseException) -> Cause:
+        """What is wrong, and what to do about it, for an sqlite3 or OS error."""
         name = str(getattr(exc, "sqlite_errorname", ""))
         code = exc.errno if isinstance(exc, OSError) else None
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         if name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT"):
-            return f"{self.path} is corrupt ({detail})", self._corrupt_advice(), False
+            return Cause(f"{self.path} is corrupt ({detail})", "", corrupt=True)
         if "no such table" in detail:
-            cause = f"{self.path} is corrupt ({detail}: not made by aios, or damaged)"
-            return cause, self._corrupt_advice(), False
+            text = f"{self.path} is corrupt ({detail}: not made by aios, or damaged)"
+            return Cause(text, "", corrupt=True)
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return (
+            return Cause(
                 f"{self.path} is busy: another process held it locked for more than "
                 f"{BUSY_TIMEOUT:g} s",
                 "wait until that process (another aios?) has finished",
-                True,
+                retryable=True,
             )
         full = name in _FULL_SQLITE or code in _FULL
         if not full and name.startswith("SQLITE_IOERR"):
             full = _free_bytes(self.state_dir) < MIN_FREE_BYTES
         if full:
-            return self._full_reason(), "free space there", True
+            return Cause(self._full_reason(), "free space there", retryable=True)
         if name.startswith("SQLITE_READONLY") or code in _NOT_WRITABLE:
-            return (
+            return Cause(
                 f"it is read-only ({detail})",
                 f"make {self.state_dir} writable or choose another --state-dir",
-                False,
             )
-        return (
+        return Cause(
             detail,
             f"check that {self.state_dir} is a writable directory on a local file system, "
             "or choose another --state-dir",
-            False,
         )
 
     def _failure(self, exc: BaseException, doing: str, *, what: str = "") -> StateStoreError:
         """Translate an sqlite3 or OS error into a StateStoreError naming the file."""
-        cause, advice, retryable = self._cause(exc)
-        if advice == self._corrupt_advice():
-            return StateStoreError(f"state database {cause}; aios changed nothing. {advice}")
+        cause = self._cause(exc)
+        if cause.corrupt:
+            return StateStoreError(
+                f"state database {cause.text}; aios changed nothing. {self._corrupt_advice()}"
+            )
         subject = what or f"state database {self.path}"
         return StateStoreError(
-            f"cannot {doing} {subject}: {cause}; {advice}, then run the command again",
-            retryable=retryable,
+            f"cannot {doing} {subject}: {cause.text}; {cause.advice}, then run the command again",
+            retryable=cause.retryable,
         )
 
-    def _unrecorded(self, what: str, cause: str, advice: str, retryable: bool) -> StateStoreError:
+    def _unrecorded(self, what: str, cause: Cause) -> StateStoreError:
         """The error for a write that could not be made, saying what that leaves."""
         self._lost.append(what)
-        problem = f"cannot record {what} in {self.path}: {cause}"
+        problem = f"cannot record {what} in {self.path}: {cause.text}"
+        advice = (
+            self._corrupt_advice()
+            if cause.corrupt
+            else f"{cause.advice[:1].upper()}{cause.advice[1:]}"
+        )
         if not self._changed:
             return StateStoreError(
-                f"{problem}. aios changed nothing on the target; {advice}, then run the "
+                f"{problem}. aios changed nothing on the target. {advice}, then run the "
                 "command again",
-                retryable=retryable,
+                retryable=cause.retryable,
             )
         return StateStoreError(
             f"{problem}. The target WAS changed: {', '.join(self._changed)} ran, but "
             f"this run's record is incomplete. Not recorded: {'; '.join(self._lost)}; nor "
             "anything this run did after that (the inventory of objects it created, the "
-            f"resources' status, the run's outcome). {advice[:1].upper()}{advice[1:]}, then "
-            "run the same `aios apply` again: it observes the target afresh and changes "
-            "only what still differs",
-            retryable=retryable,
+            f"resources' status, the run's outcome). {advice}, then run the same `aios "
+            "apply` again: it observes the target afresh and changes only what still differs",
+            retryable=cause.retryable,
         )
+
+    def _check_integrity(self) -> None:
+        """Before an apply: a damaged page anywhere is refused now, not halfway through."""
+        rows = self._query("PRAGMA quick_check")
+        problems = [str(next(iter(r.values()))) for r in rows]
+        if problems != ["ok"]:
+            raise self._corrupt(f"integrity check: {'; '.join(problems[:3])}")
 
     # --- reading and writing -------------------------------------------------------
 
@@ -511,7 +541,7 @@ class Store:
                 if full
                 else f"make {self.state_dir} writable or choose another --state-dir"
             )
-            raise self._unrecorded(what, self.read_only, advice, full)
+            raise self._unrecorded(what, Cause(self.read_only, advice, retryable=full))
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -521,7 +551,7 @@ class Store:
             with self.conn:
                 yield
         except (sqlite3.Error, OSError) as exc:
-            raise self._unrecorded(what, *self._cause(exc)) from None
+            raise self._unrecorded(what, self._cause(exc)) from None
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -767,15 +797,18 @@ class Store:
         path = self.state_dir / LOCK_NAME
         self._refuse_writes("this apply")
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except IsADirectoryError:
             raise StateStoreError(
                 f"the writer lock {path} is a directory, not a file; aios changed nothing. "
                 f"Remove it (rmdir {path}, after checking it holds nothing) and run again"
             ) from None
         except OSError as exc:
-            raise self._unrecorded(
-                f"this apply (the writer lock {path})", *self._cause(exc)
+            if exc.errno != errno.ELOOP:
+                raise self._unrecorded("this apply", self._cause(exc)) from None
+            raise StateStoreError(  # the pid written into it would land in the link's target
+                f"the writer lock {path} is a symbolic link (to {path.readlink()}); aios "
+                "changed nothing and wrote nothing through it. Remove the link and run again"
             ) from None
         try:
             try:
@@ -797,12 +830,13 @@ class Store:
                     "command again",
                     retryable=True,
                 )
+            self._check_integrity()
             try:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"pid {os.getpid()}".encode())
             except OSError as exc:
                 what = f"this apply (its writer lock {path})"
-                raise self._unrecorded(what, *self._cause(exc)) from None
+                raise self._unrecorded(what, self._cause(exc)) from None
             yield
         finally:
             os.close(fd)

@@ -558,7 +558,7 @@ def test_a_read_only_state_directory_reads_and_refuses_to_apply(
     line = refused(
         world.apply(world.specs(tmp_path / "b", "ro", first, second), state, ns=holder),
         "cannot record this apply in ",
-        "(Read-only file system). aios changed nothing on the target; make ",
+        "(Read-only file system). aios changed nothing on the target. Make ",
     )
     assert "temporary" not in line
     assert not world.fetched(second) and not world.placed(second).exists()
@@ -586,7 +586,8 @@ def test_a_full_disk_still_reads_and_an_apply_refuses_before_the_target(
     line = refused(
         world.apply(specs, state, ns=holder),
         f"cannot record this apply in {state}/reconciler.db: the file system holding {state} "
-        "is full (0 bytes free). aios changed nothing on the target; free space there",
+        "is full (0 bytes free). aios changed nothing on the target. Free space there, then run "
+        "the command again",
     )
     assert line.endswith("(temporary; retrying may help)")
     assert not world.fetched(second) and not world.placed(second).exists()
