@@ -16,6 +16,11 @@ from registry.tooling import JSON, obj_schema
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+# The end of the string. A pattern's final `$` also matches before a trailing
+# newline under the `re.search` jsonschema uses ('curl\n' matched '^[a-z]+$'),
+# so every pattern here ends with END instead (ECMA-262 reads it the same way).
+END = r"(?![\s\S])"
+
 STR: JSON = {"type": "string"}
 BOOL: JSON = {"type": "boolean"}
 INT: JSON = {"type": "integer"}
@@ -26,27 +31,27 @@ TRUE: JSON = {"const": True}
 # no NUL/newline. Mapped under the registry's root by the tool.
 ABS_PATH: JSON = {
     "type": "string",
-    "pattern": r"^(?!.*(^|/)\.\.?(/|$))(?!.*//)/[^\u0000\n]*$",
+    "pattern": r"^(?!.*(^|/)\.\.?(/|$))(?!.*//)/[^\u0000\n]*" + END,
     "maxLength": 4095,
     "description": "Absolute target path (mapped under the registry's --root).",
 }
 PATHS: JSON = {"type": "array", "items": ABS_PATH, "maxItems": 1000, "uniqueItems": True}
 
-SHA256: JSON = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "Lowercase hex."}
+SHA256: JSON = {"type": "string", "pattern": "^[0-9a-f]{64}" + END, "description": "Lowercase hex."}
 
 # Debian/Alpine package names (specs.types.PackageName) and versions.
-PKG_NAME: JSON = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9+.\-]{0,127}$"}
+PKG_NAME: JSON = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9+.\-]{0,127}" + END}
 PKG_NAMES: JSON = {"type": "array", "items": PKG_NAME, "maxItems": 2000, "uniqueItems": True}
 PKG_VERSION: JSON = {
     "type": "string",
-    "pattern": r"^[A-Za-z0-9][A-Za-z0-9.+~:_\-]{0,127}$",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9.+~:_\-]{0,127}" + END,
     "description": "An exact version as the backend spells it (e.g. '1.2-1', '2:1.0~rc1').",
 }
 
 # A size like '512M' (binary multiples) or a byte count.
 SIZE: JSON = {
     "anyOf": [
-        {"type": "string", "pattern": r"^[1-9][0-9]{0,15}[KMGT]?$"},
+        {"type": "string", "pattern": r"^[1-9][0-9]{0,15}[KMGT]?" + END},
         {"type": "integer", "minimum": 1},
     ],
     "description": "Bytes, or a number with a K/M/G/T suffix (binary multiples).",
@@ -54,7 +59,7 @@ SIZE: JSON = {
 
 URL: JSON = {
     "type": "string",
-    "pattern": r"^(https?://[^\s/?#]+[^\s]*|file:/[^\s]*)$",
+    "pattern": r"^(https?://[^\s/?#]+[^\s]*|file:/[^\s]*)" + END,
     "maxLength": 4096,
 }
 
@@ -62,16 +67,20 @@ URL: JSON = {
 # allow-list, registry.fsoptions): no whitespace, no leading '-', and no comma:
 # options are joined with commas, so 'a,upperdir=/HOST' would be two options,
 # one of them never checked (and an option that is not one item drifts for
-# ever). The `not` also refuses a final newline, which `$` lets through.
+# ever).
 OPTION: JSON = {
     "type": "string",
-    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.=:/+@%\-]{0,255}$",
+    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.=:/+@%\-]{0,255}" + END,
     "not": {"pattern": r"[,\s]"},
 }
 OPTIONS: JSON = {"type": "array", "items": OPTION, "maxItems": 64}
 
-USER_OR_ID: JSON = {"type": "string", "pattern": r"^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$"}
-MODE: JSON = {"type": "string", "pattern": r"^0?[0-7]{3,4}$", "description": "Octal, e.g. '0755'."}
+USER_OR_ID: JSON = {"type": "string", "pattern": r"^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})" + END}
+MODE: JSON = {
+    "type": "string",
+    "pattern": r"^0?[0-7]{3,4}" + END,
+    "description": "Octal, e.g. '0755'.",
+}
 STATE: JSON = {"enum": ["present", "absent"], "default": "present"}
 
 

@@ -23,6 +23,7 @@ from registry.tooling import JSON, ToolSpec, obj_schema
 from registry.tools.schema_parts import (
     ABS_PATH,
     BOOL,
+    END,
     INT,
     MODE,
     NON_NEGATIVE,
@@ -45,10 +46,10 @@ FS_TYPES = ("ext4", "xfs", "btrfs")
 MOUNT_TYPES = ("ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto")
 FS_TYPE = {"enum": list(FS_TYPES)}
 MOUNT_TYPE = {"enum": list(MOUNT_TYPES), "default": "auto"}
-LABEL = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,255}$"}
+LABEL = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,255}" + END}
 SOURCE = {
     "type": "string",
-    "pattern": r"^((LABEL|UUID)=[A-Za-z0-9_.\-]{1,64}|tmpfs|none|overlay|/[^\s\u0000]*)$",
+    "pattern": r"^((LABEL|UUID)=[A-Za-z0-9_.\-]{1,64}|tmpfs|none|overlay|/[^\s\u0000]*)" + END,
     "maxLength": 4095,
     "description": "An image or bind path under the root, a /dev device (root '/' only), "
     "LABEL=/UUID= (resolved among `probe`), tmpfs, or overlay.",
@@ -89,7 +90,7 @@ def _by_type(field: str, types: tuple[str, ...], item: Callable[[str], JSON]) ->
     }
 
 
-FIELD = {"type": "string", "pattern": r"^[^\s#\u0000]{1,4095}$"}
+FIELD = {"type": "string", "pattern": r"^[^\s#\u0000]{1,4095}" + END}
 
 FILESYSTEM = obj_schema(
     {"path": STR, "type": nullable(STR), "label": nullable(STR), "uuid": nullable(STR)},

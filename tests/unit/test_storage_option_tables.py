@@ -5,8 +5,9 @@ layer and the registry never import each other); the registry also turns them
 into JSON Schema (storage.mkfs / storage.mount `options`). Here: the tables
 are equal, both checkers give the same verdict and message on a corpus, the
 schema accepts exactly what the checker accepts for single mount options,
-no key but overlay's mapped ones takes a host path, and what the examples and
-tests use stays allowed.
+no key but overlay's mapped ones takes a host path, what the examples and
+tests use stays allowed, and no string pattern of the storage schemas lets a
+trailing newline through.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 import registry.fsoptions as reg
 import specs.fsoptions as spec
+from registry.tools import schema_parts, storage_defs
 from registry.tools.storage_defs import STORAGE_MKFS, STORAGE_MOUNT
 
 MOUNT_KINDS = ("ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto")
@@ -225,3 +227,29 @@ def test_map_paths_maps_overlay_layers_and_nothing_else(tmp_path: Path) -> None:
     assert reg.map_paths("btrfs", ["subvol=/@home"], mapper) == ["subvol=/@home"]
     assert set(reg.path_keys("overlay")) == {"lowerdir=", "upperdir=", "workdir="}
     assert all(reg.path_keys(kind) == {} for kind in MOUNT_KINDS if kind != "overlay")
+
+
+FRAGMENTS = {  # a valid value of every string pattern the storage tools' schemas use
+    "ABS_PATH": (schema_parts.ABS_PATH, "/srv/data"),
+    "OPTION": (schema_parts.OPTION, "noatime"),
+    "USER_OR_ID": (schema_parts.USER_OR_ID, "root"),
+    "MODE": (schema_parts.MODE, "0755"),
+    "SIZE": (schema_parts.SIZE, "64M"),
+    "SHA256": (schema_parts.SHA256, "a" * 64),
+    "PKG_NAME": (schema_parts.PKG_NAME, "curl"),
+    "PKG_VERSION": (schema_parts.PKG_VERSION, "1.2-1"),
+    "URL": (schema_parts.URL, "http://127.0.0.1/x"),
+    "LABEL": (storage_defs.LABEL, "data"),
+    "SOURCE": (storage_defs.SOURCE, "/images/a.img"),
+    "FIELD": (storage_defs.FIELD, "LABEL=data"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAGMENTS))
+def test_no_pattern_lets_a_trailing_newline_through(name: str) -> None:
+    """'$' matches before a final newline under re.search: every pattern ends with END."""
+    schema, valid = FRAGMENTS[name]
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid(valid)
+    assert not validator.is_valid(valid + "\n")
+    assert not validator.is_valid(valid + "\n" + valid)
