@@ -180,7 +180,7 @@ def tree(top: Path) -> dict[str, tuple[int, bytes]]:
     return out
 
 
-def history_files(top: Path) -> dict[str, Any]:
+def history_files(top: Path, *, unread: tuple[str, ...] = ()) -> dict[str, Any]:
     """What a state directory records: every table but the derived cache, row by row,
     and the marker and lock byte for byte (sqlite's -wal/-shm and the cache may change)."""
     data = bytearray((top / "reconciler.db").read_bytes())
@@ -191,7 +191,7 @@ def history_files(top: Path) -> dict[str, Any]:
         recorded: dict[str, Any] = {
             table: sorted(tuple(map(str, row)) for row in conn.execute(f"select * from [{table}]"))
             for table in TABLES
-            if table != "cache"
+            if table != "cache" and table not in unread
         }
     finally:
         conn.close()
@@ -444,6 +444,36 @@ def test_a_lock_path_that_is_no_lock_file_is_refused(
     assert history_files(state) == before
     assert not world.fetched(model) and not world.placed(model).exists()
     assert not (world.sentinel / "new-file").exists()
+
+
+def test_a_damaged_page_no_read_touches_is_found_before_an_apply(
+    world: World, tmp_path: Path
+) -> None:
+    """store-damaged-unread-page: the journal's root page is garbage; status and history
+    (which never read it) work, and apply's integrity check refuses before the target."""
+    state = tmp_path / "state"
+    populate(state, world.target)
+    db = state / "reconciler.db"
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute("select rootpage from sqlite_master where name = 'journal'").fetchone()
+    conn.close()
+    data = db.read_bytes()
+    db.write_bytes(data[: (root - 1) * 4096] + b"\xff" * 4096 + data[root * 4096 :])
+    assert "Models/kept" in ok(world.read("status", state))
+    assert "Models/kept" in ok(world.read("history", state))
+    before = history_files(state, unread=("journal",))
+    page = db.read_bytes()[(root - 1) * 4096 : root * 4096]
+    model = "m-store-damaged-unread-page"
+    refused(
+        world.apply(world.specs(tmp_path / "specs", "damaged", model), state),
+        f"state database {db} is corrupt (database disk image is malformed); aios changed "
+        "nothing. Restore it from a backup",
+    )
+    assert not world.fetched(model) and not world.placed(model).exists()
+    after = history_files(state, unread=("journal",))
+    assert after.pop("writer.lock") is not None and before.pop("writer.lock") is None
+    assert after == before, "what the database records was changed"
+    assert db.read_bytes()[(root - 1) * 4096 : root * 4096] == page  # nor was the damage
 
 
 # --- a busy database --------------------------------------------------------------------------

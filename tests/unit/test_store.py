@@ -401,3 +401,21 @@ def test_a_state_directory_that_cannot_be_one_is_refused(
     assert expected.format(tmp=tmp_path) in caught.value.message
     assert (tmp_path / "file").read_text() == "not a directory\n"
     assert not Path("/proc/aios-test-state").exists() and not Path("/sys/aios-test-state").exists()
+
+
+def test_an_apply_finds_a_damaged_page_no_read_touched(tmp_path: Path) -> None:
+    db = _populated(tmp_path)
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute("select rootpage from sqlite_master where name = 'journal'").fetchone()
+    conn.close()
+    data = db.read_bytes()
+    db.write_bytes(data[: (root - 1) * 4096] + b"\xff" * 4096 + data[root * 4096 :])
+    store = Store(tmp_path)
+    assert [g.generation for g in store.generations(TARGET)] == [1]  # reads still work
+    with (
+        pytest.raises(StateStoreError, match=r"reconciler\.db is corrupt \(") as caught,
+        store.writer(),
+    ):
+        pytest.fail("an apply began on a damaged database")
+    assert "aios changed nothing" in caught.value.message and not caught.value.retryable
+    store.close()
