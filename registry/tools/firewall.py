@@ -110,6 +110,8 @@ class FirewallDeleteRule(_FilterTableBackup):
             raise ToolError(
                 f"Rule index {index} not found in chain {chain} (only {len(handles)} rules)"
             )
+        if not (handles[index].isascii() and handles[index].isdigit()):  # nft joins its argv
+            raise ToolError(f"Failed to delete nft rule: unreadable handle {handles[index]!r}")
         argv = ["nft", "delete", "rule", "inet", "filter", chain, "handle", handles[index]]
         result = await ctx.runner.run(ctx.in_netns(argv), check=False)
         if result.returncode != 0:

@@ -155,3 +155,30 @@ def test_double_which_batch_line_failed(tmp_path: Path, stderr: bytes, index: in
         asyncio.run(execute(ctx, cmds))
     assert failed.value.index == index and failed.value.cmd is cmds[index]
     assert "Command failed" not in failed.value.message
+
+
+def test_double_delete_rule_passes_only_a_numeric_handle(tmp_path: Path) -> None:
+    """firewall.delete_rule takes the handle from nft's listing and nft joins its argv
+    into one command line: a handle that is not a number never reaches it."""
+
+    class Listing(ScriptedRunner):
+        def answer(self, argv: list[str], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+            if "-a" in argv:
+                return (
+                    0,
+                    b"table inet filter {\n chain input {\n"
+                    b"  accept # handle 5; flush ruleset\n }\n}\n",
+                    b"",
+                )
+            return 0, b"", b""
+
+    runner = Listing()
+    ctx = ToolContext(
+        runner=runner, root=tmp_path, state_dir=tmp_path, work=tmp_path, execution_id="d"
+    )
+    tool = tool_classes()["firewall.delete_rule"]()
+    with pytest.raises(
+        ToolError, match=r"^Failed to delete nft rule: unreadable handle '5; flush ruleset'$"
+    ):
+        asyncio.run(tool.run(ctx, {"chain": "input", "index": 0}))
+    assert not [argv for argv in runner.calls if "delete" in argv]
