@@ -100,7 +100,7 @@ BAD: list[tuple[Any, object, str]] = [
     (t.VersionConstraint, "1.0; rm -rf /", "constraints like"),
     # issue 8: what reached ip batch lines, nft text and files
     (t.IfName, '"y""netns"abcd', "(found '\"')"),
-    (t.IfName, "'y''netns'abcd", "(found \"'\")"),
+    (t.IfName, "'y''netns'abcd", '(found "\'")'),
     (t.IfName, "k0#x", "(found '#')"),
     (t.IfName, "k0\\", "(found '\\\\')"),
     (t.IfName, "k0\n", "(found '\\n')"),
