@@ -112,10 +112,12 @@ class _Result:
     name: str | None  # last component, in the directory `walk.top`; None: `walk.top` itself
     missing: list[str]  # a parent was missing: the rest, lexically (nothing there can be a link)
     is_link: bool  # the last component exists and is a symbolic link (follow=False only)
+    blocked: bool = False  # `missing` starts at a file used as a directory (ENOTDIR)
 
 
 def _rest(first: str, pending: deque[str]) -> list[str]:
-    """A missing component and what follows it, normalised within the missing part."""
+    """A missing component (or a file used as a directory) and what follows it,
+    normalised within that part: nothing below it can exist, so nothing can be a link."""
     out: list[str] = []
     for comp in (first, *pending):
         if comp == "..":
@@ -157,15 +159,23 @@ def _resolve(
             links += 1
             if links > MAX_LINKS:
                 raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            text = os.readlink(comp, dir_fd=walk.top)
+            try:
+                text = os.readlink(comp, dir_fd=walk.top)
+            except OSError as exc:  # no longer a link: look again
+                retries += 1
+                if exc.errno not in (errno.EINVAL, errno.ENOENT) or retries > _RETRIES:
+                    raise
+                links -= 1
+                pending.appendleft(comp)
+                continue
             if text.startswith("/"):
                 walk.to_root()
             pending.extendleft(reversed(text.split("/")))
             continue
         if last:
             return _Result(comp, [], False)
-        if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", comp)
+        if not stat.S_ISDIR(st.st_mode):  # a file used as a directory: nothing is below it
+            return _Result(None, _rest(comp, pending), False, blocked=True)
         try:
             fd = os.open(comp, _PATH_DIR, dir_fd=walk.top)
         except OSError as exc:  # replaced since the stat: look again
@@ -178,17 +188,27 @@ def _resolve(
     return _Result(None, [], False)
 
 
+class _NoRoot(Exception):
+    """The root itself is missing (or not a directory): nothing under it can be a link."""
+
+
 def _open_root(root: Path) -> int:
-    return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _NoRoot from None
 
 
-def _located(root: Path, names: list[str], *, follow: bool) -> tuple[Path, bool]:
-    """(host path as resolved inside the root, whether its last component is a link)."""
+def _located(root: Path, target: str, *, follow: bool) -> tuple[Path, bool]:
+    """(host path as resolved inside the root, whether its last component is a link);
+    _NoRoot without a root, ToolError when the resolution fails (ELOOP)."""
     walk = _Walk(_open_root(root))
     try:
-        found = _resolve(walk, names, follow=follow, create=False)
+        found = _resolve(walk, parts(target), follow=follow, create=False)
         tail = found.missing or ([found.name] if found.name is not None else [])
         return root.joinpath(*walk.names, *tail), found.is_link
+    except OSError as exc:
+        raise ToolError(f"cannot resolve {target!r} under the root: {exc.strerror}") from None
     finally:
         walk.close()
 
@@ -200,12 +220,10 @@ def host_path(root: Path, target: str) -> Path:
     if not names:
         return root
     try:
-        entry_form, is_link = _located(root, names, follow=False)
-        followed = _located(root, names, follow=True)[0] if is_link else entry_form
-    except (FileNotFoundError, NotADirectoryError):
-        return lexical  # no root, or a file where a directory should be: nothing to follow
-    except OSError as exc:
-        raise ToolError(f"cannot resolve {target!r} under the root: {exc.strerror}") from None
+        entry_form, is_link = _located(root, target, follow=False)
+        followed = _located(root, target, follow=True)[0] if is_link else entry_form
+    except _NoRoot:
+        return lexical
     real = os.path.realpath(followed)
     if os.path.realpath(lexical) == real and os.path.realpath(lexical.parent) == os.path.realpath(
         entry_form.parent
@@ -220,11 +238,9 @@ def entry_path(root: Path, target: str) -> Path:
     that act on the name; never follow its last component."""
     names = parts(target)
     try:
-        return _located(root, names, follow=False)[0]
-    except (FileNotFoundError, NotADirectoryError):
+        return _located(root, target, follow=False)[0]
+    except _NoRoot:
         return root.joinpath(*names)
-    except OSError as exc:
-        raise ToolError(f"cannot resolve {target!r} under the root: {exc.strerror}") from None
 
 
 def canonical(root: Path, target: str, *, follow: bool) -> str:
@@ -232,11 +248,9 @@ def canonical(root: Path, target: str, *, follow: bool) -> str:
     inside the root (and the last one too when `follow`): what a before-image records."""
     names = parts(target)
     try:
-        host = _located(root, names, follow=follow)[0]
-    except (FileNotFoundError, NotADirectoryError):
+        host = _located(root, target, follow=follow)[0]
+    except _NoRoot:
         return "/" + "/".join(names)
-    except OSError as exc:
-        raise ToolError(f"cannot resolve {target!r} under the root: {exc.strerror}") from None
     relative = host.relative_to(root).as_posix()
     return "/" if relative == "." else "/" + relative
 
@@ -343,9 +357,14 @@ def entry(
     umask); otherwise a missing parent is FileNotFoundError.
     """
     names = parts(target)
-    walk = _Walk(_open_root(root))
+    try:
+        walk = _Walk(_open_root(root))
+    except _NoRoot:
+        raise FileNotFoundError(errno.ENOENT, "no such root directory", str(root)) from None
     try:
         found = _resolve(walk, names, follow=follow, create=parents, mode=mode)
+        if found.blocked:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", target)
         if found.missing:
             raise FileNotFoundError(errno.ENOENT, "no such directory", target)
         if found.name is not None:
@@ -387,7 +406,7 @@ def first_missing(root: Path, target: str) -> str | None:
             with entry(root, candidate, follow=False) as found:
                 if found.lstat() is None:
                     return candidate
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return candidate
     return None
 

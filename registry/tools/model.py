@@ -102,7 +102,7 @@ class _KeepsPrevious(Tool):
             try:
                 with rootfs.entry(ctx.root, args["path"], follow=False) as found:
                     return keep_aside(found, ctx.work / PREVIOUS)
-            except FileNotFoundError:  # a parent is missing: nothing there yet
+            except (FileNotFoundError, NotADirectoryError):  # no parent: nothing there yet
                 return False
 
         kept = await asyncio.to_thread(keep)
@@ -238,7 +238,7 @@ class ModelRemove(_KeepsPrevious):
                     if kind is not None:
                         found.fsync_dir()
                     return kind is not None
-            except FileNotFoundError:  # a parent is missing: nothing to remove
+            except (FileNotFoundError, NotADirectoryError):  # no parent: nothing to remove
                 return False
 
         return {"path": args["path"], "removed": await asyncio.to_thread(remove)}

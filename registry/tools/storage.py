@@ -61,7 +61,7 @@ def resolve_id(ctx: ToolContext, value: str, database: str) -> int:
 def path_info(ctx: ToolContext, host: Path) -> JSON:
     try:
         st = host.lstat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return dict.fromkeys(("type", "mode", "uid", "gid", "owner", "group", "size", "empty")) | {
             "exists": False
         }
@@ -206,9 +206,12 @@ class StorageDir(Tool):
         if args["path"] == "/":
             raise ToolError("the root directory is not managed")
         state = args.get("state", "present")
-        changed = await asyncio.to_thread(
-            self._absent if state == "absent" else self._present, ctx, args
-        )
+        try:
+            changed = await asyncio.to_thread(
+                self._absent if state == "absent" else self._present, ctx, args
+            )
+        except OSError as exc:
+            raise ToolError(f"{args['path']}: {exc.strerror or exc}") from None
         info = path_info(ctx, rootfs.entry_path(ctx.root, args["path"]))
         return {
             "path": args["path"],

@@ -287,7 +287,10 @@ class StorageSwapfile(Tool):
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         state = args.get("state", "present")
-        changed = await converge(ctx, args["path"], {**args, "state": state})
+        try:
+            changed = await converge(ctx, args["path"], {**args, "state": state})
+        except OSError as exc:
+            raise ToolError(f"{args['path']}: {exc.strerror or exc}") from None
         host = swap_host(ctx, args["path"])
         record = SwapRecord(ctx)
         active, _priority = record.active(host)

@@ -816,3 +816,26 @@ async def test_aios_profile_tools_refuse_hostile_paths(
     finally:
         await scene.pipeline.close()
     scene.untouched()
+
+
+async def test_root_a_file_in_the_root_where_the_host_has_a_directory(scene: Scene) -> None:
+    """The in-root twin of the link's target is a file: resolution stops there (ENOTDIR),
+    it never falls back to the spelled path, which the host would follow to its directory."""
+    twin = scene.inroot("/{hostrel}")
+    twin.parent.mkdir(parents=True)
+    twin.write_bytes(b"a file in the root\n")
+    scene.plant((("/evil", "{host}"),))
+    mapped = scene.ctx().path("/evil/secret")
+    assert mapped == twin / "secret" and inside(mapped, scene.root)
+    before_image = "cannot save a before-image of /{hostrel}/secret: Not a directory"
+    await scene.refused("fs.write", before_image, path="/evil/secret", content="pwned")
+    await scene.refused("fs.chmod", before_image, path="/evil/secret", mode="4777")
+    await scene.refused("fs.read", "fs.read: failed to read /evil/secret", path="/evil/secret")
+    await scene.refused("storage.dir", "/evil/sub: not a directory", path="/evil/sub", mode="0777")
+    error = "/evil/swap: not a directory"
+    await scene.refused("storage.swapfile", error, path="/evil/swap", size="64K")
+    error = "model.fetch /evil/m.gguf: not a directory"
+    url = "file:///models/src.gguf"
+    await scene.refused("model.fetch", error, path="/evil/m.gguf", url=url, sha256=SOURCE_SHA)
+    assert twin.read_bytes() == b"a file in the root\n"
+    scene.untouched()

@@ -7,7 +7,9 @@ past the root, chains, links through links, dangling, a loop). For every target,
 rootfs.canonical must name what the kernel opens (with and without following the
 last link), a path the kernel cannot resolve must not exist where rootfs puts it,
 a loop is ELOOP for both, and ctx.path must be inside the root (and the plain
-lexical path whenever following that on the host means the same).
+lexical path whenever following that on the host means the same) -- a file
+used as a directory included, where falling back to the spelled path would
+let the host follow the link to its own directory.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     for link, text in links.items():
         (root / link).symlink_to(text)
+    # a directory outside whose in-root twin is a file, and a link to it
+    (base / "outside2" / "etc").mkdir(parents=True)
+    (base / "outside2" / "etc" / "hosts").write_text("outside2\n")
+    twin = root / str(base / "outside2").lstrip("/")
+    twin.parent.mkdir(parents=True)
+    twin.write_text("a file in the root\n")
+    (root / "htwin").symlink_to(base / "outside2")
     return root
 
 
@@ -113,6 +122,9 @@ TARGETS = [
     "/hostetc/hosts",
     "/a/b/c/deeper/hosts",
     "/missing/deeper/still",
+    "/a/lnk-to-file/x",
+    "/etc/hosts/x/y",
+    "/htwin/etc/hosts",
 ]
 
 
@@ -126,8 +138,9 @@ def test_rootfs_resolves_as_the_kernel_does_in_root(
     if isinstance(kernel, str):
         assert mine == kernel
     else:
-        assert kernel == errno.ENOENT
-        assert not os.path.lexists(hostile_root / mine.lstrip("/"))
+        assert kernel in (errno.ENOENT, errno.ENOTDIR)
+        with pytest.raises((FileNotFoundError, NotADirectoryError)):
+            (hostile_root / mine.lstrip("/")).lstat()
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=[f"root-ctx-path-{t}" for t in TARGETS])
