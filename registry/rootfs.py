@@ -113,6 +113,7 @@ class _Result:
     missing: list[str]  # a parent was missing: the rest, lexically (nothing there can be a link)
     is_link: bool  # the last component exists and is a symbolic link (follow=False only)
     blocked: bool = False  # `missing` starts at a file used as a directory (ENOTDIR)
+    links: int = 0  # links followed on the way
 
 
 def _rest(first: str, pending: deque[str]) -> list[str]:
@@ -146,16 +147,16 @@ def _resolve(
             st = os.stat(comp, dir_fd=walk.top, follow_symlinks=False)
         except FileNotFoundError:
             if last:
-                return _Result(comp, [], False)
+                return _Result(comp, [], False, links=links)
             if not create:
-                return _Result(None, _rest(comp, pending), False)
+                return _Result(None, _rest(comp, pending), False, links=links)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(comp, mode, dir_fd=walk.top)
             pending.appendleft(comp)
             continue
         if stat.S_ISLNK(st.st_mode):
             if last and not follow:
-                return _Result(comp, [], True)
+                return _Result(comp, [], True, links=links)
             links += 1
             if links > MAX_LINKS:
                 raise OSError(errno.ELOOP, "too many levels of symbolic links")
@@ -173,9 +174,9 @@ def _resolve(
             pending.extendleft(reversed(text.split("/")))
             continue
         if last:
-            return _Result(comp, [], False)
+            return _Result(comp, [], False, links=links)
         if not stat.S_ISDIR(st.st_mode):  # a file used as a directory: nothing is below it
-            return _Result(None, _rest(comp, pending), False, blocked=True)
+            return _Result(None, _rest(comp, pending), False, blocked=True, links=links)
         try:
             fd = os.open(comp, _PATH_DIR, dir_fd=walk.top)
         except OSError as exc:  # replaced since the stat: look again
@@ -185,7 +186,7 @@ def _resolve(
             pending.appendleft(comp)
             continue
         walk.push(fd, comp)
-    return _Result(None, [], False)
+    return _Result(None, [], False, links=links)
 
 
 class _NoRoot(Exception):
@@ -199,14 +200,14 @@ def _open_root(root: Path) -> int:
         raise _NoRoot from None
 
 
-def _located(root: Path, target: str, *, follow: bool) -> tuple[Path, bool]:
-    """(host path as resolved inside the root, whether its last component is a link);
-    _NoRoot without a root, ToolError when the resolution fails (ELOOP)."""
+def _located(root: Path, target: str, *, follow: bool) -> tuple[Path, _Result]:
+    """(host path as resolved inside the root, what the walk found); _NoRoot without
+    a root, ToolError when the resolution fails (ELOOP)."""
     walk = _Walk(_open_root(root))
     try:
         found = _resolve(walk, parts(target), follow=follow, create=False)
         tail = found.missing or ([found.name] if found.name is not None else [])
-        return root.joinpath(*walk.names, *tail), found.is_link
+        return root.joinpath(*walk.names, *tail), found
     except OSError as exc:
         raise ToolError(f"cannot resolve {target!r} under the root: {exc.strerror}") from None
     finally:
@@ -220,8 +221,10 @@ def host_path(root: Path, target: str) -> Path:
     if not names:
         return root
     try:
-        entry_form, is_link = _located(root, target, follow=False)
-        followed = _located(root, target, follow=True)[0] if is_link else entry_form
+        entry_form, found = _located(root, target, follow=False)
+        if not found.links and not found.is_link:
+            return lexical  # no link on the way: the spelled path is the resolved one
+        followed = _located(root, target, follow=True)[0] if found.is_link else entry_form
     except _NoRoot:
         return lexical
     real = os.path.realpath(followed)
