@@ -68,6 +68,8 @@ def render_domain(
         for number, step in enumerate(plan.steps, start=1):
             flag = " !destructive" if step.destructive else ""
             lines.append(f"    {number}. {step.tool} [{step.risk}{flag}] {step.reason}")
+    if failures and not lines:  # nothing else names the domain
+        lines.append(f"{plan.domain}:")
     lines.extend(failure_lines(failures, colour=colour))
     if verbose:
         for noop in plan.noops:

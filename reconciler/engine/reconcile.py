@@ -368,6 +368,8 @@ class Engine:
         that one whose report says it was not applied keeps its previous spec (or is
         absent when new), and a pruned resource whose removal failed stays."""
         not_applied = {r.resource for r in result.reports if not r.applied}
+        if not not_applied and len(forgotten) == len(merge.pruned):
+            return merge.specset  # everything took effect (the usual case: no re-digest)
         before = generation_documents(merge.previous)
         resources: list[Resource] = []
         for resource in merge.specset.resources:

@@ -12,6 +12,7 @@ independently of the real controllers (which have their own system tests).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -693,3 +694,137 @@ def test_a_killed_apply_leaves_its_resources_interrupted(tmp_path: Path) -> None
         assert interrupted([status], journal, writer_active=True) == [status]
     finally:
         store.close()
+
+
+# --- saved plans: only a plan equal to a fresh one runs (the CLI's rule, in-process) --
+
+
+def _tamper(plan: Any, edit: Callable[[dict[str, Any]], None]) -> Any:
+    from reconciler.plan import Plan
+
+    data = json.loads(plan.to_json())
+    edit(data)
+    return Plan.model_validate(data)
+
+
+def _net(data: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(d for d in data["domains"] if d["domain"] == "network")
+    return found
+
+
+EXTRA = {"tool": "toy.set", "input": {"space": "network", "key": "net.evil", "value": "1"},
+         "reason": "set net.a", "satisfies": [], "risk": "low", "destructive": False}  # fmt: skip
+TAMPERED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("added-step", lambda d: _net(d)["steps"].append(EXTRA),
+     "network: step 3 (toy.set) is not in a fresh plan (saved 3 steps, fresh 2)"),
+    ("changed-input", lambda d: _net(d)["steps"][0]["input"].update(key="net.evil"),
+     'network: step 1 (toy.set): input differs at $.key: saved "net.evil", '
+     'a fresh plan has "net.a"'),
+    ("changed-reason", lambda d: _net(d)["steps"][0].update(reason="harmless"),
+     'network: step 1 (toy.set): reason differs: saved "harmless", a fresh plan has "set net.a"'),
+    ("removed-step", lambda d: _net(d)["steps"].pop(),
+     "network: step 2 of a fresh plan (toy.set) is missing (saved 1 steps, fresh 2)"),
+    ("reordered-steps", lambda d: _net(d)["steps"].reverse(),
+     "network: step 1 (toy.set): the same steps in another order"),
+    ("changed-risk", lambda d: _net(d)["steps"][0].update(risk="critical"),
+     'network: step 1 (toy.set): risk differs: saved "critical", a fresh plan has "medium"'),
+    ("changed-destructive", lambda d: _net(d)["steps"][0].update(destructive=True),
+     "network: step 1 (toy.set): destructive differs: saved true, a fresh plan has false"),
+    ("changed-shown-value", lambda d: _net(d)["changes"][0].update(new="9"),
+     'network: change 1 (kv:net.a): new differs: saved "9", a fresh plan has "1"'),
+    ("removed-domain", lambda d: d.update(domains=[]),
+     "network: the saved plan has no network domain; a fresh plan has 2 step(s) there"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "edit", "message"), TAMPERED, ids=[t[0] for t in TAMPERED])
+async def test_a_saved_plan_that_differs_from_a_fresh_one_runs_nothing(
+    engine: Engine, name: str, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    from reconciler.errors import PlanRejected
+
+    s = specset(network("lan", {"net.a": "1", "net.b": "2"}))
+    saved = _tamper((await engine.plan(engine.merge(s))).plan, edit)
+    planned = await engine.plan(engine.merge(s))
+    with pytest.raises(PlanRejected) as refused:
+        engine.check_saved(saved, planned)
+    assert message in str(refused.value)
+    with pytest.raises(PlanRejected):
+        await engine.apply(planned, assume_yes=True, saved=saved)
+    assert fake(engine).writes == 0 and engine.store.current_generation("toy") is None
+    untouched = (await engine.plan(engine.merge(s))).plan
+    result = await engine.apply(
+        await engine.plan(engine.merge(s)), assume_yes=True, saved=untouched
+    )
+    assert result.all_ready and fake(engine).data["network"] == {"net.a": "1", "net.b": "2"}
+
+
+async def test_what_runs_is_what_the_verifier_checked(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.engine import planning
+
+    verified: list[tuple[Any, ...]] = []
+    real = planning.verify_plan
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        verified.append(tuple(args[3]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "verify_plan", spy)
+    ran: list[dict[str, Any]] = []
+    fake(engine).on_write = lambda tool, args: ran.append({"tool": tool, **args})
+    s = specset(network("lan", {"net.a": "1"}))
+    saved = (await engine.plan(engine.merge(s))).plan
+    await engine.apply(await engine.plan(engine.merge(s)), assume_yes=True, saved=saved)
+    assert ran == [{"tool": "toy.set", "space": "network", "key": "net.a", "value": "1"}]
+    assert any([{"tool": st.tool, **st.input} for st in steps] == ran for steps in verified)
+
+
+# --- rendering: a plan that could not be made never reads as "No changes" ------------
+
+
+async def test_render_shows_a_domain_that_could_not_be_planned(engine: Engine) -> None:
+    from reconciler.plan import Plan
+    from reconciler.render import render_plan
+
+    planned = await engine.plan(engine.merge(specset(network("lan", {"net.a": "unobservable"}))))
+    text = render_plan(planned.plan)
+    assert "No changes" not in text
+    assert text.splitlines() == [
+        "network: could not be planned",
+        "  ! ToolFailed: toy.state: cannot read net.a for Network/lan",
+        "Planning failed: domain network could not be planned (ToolFailed); "
+        "the target may not match the specs.",
+    ]
+    assert Plan.from_json(planned.plan.to_json()) == planned.plan
+    assert json.loads(planned.plan.to_json())["failures"] == [
+        {
+            "domain": "network",
+            "resource": "",
+            "reason": "ToolFailed",
+            "message": "toy.state: cannot read net.a for Network/lan",
+            "retryable": False,
+        }
+    ]
+
+
+async def test_render_shows_a_left_out_resource_and_an_incomplete_summary(engine: Engine) -> None:
+    from reconciler.render import render_plan
+
+    fake(engine).data["network"]["net.good"] = "1"
+    specs = specset(network("good", {"net.good": "1"}), network("bad", {"net.bad": "unplannable"}))
+    text = render_plan((await engine.plan(engine.merge(specs))).plan)
+    assert text.splitlines() == [
+        "network:",
+        "  ! Network/bad: PermanentError: no rule can set net.bad to unplannable",
+        "Planning failed: Network/bad could not be planned (PermanentError); "
+        "the target may not match the specs.",
+        "1 item(s) already as declared (-v lists them).",
+    ]
+    fake(engine).data["network"].clear()
+    text = render_plan((await engine.plan(engine.merge(specs))).plan)
+    assert text.splitlines()[-1] == (
+        "Plan: 1 to add, 0 to change, 0 to remove (1 step(s)). "
+        "INCOMPLETE: Network/bad could not be planned (PermanentError)."
+    )
