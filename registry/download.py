@@ -300,10 +300,22 @@ def _download(
 
 
 async def download(source: str | BinaryIO, part: Entry, *, progress: Progress) -> Downloaded:
-    """Fill `part` from `source` (URL or an open local file), resuming; see module docstring."""
+    """Fill `part` from `source` (URL or an open local file), resuming; see module docstring.
+
+    The worker thread gets a directory fd of its own: after a cancellation it may
+    still run (until its next chunk) when the caller has closed `part.dir_fd`, and
+    that fd number may by then name another directory."""
     stop = threading.Event()
+    own = Entry(os.dup(part.dir_fd), part.name, part.path, part.host)
+
+    def work() -> Downloaded:
+        try:
+            return _download(source, own, progress, stop)
+        finally:
+            os.close(own.dir_fd)
+
     try:
-        return await asyncio.to_thread(_download, source, part, progress, stop)
+        return await asyncio.to_thread(work)
     except asyncio.CancelledError:
         stop.set()
         raise
