@@ -306,7 +306,7 @@ async def download(source: str | BinaryIO, part: Entry, *, progress: Progress) -
     still run (until its next chunk) when the caller has closed `part.dir_fd`, and
     that fd number may by then name another directory."""
     stop = threading.Event()
-    own = Entry(os.dup(part.dir_fd), part.name, part.path, part.host)
+    own = part.dup()
 
     def work() -> Downloaded:
         try:

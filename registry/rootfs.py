@@ -336,6 +336,11 @@ class Entry:
     def readlink(self) -> str:
         return os.readlink(self.name, dir_fd=self.dir_fd)
 
+    def dup(self) -> Entry:
+        """The same entry on a duplicate directory fd (for a thread that may outlive the
+        caller's `with entry(...)`); whoever gets it closes `dir_fd`."""
+        return Entry(os.dup(self.dir_fd), self.name, self.path, self.host)
+
     def sibling(self, name: str) -> Entry:
         """Another name in the same directory (`<name>.bak`, `.part`, a temporary)."""
         parent = self.path.rsplit("/", 1)[0]

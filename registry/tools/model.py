@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from registry import download, rootfs
 from registry.modelfiles import HashCache, fd_gguf_version, keep_aside, open_model, put_back
@@ -33,10 +34,25 @@ from registry.tools import model_defs
 from registry.tools.schema_parts import size_bytes
 
 PREVIOUS = "previous-model"
+T = TypeVar("T")
 
 
 def part_of(entry: rootfs.Entry) -> rootfs.Entry:
     return entry.sibling(entry.name + ".part")
+
+
+async def _in_thread(fn: Callable[..., T], found: rootfs.Entry, *args: Any) -> T:
+    """fn(entry, *args) in a worker thread, on a directory fd of the thread's own: a
+    cancelled await leaves the thread running after the caller closed its fds."""
+    own = found.dup()
+
+    def work() -> T:
+        try:
+            return fn(own, *args)
+        finally:
+            os.close(own.dir_fd)
+
+    return await asyncio.to_thread(work)
 
 
 def _describe(ctx: ToolContext, target: str, cache: HashCache) -> JSON | None:
@@ -157,7 +173,7 @@ class ModelFetch(_KeepsPrevious):
         expected = args["sha256"]
         size = size_bytes(args["size"]) if "size" in args else None
         cache = HashCache(ctx.state_dir)
-        have = await asyncio.to_thread(self._matches, found, expected, size, cache)
+        have = await _in_thread(self._matches, found, expected, size, cache)
         if have is not None:
             return self._output(args, have, expected, 0, False)
         if found.kind() not in (None, "file", "symlink"):
@@ -182,7 +198,7 @@ class ModelFetch(_KeepsPrevious):
         if problem:
             download.discard(part)
             raise ToolError(f"model.fetch {args['path']}: {problem}; the part file was deleted")
-        await asyncio.to_thread(self._commit, found, part, got.sha256, cache)
+        await _in_thread(self._commit, found, part.name, got.sha256, cache)
         ctx.progress.message = "done"
         return self._output(args, got.size, got.sha256, got.resumed_from, True)
 
@@ -203,8 +219,8 @@ class ModelFetch(_KeepsPrevious):
             os.close(fd)
 
     @staticmethod
-    def _commit(found: rootfs.Entry, part: rootfs.Entry, digest: str, cache: HashCache) -> None:
-        os.replace(part.name, found.name, src_dir_fd=part.dir_fd, dst_dir_fd=found.dir_fd)
+    def _commit(found: rootfs.Entry, part: str, digest: str, cache: HashCache) -> None:
+        os.replace(part, found.name, src_dir_fd=found.dir_fd, dst_dir_fd=found.dir_fd)
         found.fsync_dir()
         fd = open_model(found)
         try:
