@@ -16,17 +16,29 @@ named as doubles). Semantics on apk:
   --allow-untrusted to every command;
 - versions of repositories not configured yet (pkg.state `repositories`):
   `apk update` and `apk policy` with `--repositories-file` and `--cache-dir`
-  pointing into a temporary directory.
+  pointing into a temporary directory;
+- on a scratch root (root != "/") the commands that run package scripts
+  (`add`, `del`, `upgrade`, `fix`; not `--simulate`) run through the jail
+  wrapper of registry.pkgjail (<state_dir>/apk/<digest>.apk): apk runs its
+  scripts chrooted into the root, which does not hold against uid 0, so the
+  whole apk process runs confined to the root (with the network: apk
+  downloads in the same process). A `file:` repository is refused there: the
+  paths apk opens for a local repository under --root are not mapped (this
+  backend cannot be run on this host to prove how apk resolves them), so
+  only http(s) repositories are accepted under --root.
 Used via registry.pkgbackend.select_backend.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from registry import pkgjail
 from registry.managedblock import Markers, replace_block, split_block
 from registry.pkgbackend import (
     BackendName,
@@ -41,6 +53,7 @@ from registry.tooling import JSON, CommandResult, ToolContext, ToolError
 WORLD = "/etc/apk/world"
 REPOSITORIES = "/etc/apk/repositories"
 INSTALLED_DB = "/lib/apk/db/installed"
+SCRIPT_VERBS = frozenset({"add", "del", "upgrade", "fix"})  # apk verbs that run scripts
 REPO_MARKERS = Markers(
     "# BEGIN aios-reconciler managed repositories", "# END aios-reconciler managed repositories"
 )
@@ -189,6 +202,17 @@ class ApkBackend:
 
     def __init__(self, ctx: ToolContext) -> None:
         self.ctx = ctx
+        self.scratch = ctx.root.resolve() != Path("/")
+
+    def _program(self, args: Sequence[str]) -> str:
+        """`apk`, or on a scratch root the jail wrapper when the verb runs package scripts."""
+        verb = next((a for a in args if not a.startswith("-")), "")
+        if not self.scratch or verb not in SCRIPT_VERBS or "--simulate" in args:
+            return "apk"
+        digest = hashlib.sha256(str(self.ctx.root).encode()).hexdigest()[:16]
+        path = self.ctx.state_dir / "apk" / f"{digest}.apk"
+        program = shutil.which("apk") or "/sbin/apk"
+        return str(pkgjail.write_wrapper(path, self.ctx.root, program, network=True))
 
     def _read(self, target: str) -> str:
         try:
@@ -200,7 +224,8 @@ class ApkBackend:
         """apk argv; `repositories`: the repositories file text trust is judged by."""
         text = self._read(REPOSITORIES) if repositories is None else repositories
         trusted = ["--allow-untrusted"] if "# aios-trusted" in text else []
-        return ["apk", "--root", str(self.ctx.root), "--no-progress", *trusted, *args]
+        program = self._program(args)
+        return [program, "--root", str(self.ctx.root), "--no-progress", *trusted, *args]
 
     def _trusted(self) -> bool:
         return "# aios-trusted" in self._read(REPOSITORIES)
@@ -341,6 +366,12 @@ class ApkBackend:
         _before, body, _after = split_block(text, REPO_MARKERS)
         lines_of = _lines_by_name(body)
         for repo in repos:
+            if repo.state == "present" and self.scratch and repo.url.startswith("file:"):
+                raise ToolError(
+                    f"repository {repo.name!r}: a file: URL is not supported by the apk "
+                    f"backend under --root {self.ctx.root} (apk would open a path outside "
+                    "the root); use an http(s) repository"
+                )
             if repo.state == "present":
                 marker = " # aios-trusted" if repo.trusted else ""
                 lines_of[repo.name] = [f"# aios:{repo.name}{marker}", *repository_lines(repo)]

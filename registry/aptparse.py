@@ -1,4 +1,4 @@
-"""Pure parts of the apt/dpkg backend: APT_CONFIG rendering, sources lines, output parsers.
+"""Pure parts of the apt/dpkg backend: APT_CONFIG, sources lines and their mapping, parsers.
 
 No I/O here, so every function is unit-tested against recorded apt/dpkg
 output (tests/unit/test_apt_parsing.py). Used by registry.apt.
@@ -7,8 +7,10 @@ output (tests/unit/test_apt_parsing.py). Used by registry.apt.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from debian.deb822 import Deb822
 from debian.debian_support import Version
 
 from registry.pkgbackend import Installed, Repository, dependency_names
@@ -24,26 +26,33 @@ def _quote(value: str) -> str:
     return f'"{value}"'
 
 
-def render_apt_config(root: Path, parts_dir: Path) -> str:
+def dpkg_options(root: Path) -> list[str]:
+    """dpkg's options for scratch root `root` (the APT_CONFIG's DPkg::Options)."""
+    r = str(root).rstrip("/")
+    return [
+        f"--root={r}",
+        f"--admindir={r}/var/lib/dpkg",
+        "--force-script-chrootless",
+        f"--log={r}/var/log/dpkg.log",
+    ]
+
+
+def render_apt_config(root: Path, parts_dir: Path, *, dpkg: Path) -> str:
     """An APT_CONFIG that points apt and dpkg at the scratch root `root`.
 
     apt reads APT_CONFIG first, then Dir::Etc::Parts and Dir::Etc::Main; both
     point into the registry's state dir, so neither the host's nor the
     scratch root's apt.conf.d is read (hooks there would run on the host).
+    apt runs dpkg as `dpkg` (Dir::Bin::dpkg): the jail wrapper of
+    registry.pkgjail, so every maintainer script runs confined to the root.
     dpkg gets --root (instdir and admindir), --force-script-chrootless
-    (maintainer scripts run with DPKG_ROOT set, against the host filesystem:
-    only packages whose scripts honour $DPKG_ROOT are safe), its log under the
-    root, and keeps existing conffiles without asking.
+    (scripts run with DPKG_ROOT set, inside the jail, whose only writable
+    tree is the root), its log under the root, and keeps existing conffiles
+    without asking. The sources apt reads are passed per command (the root's
+    own, with `file:` paths mapped under the root: `map_sources_list`).
     """
     r = str(root).rstrip("/")
-    dpkg_options = [
-        f"--root={r}",
-        f"--admindir={r}/var/lib/dpkg",
-        "--force-script-chrootless",
-        f"--log={r}/var/log/dpkg.log",
-        "--force-confdef",
-        "--force-confold",
-    ]
+    options = [*dpkg_options(root), "--force-confdef", "--force-confold"]
     lines = [
         f"Dir {_quote(r + '/')};",
         'Dir::State "var/lib/apt/";',
@@ -53,11 +62,11 @@ def render_apt_config(root: Path, parts_dir: Path) -> str:
         f"Dir::Etc::Parts {_quote(str(parts_dir))};",
         f"Dir::Etc::Main {_quote(str(parts_dir / 'apt.conf'))};",
         'Dir::Log "var/log/apt/";',
-        'Dir::Bin::dpkg "/usr/bin/dpkg";',
+        f"Dir::Bin::dpkg {_quote(str(dpkg))};",
         'APT::Sandbox::User "root";',
         'Acquire::Languages "none";',
         'Dpkg::Use-Pty "0";',
-        "DPkg::Options {" + " ".join(f"{_quote(o)};" for o in dpkg_options) + "};",
+        "DPkg::Options {" + " ".join(f"{_quote(o)};" for o in options) + "};",
     ]
     return "\n".join(lines) + "\n"
 
@@ -182,6 +191,16 @@ def failure_summary(output: str) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+def confined_writes(output: str) -> list[str]:
+    """Lines where a maintainer script's write was refused by the jail (registry.pkgjail).
+
+    Inside the jail everything but the scratch root (and private /tmp, /run)
+    is read-only, so a script that ignores DPKG_ROOT fails with EROFS.
+    """
+    found = [line.strip() for line in output.splitlines() if "Read-only file system" in line]
+    return list(dict.fromkeys(found))
+
+
 def failed_packages(output: str) -> list[str]:
     """Packages dpkg reported errors for."""
     names = [m.group(1) for line in output.splitlines() if (m := _DPKG_ERROR.match(line.strip()))]
@@ -193,15 +212,37 @@ def failed_packages(output: str) -> list[str]:
 _DEB_LINE = re.compile(
     r"^deb\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<url>\S+)\s+(?P<suite>\S+)(?P<comps>.*)$"
 )
+# What a word of a sources line may hold: no whitespace, and none of the characters
+# apt's line reader gives a meaning (`#` comment, `"` and `[ ]` grouping, `\`).
+_SOURCE_WORD = re.compile(r"[^\s#\"\[\]\\]+")
+# A mapped local path: also no '%' (apt decodes %xx in URIs) and no control characters.
+_LOCAL_PATH = re.compile(r"/[^\s#\"\[\]\\%\x00-\x1f\x7f]*")
+LOCAL_SCHEMES = ("file", "copy")
+REMOTE_SCHEMES = frozenset(
+    {"http", "https", "ftp", "tor+http", "tor+https", "mirror+http", "mirror+https"}
+)
 
 
 def render_sources(repo: Repository) -> str:
-    """The content of /etc/apt/sources.list.d/aios-<name>.list for `repo`."""
+    """The content of /etc/apt/sources.list.d/aios-<name>.list for `repo`.
+
+    Every value must be one word without apt's special characters (the tool
+    schema already refuses them; this is the last check before the line is
+    written): otherwise ValueError.
+    """
     options = []
     if repo.trusted:
         options.append("trusted=yes")
     if repo.signed_by:
         options.append(f"signed-by={repo.signed_by}")
+    for label, value in (
+        ("url", repo.url),
+        ("suite", repo.suite),
+        ("signed_by", repo.signed_by or "x"),
+        *(("components", c) for c in repo.components),
+    ):
+        if not _SOURCE_WORD.fullmatch(value):
+            raise ValueError(f"repository {repo.name!r}: {label} {value!r} is not one apt word")
     opts = f"[{' '.join(options)}] " if options else ""
     comps = "".join(f" {c}" for c in repo.components)
     return f"{MANAGED_HEADER}deb {opts}{repo.url} {repo.suite}{comps}\n"
@@ -223,3 +264,114 @@ def parse_sources(name: str, text: str) -> Repository | None:
             signed_by=opts.get("signed-by"),
         )
     return None
+
+
+# --- sources as apt reads them on a scratch root ------------------------------------
+#
+# A scratch root's sources name paths as the target machine sees them (`file:/srv/repo`,
+# `signed-by=/etc/apt/keyrings/k.gpg`); apt, run by the registry, would read those on
+# the registry's host. registry.apt hands apt a copy in which every such path is
+# `resolve`d under the root (ToolContext.path: links resolved inside the root). Remote
+# URIs stay as they are; a scheme that reads local files in a way that cannot be
+# mapped (cdrom:, mirror+file:, an unknown transport) is refused.
+
+
+def map_uri(uri: str, resolve: Callable[[str], str]) -> str:
+    """`uri` with a local path mapped through `resolve` (ValueError when it cannot be)."""
+    scheme, sep, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if sep and scheme in REMOTE_SCHEMES:
+        return uri
+    if not sep or scheme not in LOCAL_SCHEMES:
+        raise ValueError(
+            f"URI {uri!r}: only {', '.join(sorted(REMOTE_SCHEMES))} and file:/copy: URIs are "
+            "supported under --root (others would read the registry host's files)"
+        )
+    if rest.startswith("//"):
+        host, _slash, tail = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise ValueError(f"URI {uri!r}: a {scheme}: URI names no host")
+        rest = "/" + tail
+    if not rest.startswith("/"):
+        raise ValueError(f"URI {uri!r}: a {scheme}: URI needs an absolute path")
+    return f"{scheme}:{_mapped(rest, resolve, uri)}"
+
+
+def _mapped(path: str, resolve: Callable[[str], str], what: str) -> str:
+    trailing = "/" if path.endswith("/") and path != "/" else ""
+    mapped = resolve(path.rstrip("/") or "/") + trailing
+    if not _LOCAL_PATH.fullmatch(mapped):
+        raise ValueError(f"{what!r}: the path under the root, {mapped!r}, cannot be an apt word")
+    return mapped
+
+
+def _below(uri: str, words: list[str]) -> None:
+    """Refuse a suite or component that climbs out of a local repository (`..`)."""
+    if uri.partition(":")[0].lower() not in LOCAL_SCHEMES:
+        return
+    for word in words:
+        if ".." in word.split("/"):
+            raise ValueError(f"{word!r}: a suite or component of a local repository has no '..'")
+
+
+def _map_keys(value: str, resolve: Callable[[str], str]) -> str:
+    """A signed-by list (paths and fingerprints, ',' or ' ' separated) with paths mapped."""
+    words = re.split(r"([,\s]+)", value)
+    return "".join(_mapped(w, resolve, w) if w.startswith("/") else w for w in words)
+
+
+def map_sources_list(text: str, resolve: Callable[[str], str]) -> str:
+    """A one-line-style sources file (`deb [opts] uri suite comps`) as apt must read it.
+
+    Comments and blank lines are dropped; any other line must be a `deb` or
+    `deb-src` line: ValueError naming the line otherwise.
+    """
+    out: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        kind, _space, rest = line.partition(" ")
+        rest = rest.strip()
+        options = ""
+        if rest.startswith("["):
+            close = rest.find("]")
+            if close < 0:
+                raise ValueError(f"line {number}: '[' without ']'")
+            options, rest = rest[1:close].strip(), rest[close + 1 :].strip()
+        words = rest.split()
+        if kind not in ("deb", "deb-src") or len(words) < 2:
+            raise ValueError(f"line {number}: not a 'deb URI SUITE [COMPONENT...]' line")
+        try:
+            _below(words[0], words[1:])
+            mapped_opts = [
+                f"{o.split('=', 1)[0]}={_map_keys(o.split('=', 1)[1], resolve)}"
+                if o.split("=", 1)[0].rstrip("+-") == "signed-by" and "=" in o
+                else o
+                for o in options.split()
+            ]
+            uri = map_uri(words[0], resolve)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+        head = f"{kind} [{' '.join(mapped_opts)}]" if mapped_opts else kind
+        out.append(" ".join([head, uri, *words[1:]]))
+    return "".join(f"{line}\n" for line in out)
+
+
+def map_deb822_sources(text: str, resolve: Callable[[str], str]) -> str:
+    """A deb822 `.sources` file with its URIs and Signed-By paths mapped (ValueError)."""
+    out: list[str] = []
+    for number, stanza in enumerate(Deb822.iter_paragraphs(text.splitlines(True)), 1):
+        try:
+            if "URIs" in stanza:
+                for uri in stanza["URIs"].split():
+                    _below(uri, [*stanza.get("Suites", "").split(),
+                                 *stanza.get("Components", "").split()])  # fmt: skip
+                stanza["URIs"] = " ".join(map_uri(u, resolve) for u in stanza["URIs"].split())
+            keys = stanza.get("Signed-By", "")
+            if keys and "\n" not in keys.strip() and "BEGIN PGP" not in keys:
+                stanza["Signed-By"] = _map_keys(keys.strip(), resolve)
+        except ValueError as exc:
+            raise ValueError(f"stanza {number}: {exc}") from None
+        out.append(stanza.dump())
+    return "\n".join(out)

@@ -64,6 +64,9 @@ class Transaction:
     install: tuple[tuple[str, str | None], ...] = ()  # (name, exact version or None)
     remove: tuple[str, ...] = ()
     purge: bool = False
+    # Reinstall `install` even at the version dpkg already records (a restore of a
+    # package a failed script left half-installed; apt: --reinstall).
+    reinstall: bool = False
 
     @property
     def empty(self) -> bool:

@@ -7,9 +7,12 @@ transaction fails, `ensure` restores the database to its before-image itself
 and the error says so; the pipeline's separate snapshot (`before_image`,
 taken over the names the transaction may touch: the requested ones plus what
 a dry run says) stays available for Rollback(execution_id), which calls the
-same `restore`. `restore` reinstalls previous versions (`name=version`),
-purges packages that were not there, removes the ones that were only
-config-files, and puts hold and auto flags back.
+same `restore`. `restore` reinstalls previous versions (`name=version`, apt's
+--reinstall, so a package a failed script left half-installed at the same
+version is unpacked again), purges packages that were not there, removes the
+ones that were only config-files, puts hold and auto flags back, and then
+checks the database: a package it could not bring back (e.g. its postrm keeps
+failing) is a ToolError naming it, never a silent "rolled back".
 
 Called by registry.tools.pkg.
 """
@@ -115,10 +118,13 @@ async def restore(backend: Backend, image: JSON) -> None:
     release = sorted(n for n in changing if now.get(n) is not None and now[n].hold)
     await backend.set_holds([], release)
     if reinstall or purge:
-        await backend.transact(Transaction(tuple(reinstall), tuple(purge), purge=True))
+        await backend.transact(
+            Transaction(tuple(reinstall), tuple(purge), purge=True, reinstall=True)
+        )
     if remove:
         await backend.transact(Transaction((), tuple(remove), purge=False))
     after = {p.name: p for p in await backend.installed(sorted(wanted))}
+    _check_restored(wanted, after)
     present = {n: p for n, p in after.items() if p.present}
     hold = sorted(n for n, p in present.items() if wanted[n]["hold"] and not p.hold)
     unhold = sorted(n for n, p in present.items() if not wanted[n]["hold"] and p.hold)
@@ -126,6 +132,22 @@ async def restore(backend: Backend, image: JSON) -> None:
     auto = sorted(n for n, p in present.items() if wanted[n]["auto"] and not p.auto)
     manual = sorted(n for n, p in present.items() if not wanted[n]["auto"] and p.auto)
     await backend.set_auto(auto, manual)
+
+
+def _check_restored(wanted: dict[str, JSON], after: dict[str, Installed]) -> None:
+    """ToolError naming every package the restore did not bring back to its version."""
+    wrong = []
+    for name, before in sorted(wanted.items()):
+        now = after.get(name)
+        if before["version"] and (
+            now is None or not now.present or now.version != before["version"]
+        ):
+            state = "absent" if now is None else f"{now.status} {now.version}"
+            wrong.append(f"{name} is {state}, not {before['version']}")
+        elif not before["version"] and now is not None and now.present:
+            wrong.append(f"{name} is still installed ({now.version})")
+    if wrong:
+        raise ToolError(f"the restore left {'; '.join(wrong)}")
 
 
 def _changes(

@@ -1,6 +1,7 @@
 """pkg.state's `repositories` input on a real scratch root: versions from a temporary index.
 
-The demo repository (registry.debrepo, cached) is reached with a `file:` URL.
+The demo repository (registry.debrepo, cached) is copied into the scratch
+root at /srv/demo and reached with `file:/srv/demo` (a path under the root).
 Before the repository is configured, `pkg.state` with the desired repository
 list must already offer the demo packages' versions, and the scratch root must
 be byte-for-byte unchanged afterwards (no source file, list, cache or dpkg
@@ -35,13 +36,15 @@ def tree(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def target(tmp_path: Path) -> ScratchTarget:
-    return make_target(tmp_path)
+    t = make_target(tmp_path)
+    debrepo.install_into(t.root / "srv/demo")
+    return t
 
 
 def demo_repo(**extra: object) -> dict[str, object]:
     return {
         "name": "demo",
-        "url": f"file:{debrepo.cached()}",
+        "url": "file:/srv/demo",
         "suite": "./",
         "trusted": True,
         **extra,

@@ -1,7 +1,10 @@
 """pkg.* tools on a real scratch root with a local repository of the aios-demo packages.
 
-The repository is registry.debrepo's (cached), reached with a `file:` URL;
-the sandbox end-to-end test reaches the same packages over HTTP. Everything
+The repository is registry.debrepo's (cached), copied into the scratch root
+at /srv/demo and reached with `file:/srv/demo` (a file: URL names a path
+under the root; the host's own paths are never read: tests/attack/
+test_registry_pkg.py); the sandbox end-to-end test reaches the same packages
+over HTTP. Everything
 is read back independently with `dpkg-query --admindir=<root>/var/lib/dpkg`.
 """
 
@@ -37,8 +40,8 @@ def dpkg_state(root: Path) -> dict[str, tuple[str, str]]:
 @pytest.fixture
 async def target(tmp_path: Path) -> ScratchTarget:
     t = make_target(tmp_path)
-    repo = debrepo.cached()
-    call = await t.call("pkg.repos", {"repositories": [{**REPO, "url": f"file:{repo}"}]})
+    debrepo.install_into(t.root / "srv/demo")
+    call = await t.call("pkg.repos", {"repositories": [{**REPO, "url": "file:/srv/demo"}]})
     assert call.output["written"] == ["demo"] and call.output["index_updated"]
     return t
 

@@ -44,6 +44,10 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def read_text(path: str) -> str:
+    return Path(path).read_text()
+
+
 def backend(root: Path, answers: dict[tuple[str, ...], tuple[int, str]]) -> apk.ApkBackend:
     runner = RecordingRunnerDouble(answers)
     ctx = ToolContext(runner=runner, root=root, state_dir=root, work=root, execution_id="t")
@@ -112,9 +116,14 @@ async def test_double_commands(root: Path) -> None:
     assert await b.simulate(tx) == {"py3-foo-bar", "oniguruma", "jq", "curl"}
     runner.calls.clear()
     await b.transact(Transaction(install=tx.install, remove=tx.remove, purge=True))
+    # On a scratch root the commands that run package scripts go through the jail wrapper
+    # (registry.pkgjail), never plain apk: apk's own chroot does not hold against uid 0.
+    jail = runner.calls[0][0]
+    assert jail.startswith(f"{root}/apk/") and jail.endswith(".apk")
+    assert f"run {root} net " in read_text(jail)
     assert runner.calls == [
-        ["apk", "--root", str(root), "--no-progress", "del", "--purge", "py3-foo-bar"],
-        ["apk", "--root", str(root), "--no-progress", "add", "curl=8.4.0-r1", "jq"],
+        [jail, "--root", str(root), "--no-progress", "del", "--purge", "py3-foo-bar"],
+        [jail, "--root", str(root), "--no-progress", "add", "curl=8.4.0-r1", "jq"],
     ]
     runner.calls.clear()
     await b.set_holds(["curl"], ["zlib"])
@@ -123,9 +132,11 @@ async def test_double_commands(root: Path) -> None:
         ["add", "zlib"],
         ["add", "curl=8.5.0-r0"],
     ]
+    assert [c[0] for c in runner.calls] == ["apk", jail, jail]
     runner.calls.clear()
     assert await b.upgrade_all() == 2
     assert [c[4:] for c in runner.calls] == [["update"], ["upgrade", "--simulate"], ["upgrade"]]
+    assert [c[0] for c in runner.calls] == ["apk", "apk", jail]  # reads and dry runs: plain
 
 
 async def test_double_postinst_failure_names_the_script(root: Path) -> None:
@@ -157,6 +168,8 @@ def test_double_repositories_managed_block(root: Path) -> None:
     assert "--allow-untrusted" in b.argv("update")
     gone = b.repo_files([Repository(name="local", url="x", state="absent")]).files
     assert gone[apk.REPOSITORIES] == "https://dl-cdn.alpinelinux.org/alpine/v3.19/main\n"
+    with pytest.raises(ToolError, match=r"^repository 'disk': a file: URL is not supported by"):
+        b.repo_files([Repository(name="disk", url="file:/srv/apk", trusted=True)])
 
 
 def test_backend_is_chosen_by_what_the_target_has(root: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ scratch root holding the aios-demo packages (see registry/debrepo.py).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,11 @@ def recorded(name: str) -> str:
 
 
 def test_apt_config_points_everything_at_the_root() -> None:
-    text = aptparse.render_apt_config(Path("/srv/root"), Path("/state/apt/conf.d"))
+    text = aptparse.render_apt_config(
+        Path("/srv/root"), Path("/state/apt/conf.d"), dpkg=Path("/state/apt/x.dpkg")
+    )
     assert 'Dir "/srv/root/";' in text
+    assert 'Dir::Bin::dpkg "/state/apt/x.dpkg";' in text  # the jail wrapper (registry.pkgjail)
     assert 'Dir::State::status "/srv/root/var/lib/dpkg/status";' in text
     assert 'Dir::Etc::Parts "/state/apt/conf.d";' in text  # neither host's nor root's apt.conf.d
     for option in (
@@ -33,7 +38,7 @@ def test_apt_config_points_everything_at_the_root() -> None:
     ):
         assert f'"{option}";' in text
     with pytest.raises(ValueError):
-        aptparse.render_apt_config(Path('/bad"root'), Path("/x"))
+        aptparse.render_apt_config(Path('/bad"root'), Path("/x"), dpkg=Path("/x/d"))
 
 
 def test_dpkg_query_keeps_config_files_entries_with_their_status() -> None:
@@ -104,3 +109,86 @@ def test_sources_round_trip() -> None:
     )
     assert aptparse.parse_sources("deb", aptparse.render_sources(dist)) == dist
     assert aptparse.parse_sources("x", "# nothing\n") is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("url", "http://a/x ./\ndeb [trusted=yes] file:/host"),
+        ("url", "http://a/#"),
+        ("suite", "stable]"),
+        ("components", "main\ndeb [trusted=yes] file:/host ./"),
+        ("components", "main contrib"),
+        ("signed_by", "/k.gpg trusted=yes"),
+        ("signed_by", "/k.gpg]"),
+    ],
+)
+def test_render_sources_refuses_what_is_not_one_apt_word(field: str, value: str) -> None:
+    """The last check before a sources line is written (the schemas refuse these first)."""
+    fields: dict[str, object] = {"url": "http://a/", "suite": "stable", "components": ("main",)}
+    fields[field] = (value,) if field == "components" else value
+    repo = Repository(name="x", **fields)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"repository 'x': {field} .* is not one apt word"):
+        aptparse.render_sources(repo)
+
+
+def under(root: str) -> Callable[[str], str]:
+    return lambda path: root + path
+
+
+def test_sources_are_mapped_under_the_root_for_apt() -> None:
+    text = (
+        "# a comment\n"
+        "deb [trusted=yes signed-by=/etc/apt/keyrings/k.gpg,/usr/share/k2.gpg] "
+        "file:/srv/repo ./ # trailing comment\n"
+        "deb http://deb.example/debian bookworm main contrib\n"
+        "deb-src file:///srv/src/ ./\n"
+        "deb copy:/srv/copy ./\n"
+        "deb [signed-by=0123456789ABCDEF] https://x.example/apt stable main\n"
+    )
+    assert aptparse.map_sources_list(text, under("/R")) == (
+        "deb [trusted=yes signed-by=/R/etc/apt/keyrings/k.gpg,/R/usr/share/k2.gpg] "
+        "file:/R/srv/repo ./\n"
+        "deb http://deb.example/debian bookworm main contrib\n"
+        "deb-src file:/R/srv/src/ ./\n"
+        "deb copy:/R/srv/copy ./\n"
+        "deb [signed-by=0123456789ABCDEF] https://x.example/apt stable main\n"
+    )
+    deb822 = (
+        "Types: deb\nURIs: file:/srv/repo https://x.example/apt\nSuites: ./\n"
+        "Signed-By: /etc/apt/keyrings/k.gpg\n\n"
+        "Types: deb\nURIs: http://a.example/\nSuites: stable\nComponents: main\n"
+        "Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\n"
+        " -----END PGP PUBLIC KEY BLOCK-----\n"
+    )
+    mapped = aptparse.map_deb822_sources(deb822, under("/R"))
+    assert "URIs: file:/R/srv/repo https://x.example/apt\n" in mapped
+    assert "Signed-By: /R/etc/apt/keyrings/k.gpg\n" in mapped
+    assert " -----BEGIN PGP PUBLIC KEY BLOCK-----\n" in mapped  # an embedded key is kept
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("deb cdrom:/media/cdrom ./", "URI 'cdrom:/media/cdrom': only "),
+        ("deb mirror+file:/etc/mirrors ./", "URI 'mirror+file:/etc/mirrors': only "),
+        ("deb s3://bucket/x ./", "URI 's3://bucket/x': only "),
+        ("deb file://otherhost/srv ./", "URI 'file://otherhost/srv': a file: URI names no"),
+        ("deb file:srv ./", "URI 'file:srv': a file: URI needs an absolute path"),
+        ("deb file:/srv/repo ../../../host/", "'../../../host/': a suite or component"),
+        ("deb file:/srv/repo stable ../../x", "'../../x': a suite or component"),
+        ("deb [trusted=yes file:/srv/repo ./", "'[' without ']'"),
+        ("deb file:/srv/repo", "not a 'deb URI SUITE [COMPONENT...]' line"),
+        ("rpm file:/srv/repo ./", "not a 'deb URI SUITE [COMPONENT...]' line"),
+    ],
+)
+def test_sources_that_cannot_be_mapped_are_refused(line: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^line 2: {re.escape(message)}"):
+        aptparse.map_sources_list("deb http://ok.example/ ./\n" + line + "\n", under("/R"))
+
+
+def test_a_root_path_that_is_not_an_apt_word_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be an apt word"):
+        aptparse.map_sources_list("deb file:/srv/repo ./\n", under("/my root"))
+    with pytest.raises(ValueError, match=r"^stanza 1: URI 'cdrom:/x'"):
+        aptparse.map_deb822_sources("Types: deb\nURIs: cdrom:/x\nSuites: ./\n", under("/R"))

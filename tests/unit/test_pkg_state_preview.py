@@ -137,3 +137,25 @@ def test_apt_preview_lists_link_files_but_not_lock_or_partial(tmp_path: Path) ->
     assert (copy / "local_Packages").readlink() == lists / "example_Packages"
     _link_lists(tmp_path / "missing", tmp_path / "empty")
     assert [p.name for p in (tmp_path / "empty").iterdir()] == ["partial"]
+    # On a scratch root a list file that leads out of the root is not read.
+    (lists / "host_Packages").symlink_to(tmp_path / "outside_Packages")
+    (tmp_path / "outside_Packages").write_text("Package: host-only\n")
+    _link_lists(lists, tmp_path / "scoped", within=lists)
+    assert sorted(p.name for p in (tmp_path / "scoped").iterdir()) == [
+        "example_Packages",
+        "local_Packages",
+        "partial",
+    ]
+
+
+def test_apt_refuses_a_root_whose_apt_directories_pass_through_a_link(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "host-cache").mkdir()
+    (root / "var/cache").symlink_to(tmp_path / "host-cache")
+    ctx = ToolContext(
+        runner=Runner(), root=root, state_dir=tmp_path, work=tmp_path, execution_id="t"
+    )
+    with pytest.raises(ToolError, match=f"^{root}/var/cache is a symbolic link: apt and dpkg"):
+        AptBackend(ctx)
+    assert not any((tmp_path / "host-cache").iterdir())
