@@ -6,14 +6,25 @@ or constraints ('>=1.0, <2'), compared with the backend's own version order.
 Removing a package that installed packages depend on is destructive and needs
 `force: true` on the item. Backends: apt/dpkg and apk; `auto` picks what the
 target has.
+
+A repository's url, suite, components and signedBy become words of a line
+`deb [trusted=yes signed-by=KEY] URL SUITE COMPONENT...` in a sources file,
+and a version reaches apt-get's command line: each value is one word of an
+allow-list of characters, so none can start a comment (`#`), open or close a
+bracket group (`[`, `]`: `signedBy: "/k trusted=yes"` used to switch signature
+checks off), quote, break the line or read as an option (a leading '-'). A
+`file:` URL and a flat suite are paths, normalised and without `..` (a file:
+repository is read under the registry's --root). The same rules as the
+registry's schemas (registry.tools.pkg_defs; tests keep them equal).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import (
@@ -25,6 +36,53 @@ from specs.types import (
     Url,
     VersionConstraint,
 )
+
+# Used with fullmatch. registry.tools.pkg_defs has the same bodies (REPO_URL_RE ...).
+_PATH_PART = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~+,=@:\-]+"
+REPO_URL_RE = (
+    r"https?://(?:\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?|[A-Za-z0-9\-._~%!$&'()*+,;=:@]+)"
+    r"(?:/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*)?"
+    rf"|file:(?://)?(?:/{_PATH_PART})+/?"
+)
+SUITE_RE = r"(?!/)(?!(?:.*/)?\.\.(?:/|$))[A-Za-z0-9._/\-]+"
+COMPONENT_RE = r"(?!\.\.$)[A-Za-z0-9._\-]+"
+SIGNED_BY_RE = r"/(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9._/\-]+"
+VERSION_START_RE = r"[A-Za-z0-9]"
+
+
+def _checked(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+RepoUrl = Annotated[
+    Url,
+    _checked(
+        REPO_URL_RE,
+        "an apt repository URL (http(s)://HOST[/PATH] or file:/PATH, one word without "
+        "'#', quotes, brackets outside an IPv6 host, '\\', '?' or '..' in a file: path)",
+    ),
+]
+Suite = Annotated[
+    str,
+    _checked(SUITE_RE, "a suite (letters, digits, '.', '_', '-', '/'; no leading '/', no '..')"),
+    Field(json_schema_extra={"pattern": f"^(?:{SUITE_RE})$"}),
+]
+Component = Annotated[
+    str,
+    _checked(COMPONENT_RE, "a component (letters, digits, '.', '_', '-'; not '..')"),
+    Field(json_schema_extra={"pattern": f"^(?:{COMPONENT_RE})$"}),
+]
+SignedBy = Annotated[
+    AbsPath,
+    _checked(SIGNED_BY_RE, "a keyring path (letters, digits, '.', '_', '-', '/'; no '..')"),
+]
 
 
 class Package(SpecModel):
@@ -45,16 +103,24 @@ class Package(SpecModel):
         if self.state == "absent" and (self.version is not None or self.hold):
             field = "version" if self.version is not None else "hold"
             raise FieldError((field,), "an absent package takes no version or hold")
+        for clause in (self.version or "").split(","):
+            version = clause.strip().lstrip("=<>~").strip()
+            if version and not re.match(VERSION_START_RE, version):
+                raise FieldError(
+                    ("version",),
+                    f"version {self.version!r}: a version starts with a letter or digit "
+                    "(it reaches apt-get's command line)",
+                )
         return self
 
 
 class Repository(SpecModel):
     name: Dns1123
-    url: Url
-    suite: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/\-]+$")] = "./"
-    components: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]+$")], ...] = ()
+    url: RepoUrl
+    suite: Suite = "./"
+    components: tuple[Component, ...] = ()
     trusted: bool = Field(default=False, description="Skip signature checks (local repositories).")
-    signed_by: AbsPath | None = None
+    signed_by: SignedBy | None = None
     state: ItemState = "present"
 
     @model_validator(mode="after")

@@ -5,27 +5,61 @@ five (`pkg.install`, `pkg.remove`, `pkg.search`, `pkg.update`,
 `pkg.list_installed`, aios-contract.md §3.3), which keep aiOS's input and
 output shapes and error strings. All of them act on the registry's root
 (`--root`): on a scratch root apt runs through a generated APT_CONFIG and dpkg
-with `--root`/`--admindir`; the backend (apt/dpkg or apk) is chosen by what
-the target has. Read by registry.tools.pkg (handlers) and, through the
+with `--root`/`--admindir`, maintainer scripts run confined to the root
+(registry.pkgjail), and a `file:` repository names a path under the root
+(`file:/srv/repo` is <root>/srv/repo; registry.apt); the backend (apt/dpkg or
+apk) is chosen by what the target has. Every value that reaches a sources
+line or a command line has a whole-string allow-list pattern (see
+PKG_NAME_RE ... below). Read by registry.tools.pkg (handlers) and, through the
 catalogue, by the engine and the server.
 """
 
 from __future__ import annotations
 
-from registry.tooling import ToolSpec, obj_schema
+from registry.netschema import anchored
+from registry.tooling import JSON, ToolSpec, obj_schema
 from registry.tools.schema_parts import (
     BOOL,
     NON_NEGATIVE,
-    PKG_NAME,
-    PKG_NAMES,
-    PKG_VERSION,
     STR,
     TRUE,
-    URL,
     array,
     nullable,
     schema,
 )
+
+# Values that reach apt/dpkg/apk command lines and sources lines. Every pattern is
+# whole-string (`anchored`: jsonschema's re.search lets '$' match before a final
+# newline), so no value can carry a line break, start a comment ('#'), open or close a
+# bracket group ('[', ']'), quote, or read as an option (a leading '-'). The bodies are
+# specs.packages' (REPO_URL_RE ...): tests keep the two layers equal.
+PKG_NAME_RE = r"[a-z0-9][a-z0-9+.\-]{0,127}"
+PKG_VERSION_RE = r"[A-Za-z0-9][A-Za-z0-9.+~:_\-]{0,127}"
+_PATH_PART = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~+,=@:\-]+"
+REPO_URL_RE = (
+    r"https?://(?:\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?|[A-Za-z0-9\-._~%!$&'()*+,;=:@]+)"
+    r"(?:/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*)?"
+    rf"|file:(?://)?(?:/{_PATH_PART})+/?"
+)
+SUITE_RE = r"(?!/)(?!(?:.*/)?\.\.(?:/|$))[A-Za-z0-9._/\-]+"
+COMPONENT_RE = r"(?!\.\.$)[A-Za-z0-9._\-]+"
+SIGNED_BY_RE = r"/(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9._/\-]+"
+
+PKG_NAME: JSON = {"type": "string", "pattern": anchored(PKG_NAME_RE)}
+PKG_NAMES: JSON = {"type": "array", "items": PKG_NAME, "maxItems": 2000, "uniqueItems": True}
+PKG_VERSION: JSON = {
+    "type": "string",
+    "pattern": anchored(PKG_VERSION_RE),
+    "description": "An exact version as the backend spells it (e.g. '1.2-1', '2:1.0~rc1').",
+}
+REPO_URL: JSON = {
+    "type": "string",
+    "pattern": anchored(REPO_URL_RE),
+    "maxLength": 4096,
+    "description": "http(s)://HOST[/PATH] or file:/PATH (under the registry's root: "
+    "file:/srv/repo is <root>/srv/repo); one word without '#', quotes, brackets outside an "
+    "IPv6 host, '\\' or '?', no '.' or '..' in a file: path.",
+}
 
 READ = ("pkg_read",)
 WRITE = ("pkg_manage",)
@@ -59,17 +93,21 @@ REPOSITORY = obj_schema(
             "description": "apt: file /etc/apt/sources.list.d/aios-<name>.list; "
             "apk: a tagged line in the managed block of /etc/apk/repositories.",
         },
-        "url": URL,
+        "url": REPO_URL,
         "suite": {
             "type": "string",
-            "pattern": r"^[A-Za-z0-9._/\-]+$",
+            "pattern": anchored(SUITE_RE),
+            "maxLength": 256,
             "default": "./",
-            "description": "Suite, or a path ending in '/' for a flat repository.",
+            "description": "Suite, or a path ending in '/' for a flat repository (below the "
+            "URL: no leading '/', no '..').",
         },
-        "components": array({"type": "string", "pattern": r"^[A-Za-z0-9._\-]+$"}, maxItems=32),
+        "components": array(
+            {"type": "string", "pattern": anchored(COMPONENT_RE), "maxLength": 128}, maxItems=32
+        ),
         "trusted": {"type": "boolean", "default": False, "description": "[trusted=yes]"},
         "signed_by": nullable(
-            {"type": "string", "pattern": r"^/(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._/\-]+$"}
+            {"type": "string", "pattern": anchored(SIGNED_BY_RE), "maxLength": 4096}
         ),
         "state": {"enum": ["present", "absent"], "default": "present"},
     },
@@ -183,7 +221,9 @@ PKG_REPOS = ToolSpec(
     description=(
         "Manage package repositories: apt writes /etc/apt/sources.list.d/aios-<name>.list "
         "under the root (atomic replace; 'absent' deletes it; repositories not named are left "
-        "alone); apk keeps them in a managed block of /etc/apk/repositories. Then refreshes "
+        "alone); apk keeps them in a managed block of /etc/apk/repositories. A file: URL is a "
+        "path as the target sees it: under a scratch root apt reads <root>/PATH, never the "
+        "registry host's PATH (apk refuses file: there). Then refreshes "
         "the index when `update_index` (default true). Reversible: the files' previous "
         "contents are restored (the index refresh is not undone)."
     ),
@@ -216,7 +256,7 @@ NAME_PIN_INPUT = schema(
     {
         "name": {
             "type": "string",
-            "pattern": r"^[a-z0-9][a-z0-9+.\-]{0,127}(=[A-Za-z0-9][A-Za-z0-9.+~:_\-]{0,127})?$",
+            "pattern": anchored(f"{PKG_NAME_RE}(?:={PKG_VERSION_RE})?"),
             "description": "A package name, or `name=version` (passed to apt-get as aiOS does).",
         }
     },
@@ -263,7 +303,14 @@ PKG_SEARCH = ToolSpec(
         "result's candidate version."
     ),
     input_schema=schema(
-        {"query": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\-\s]"}},
+        {
+            "query": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 256,
+                "pattern": anchored(r"[^\-\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*"),
+            }
+        },
         ("query",),
     ),
     output_schema=schema(
