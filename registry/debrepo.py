@@ -3,10 +3,14 @@
 Each DemoPackage becomes a small .deb (dpkg-deb --build --root-owner-group,
 gzip) that installs /usr/share/aios-demo/<name>/VERSION containing its
 version, so dpkg-query and the filesystem both show what is installed. The
-deliberately broken package has a postinst that only exits 1; no other
-package has maintainer scripts, because dpkg's --force-script-chrootless
-would run them against the host filesystem. `dpkg-scanpackages -m . /dev/null`
-writes the Packages index: use it as `deb [trusted=yes] <url> ./`.
+deliberately broken package has a postinst that only exits 1; no other demo
+package has maintainer scripts. `dpkg-scanpackages -m . /dev/null` writes the
+Packages index: use it as `deb [trusted=yes] <url> ./`.
+
+`build_deb` and `write_index` build any other package the same way — with
+maintainer scripts (preinst, postinst, prerm, postrm) and files — for tests
+of what such scripts can reach (tests/attack/test_registry_pkg.py: on a
+scratch root they run confined by registry.pkgjail).
 
 Built repositories are cached by a hash of the package list (and of this
 builder's format) under the cache directory (default
@@ -21,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from registry.demo import DEMO_PACKAGES, DemoPackage
@@ -54,29 +58,63 @@ def deb_name(pkg: DemoPackage) -> str:
     return f"{pkg.name}_{pkg.version}_all.deb"
 
 
-def _build_one(pkg: DemoPackage, staging: Path, out: Path) -> None:
-    tree = staging / f"{pkg.name}-{pkg.version}"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "DEBIAN/control").write_text(control(pkg))
-    if pkg.postinst_fails:
-        postinst = tree / "DEBIAN/postinst"
-        postinst.write_text("#!/bin/sh\n# aios demo: a maintainer script that fails\nexit 1\n")
-        postinst.chmod(0o755)
-    data = tree / "usr/share/aios-demo" / pkg.name
-    data.mkdir(parents=True)
-    (data / "VERSION").write_text(pkg.version + "\n")
-    subprocess.run(
-        [
-            "dpkg-deb",
-            "-Zgzip",
-            "--build",
-            "--root-owner-group",
-            str(tree),
-            str(out / deb_name(pkg)),
-        ],
+SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+
+
+def build_deb(
+    pkg: DemoPackage,
+    out: Path,
+    *,
+    scripts: Mapping[str, str] | None = None,
+    files: Mapping[str, str] | None = None,
+) -> Path:
+    """Build `pkg` as `out`/<name>_<version>_all.deb and return its path.
+
+    `scripts`: maintainer script name (SCRIPTS) -> its text (mode 0755);
+    `files`: path inside the package (relative, e.g. 'usr/share/x') -> text.
+    """
+    with tempfile.TemporaryDirectory(prefix="aios-deb-") as staging:
+        tree = Path(staging) / f"{pkg.name}-{pkg.version}"
+        (tree / "DEBIAN").mkdir(parents=True)
+        (tree / "DEBIAN/control").write_text(control(pkg))
+        for name, text in (scripts or {}).items():
+            if name not in SCRIPTS:
+                raise ValueError(f"not a maintainer script: {name!r}")
+            script = tree / "DEBIAN" / name
+            script.write_text(text)
+            script.chmod(0o755)
+        for rel, text in (files or {}).items():
+            path = tree / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        target = out / deb_name(pkg)
+        subprocess.run(
+            ["dpkg-deb", "-Zgzip", "--build", "--root-owner-group", str(tree), str(target)],
+            check=True,
+            capture_output=True,
+        )
+    return target
+
+
+def write_index(out: Path) -> None:
+    """Write `out`/Packages for the .debs in `out` (a flat repository)."""
+    index = subprocess.run(
+        ["dpkg-scanpackages", "-m", ".", "/dev/null"],
+        cwd=out,
         check=True,
         capture_output=True,
     )
+    (out / "Packages").write_bytes(index.stdout)
+
+
+def _build_one(pkg: DemoPackage, out: Path) -> None:
+    scripts = (
+        {"postinst": "#!/bin/sh\n# aios demo: a maintainer script that fails\nexit 1\n"}
+        if pkg.postinst_fails
+        else {}
+    )
+    files = {f"usr/share/aios-demo/{pkg.name}/VERSION": pkg.version + "\n"}
+    build_deb(pkg, out, scripts=scripts, files=files)
 
 
 def fingerprint(packages: Sequence[DemoPackage]) -> str:
@@ -89,16 +127,9 @@ def fingerprint(packages: Sequence[DemoPackage]) -> str:
 def build(packages: Sequence[DemoPackage], out: Path) -> Path:
     """Build the .debs and Packages index of `packages` into directory `out` (no cache)."""
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="aios-debrepo-") as tmp:
-        for pkg in packages:
-            _build_one(pkg, Path(tmp), out)
-    index = subprocess.run(
-        ["dpkg-scanpackages", "-m", ".", "/dev/null"],
-        cwd=out,
-        check=True,
-        capture_output=True,
-    )
-    (out / "Packages").write_bytes(index.stdout)
+    for pkg in packages:
+        _build_one(pkg, out)
+    write_index(out)
     return out
 
 
