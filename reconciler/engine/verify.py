@@ -10,8 +10,11 @@ Checks, in order, and reports every finding (not just the first):
   4. simulation: the domain's effect model applies the steps to the observed
      state, and diffing the desired state against that prediction must leave
      no change (so a dropped step or a mutated input is caught).
-Pure: no I/O. Used by reconciler.engine.planning; the LLM planner (later)
-goes through the same function.
+The verdict also says which steps the findings name (`blamed_steps`), so
+the engine can attribute a refusal to the resources those steps serve. Pure:
+no I/O. Used by reconciler.engine.planning on every plan that can run — the
+rules planner's, a saved plan's (which runs only when it equals a fresh,
+verified one) and, later, the LLM planner's.
 """
 
 from __future__ import annotations
