@@ -278,7 +278,7 @@ def _build(k: _Kernel, stage: str, trees: list[tuple[str, int | None, str | None
     k.mount("proc", f"{stage}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 
 
-def confine(root: str, *, network: bool) -> None:
+def confine(root: str) -> None:
     """Turn this process (already PID 1 of a new PID namespace) into the jail for `root`."""
     k = _Kernel()
     k.mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -297,7 +297,6 @@ def confine(root: str, *, network: bool) -> None:
     # The jail's own `/` is read-only too: a write to any path outside ROOT, /tmp, /run,
     # /var/tmp and /dev/shm fails loudly instead of landing in a throwaway directory.
     k.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    del network  # the network namespace was (or was not) created by the caller
 
 
 def _refuse(root: str, program: str, why: str) -> int:
@@ -328,11 +327,11 @@ def _setpriv_argv(program: str, args: Sequence[str]) -> list[str]:
     ]
 
 
-def _jailed_child(root: str, program: str, args: Sequence[str], network: bool) -> None:
+def _jailed_child(root: str, program: str, args: Sequence[str]) -> None:
     """PID 1 of the jail: build it, then exec the program (never returns)."""
     try:
         _Kernel().die_with_parent()
-        confine(root, network=network)
+        confine(root)
         argv = _setpriv_argv(program, args)
         env = dict(os.environ, TMPDIR="/tmp")  # noqa: S108 - the jail's own private tmpfs
         os.execve(argv[0], argv, env)  # noqa: S606 - argv, no shell
@@ -353,7 +352,7 @@ def run(root: str, program: str, args: Sequence[str], *, network: bool) -> int:
         return _refuse(root, program, str(exc))
     pid = os.fork()
     if pid == 0:
-        _jailed_child(root, program, args, network)
+        _jailed_child(root, program, args)
     # PID 1 of a namespace ignores signals it has no handler for: turn the ones apt or a
     # terminal sends into SIGKILL, which also ends whatever the scripts left running.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
