@@ -43,7 +43,7 @@ from typing import Any
 
 import jsonschema
 
-from registry import rollback
+from registry import rollback, schemacheck
 from registry.audit import AuditEntry, AuditLog, input_digest
 from registry.backups import BackupStore
 from registry.capabilities import Capabilities, denial
@@ -102,7 +102,7 @@ def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
     """
     cached = _VALIDATORS.get(id(schema))
     if cached is None or cached[0] is not schema:
-        cached = _VALIDATORS[id(schema)] = (schema, jsonschema.Draft202012Validator(schema))
+        cached = _VALIDATORS[id(schema)] = (schema, schemacheck.validator(schema))
     key = (id(schema), _digest(instance))
     if key in _VALID:
         _VALID.move_to_end(key)

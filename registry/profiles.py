@@ -25,8 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-import jsonschema
-
+from registry import schemacheck
 from registry.capabilities import RECONCILER_AGENT
 from registry.catalogue import tool_classes
 from registry.tooling import JSON, Risk, Tool, ToolError, ToolSpec, is_write
@@ -235,6 +234,6 @@ def aios_input(entry: Entry, raw: bytes) -> JSON:
     schema = dict(entry.handler.spec.input_schema)
     known = schema.get("properties", {})
     args = {k: v for k, v in args.items() if k in known}
-    if jsonschema.Draft202012Validator(schema).is_valid(args):
+    if schemacheck.validator(schema).is_valid(args):
         return args
     raise ToolError(bad)

@@ -338,7 +338,7 @@ def running_box(tmp: Path, *, profile: str = "full") -> Iterator[Box]:
 
 
 def _host_view() -> dict[str, str]:
-    """The host snapshot (tests/system/conftest.py) minus the namespaces, mounts and loop
+    """The host snapshot (tests/conftest.py) minus the namespaces, mounts and loop
     devices that other test runs on this machine create meanwhile; this module's own
     leftovers of those are checked by name instead."""
     state = _host_state()
