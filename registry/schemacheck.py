@@ -36,7 +36,9 @@ def _pattern(
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-Validator = validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+Validator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _pattern}
+)
 
 
 def validator(schema: Mapping[str, Any]) -> Any:
