@@ -39,8 +39,8 @@ from typing import Any
 import pytest
 
 from registry import sandbox
-from tests.system.conftest import _host_state
 from tests.system.engine_support import Box
+from tests.system.helpers import host_state as _host_state
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a sandbox)")
 
