@@ -45,10 +45,16 @@ kernel without open_tree/mount_setattr, no setpriv), nothing runs: the jail
 prints `E: aios pkg jail: cannot confine ... to ROOT: <step>: <reason>` and
 exits 100, so apt and the tool report that the package was refused.
 
+The host's secrets under /etc are hidden: `/dev/null` is bound over each
+file of SECRET_FILES (shadow, gshadow, their backups, sudoers) and an empty
+read-only tmpfs over each directory of SECRET_DIRS (ssh host keys, sudoers.d,
+ssl private keys), so a script cannot copy them into ROOT where `fs.read`
+would hand them out.
+
 Not confined: the network for apk (it downloads and runs scripts in one
-process; dpkg gets an empty network namespace), reads of the host's /usr and
-/etc (a script can copy them into ROOT), CPU and memory (each tmpfs is capped
-at 256 MiB).
+process; dpkg gets an empty network namespace), reads of the rest of the
+host's /usr and /etc (a script can copy them into ROOT), CPU and memory
+(each tmpfs is capped at 256 MiB).
 
 apt reaches the jail through the wrapper `write_wrapper` writes (a shell
 script named by the APT_CONFIG as `Dir::Bin::dpkg`): apt itself, its
@@ -76,6 +82,8 @@ REFUSED = 100  # dpkg's own exit status for a fatal error
 TMPFS_SIZE = "256m"
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+SECRET_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
+SECRET_DIRS = ("/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private")
 KEEP_CAPS = (
     "chown",
     "dac_override",
@@ -278,6 +286,19 @@ def _build(k: _Kernel, stage: str, trees: list[tuple[str, int | None, str | None
     k.mount("proc", f"{stage}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 
 
+def _hide_secrets(k: _Kernel) -> None:
+    """Cover the host's secret files and directories in the jail's read-only /etc."""
+    for path in SECRET_FILES:
+        if Path(path).is_file() and not Path(path).is_symlink():
+            k.mount("/dev/null", path, None, MS_BIND)
+            # /dev/null is a device node: its mount must not be nodev, or reading fails.
+            k.mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    for path in SECRET_DIRS:
+        if Path(path).is_dir() and not Path(path).is_symlink():
+            k.mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "mode=0755,size=4k")  # fmt: skip
+
+
 def confine(root: str) -> None:
     """Turn this process (already PID 1 of a new PID namespace) into the jail for `root`."""
     k = _Kernel()
@@ -294,6 +315,7 @@ def confine(root: str) -> None:
     os.chdir("/")
     k.umount("/.old-root")
     Path("/.old-root").rmdir()
+    _hide_secrets(k)
     # The jail's own `/` is read-only too: a write to any path outside ROOT, /tmp, /run,
     # /var/tmp and /dev/shm fails loudly instead of landing in a throwaway directory.
     k.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)

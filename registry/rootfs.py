@@ -116,15 +116,18 @@ class _Result:
     links: int = 0  # links followed on the way
 
 
-def _rest(first: str, pending: deque[str]) -> list[str]:
-    """A missing component (or a file used as a directory) and what follows it,
-    normalised within that part: nothing below it can exist, so nothing can be a link."""
+def _rest(first: str, pending: deque[str], *, blocked: bool = False) -> list[str]:
+    """A missing component (or a file used as a directory) and what follows it:
+    nothing below it can exist, so nothing there can be a link. A `..` after it
+    (only link text can carry one) fails as the kernel fails it — ENOENT, or
+    ENOTDIR below a file — rather than climbing back into directories that do
+    exist, whose links this walk would then never have resolved."""
     out: list[str] = []
     for comp in (first, *pending):
         if comp == "..":
-            if out:
-                out.pop()
-        elif comp not in ("", "."):
+            code = errno.ENOTDIR if blocked else errno.ENOENT
+            raise OSError(code, os.strerror(code))
+        if comp not in ("", "."):
             out.append(comp)
     return out
 
@@ -176,7 +179,9 @@ def _resolve(
         if last:
             return _Result(comp, [], False, links=links)
         if not stat.S_ISDIR(st.st_mode):  # a file used as a directory: nothing is below it
-            return _Result(None, _rest(comp, pending), False, blocked=True, links=links)
+            return _Result(
+                None, _rest(comp, pending, blocked=True), False, blocked=True, links=links
+            )
         try:
             fd = os.open(comp, _PATH_DIR, dir_fd=walk.top)
         except OSError as exc:  # replaced since the stat: look again
@@ -228,6 +233,10 @@ def host_path(root: Path, target: str) -> Path:
     except _NoRoot:
         return lexical
     real = os.path.realpath(followed)
+    home = os.path.realpath(root)
+    if real != home and not real.startswith(home.rstrip("/") + "/"):
+        # Defence in depth: a resolution inside the root can never land outside it.
+        raise ToolError(f"{target!r} resolves outside the root; refusing it")
     if os.path.realpath(lexical) == real and os.path.realpath(lexical.parent) == os.path.realpath(
         entry_form.parent
     ):

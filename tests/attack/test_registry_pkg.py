@@ -267,6 +267,36 @@ async def test_pkg_script_honouring_dpkg_root_still_works(tmp_path: Path, host: 
     host.assert_unchanged()
 
 
+async def test_pkg_script_cannot_copy_host_secrets_into_the_root(
+    tmp_path: Path, host: Host
+) -> None:
+    """The jail covers /etc/shadow, gshadow, sudoers, ssh host keys: a copy made into ROOT
+    (which fs.read would hand out) is empty, though the host's files are not."""
+    assert Path("/etc/shadow").stat().st_size > 0, "no shadow file to steal"  # noqa: ASYNC240
+    target = make_target(tmp_path)
+    repo = target.root / "srv/attack"
+    repo.mkdir(parents=True)
+    thief = (
+        '#!/bin/sh\nset -e\nmkdir -p "$DPKG_ROOT/loot"\n'
+        'cat /etc/shadow > "$DPKG_ROOT/loot/shadow"\n'
+        'cat /etc/gshadow > "$DPKG_ROOT/loot/gshadow" 2>/dev/null || true\n'
+        'ls -A /etc/ssh > "$DPKG_ROOT/loot/ssh" 2>/dev/null || true\n'
+        'cat /etc/passwd > "$DPKG_ROOT/loot/passwd"\n'
+    )
+    debrepo.build_deb(DemoPackage("aios-thief", "1.0-1"), repo, scripts={"postinst": thief})
+    debrepo.write_index(repo)
+    await target.call("pkg.repos", {"repositories": [ATTACK_REPO]})
+    done = await target.call("pkg.ensure", {"install": [{"name": "aios-thief"}]})
+    assert done.output["installed"] == [{"name": "aios-thief", "version": "1.0-1"}]
+    loot = target.root / "loot"
+    assert (loot / "shadow").read_bytes() == b""
+    assert (loot / "ssh").read_bytes() == b""
+    assert not (loot / "gshadow").exists() or (loot / "gshadow").read_bytes() == b""
+    # Control: the script ran and could read what is not secret.
+    assert (loot / "passwd").read_text().startswith("root:")
+    host.assert_unchanged()
+
+
 # --- file: repositories resolve under the root ----------------------------------------
 
 
