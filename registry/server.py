@@ -267,6 +267,12 @@ class RegistryServer:
         if path.is_socket() and _answers(path):
             raise OSError(f"another process already serves on {path}")
         if path.is_socket() or path.is_symlink():
+            owner = path.lstat().st_uid
+            if owner not in (0, os.geteuid()):
+                raise OSError(
+                    f"{path} belongs to uid {owner}, not to this registry: refusing to replace "
+                    "it; remove it or listen on a path in a directory of your own"
+                )
             path.unlink()  # a stale socket of a registry that is gone
         elif path.exists():
             raise OSError(f"{path} exists and is not a socket")

@@ -322,6 +322,28 @@ def test_serve_refuses_a_socket_a_live_registry_serves(tmp_path: Path, host: Pat
         assert path.stat().st_ino == before
 
 
+def test_serve_refuses_to_replace_another_users_socket(tmp_path: Path, host: Path) -> None:
+    """In a sticky shared directory (like /tmp) a stale socket or link another user left
+    is not ours to remove: a clear refusal, not a PermissionError traceback."""
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    path = directory / "r.sock"
+    path.symlink_to(tmp_path / "elsewhere")
+    os.lchown(path, 65534, 65534)
+    result = aios(
+        "registry", "serve", "--listen", f"unix://{path}",
+        "--state-dir", str(tmp_path / "state"), "--root", str(tmp_path / "root"),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {path} belongs to uid 65534, not to this registry: refusing to replace it; "
+        "remove it or listen on a path in a directory of your own"
+    )
+    assert path.is_symlink() and path.lstat().st_uid == 65534
+
+
 # -- the audit chain -------------------------------------------------------------------
 
 
