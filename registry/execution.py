@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 RESTORE_TIMEOUT_S = 60.0
 
 
+# Tool namespaces whose writes land under the scratch root: serialized together.
+ROOT_NAMESPACES = frozenset({"fs", "storage", "pkg", "model"})
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
@@ -88,11 +92,19 @@ class Executor:
 
     @contextlib.asynccontextmanager
     async def guard(self, entry: Entry) -> AsyncIterator[None]:
-        """Serialize writes per namespace; reads pass straight through."""
+        """Serialize writes per namespace; reads pass straight through.
+
+        The namespaces whose tools write under the scratch root (ROOT_NAMESPACES)
+        share one lock: a path resolved inside the root (registry.rootfs) and
+        then handed to a program (mount, mkfs, losetup, dpkg) can only be
+        swapped for a link by another writer under the root, and none runs
+        while one of them does.
+        """
         if not entry.writes:
             yield
             return
-        lock = self._locks.setdefault(entry.namespace, asyncio.Lock())
+        key = "root" if entry.namespace in ROOT_NAMESPACES else entry.namespace
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             yield
 
