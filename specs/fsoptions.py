@@ -17,10 +17,11 @@ of its value; PATH / PATHS mark the values the registry maps under its root
 with ':'). `mount_table(kind)` is what one mount type accepts (`auto` takes
 every disk filesystem's options).
 
-The registry keeps the same tables in registry/fsoptions.py (the two layers
-never import each other); tests/unit/test_storage_option_tables.py
-asserts they agree. Used by specs.storage (validation) and
-controllers.storage.export (which exports only options that validate).
+Plain data and `re`, no pydantic: the registry imports these same tables
+and checks (registry.fsoptions adds the path mapping and the JSON Schemas),
+so both layers judge alike. Used by specs.storage (validation),
+controllers.storage.export (which exports only options that validate) and
+registry.fsoptions.
 """
 
 from __future__ import annotations
