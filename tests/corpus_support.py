@@ -3,15 +3,20 @@
 `Expected` is one line of a `.expect` file, `parse_expect` reads a whole file,
 `run_validate` runs `aios validate` in a subprocess under a 1 GiB address-space
 limit and a 20 s timeout, and `assert_reports` checks exit 1, no traceback and
-exactly the expected error lines. Used by tests/unit/test_bad_input_corpus.py
+exactly the expected error lines. `cases`, `invocation` and `run_all` list a
+corpus directory's cases, say how each is run (a file, or a tree with `-f .`)
+and run them all, a few processes at a time; `expected_for` reads a case's
+`.expect`. Used by tests/unit/test_bad_input_corpus.py
 and tests/attack/test_spec_attacks.py.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +93,33 @@ def assert_reports(result: subprocess.CompletedProcess[str], expected: list[Expe
     missing = [str(e) for e in expected if not any(e.matches(line) for line in lines)]
     assert not missing, "missing:\n  " + "\n  ".join(missing) + "\ngot:\n  " + "\n  ".join(lines)
     assert len(lines) == len(expected), "unexpected extra errors:\n  " + "\n  ".join(lines)
+
+
+def cases(corpus: Path) -> list[str]:
+    """The case names of a corpus directory: every `NAME.expect`."""
+    return sorted(p.name[: -len(".expect")] for p in corpus.glob("*.expect"))
+
+
+def invocation(corpus: Path, name: str) -> tuple[Path, list[str], str]:
+    """cwd, arguments and default error path of a case (a tree runs inside itself)."""
+    if (corpus / name).is_dir():
+        return corpus / name, ["-f", "."], "?"
+    return corpus, ["-f", f"{name}.yaml"], f"{name}.yaml"
+
+
+def run_all(corpus: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every case's `aios validate` run, each its own process, a few at a time."""
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        cwd, args, _ = invocation(corpus, name)
+        return run_validate(args, cwd)
+
+    names = cases(corpus)
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        return dict(zip(names, pool.map(run, names), strict=True))
+
+
+def expected_for(corpus: Path, name: str) -> list[Expected]:
+    """A case's expected errors, from `NAME.expect`."""
+    text = (corpus / f"{name}.expect").read_text(encoding="utf-8")
+    return parse_expect(text, invocation(corpus, name)[2])

@@ -3,7 +3,8 @@
 `running_registry(tmp, ...)` starts registry.server.RegistryServer on a unix
 socket in a short temporary directory (sun_path holds 108 bytes) with its
 state under `tmp`, and stops it afterwards whatever happens. `write_plugin`
-drops an aiOS-style plugin into a plugin directory. `ScriptedRunner` is the
+drops an aiOS-style plugin into a plugin directory. `audit_entry(i)` is row i
+of a test audit log. `ScriptedRunner` is the
 base of the named command doubles (a Runner that records every argv and
 answers from a script instead of running anything). Used by the registry
 tests in tests/unit and tests/system and by bench/.
@@ -20,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from registry.audit import AuditEntry
 from registry.server import RegistryServer, ServeOptions
 from registry.tooling import CommandResult, Runner
 
@@ -88,3 +90,17 @@ def write_plugin(directory: Path, name: str, code: str, *, timeout_ms: int = 300
         "timeout_ms": timeout_ms,
     }
     (directory / f"{name}.meta.json").write_text(json.dumps(meta))
+
+
+def audit_entry(i: int, *, success: bool = True) -> AuditEntry:
+    """Row `i` of a test audit log: an fs.write by aios-reconciler, distinct per i."""
+    return AuditEntry(
+        execution_id=f"exec-{i}",
+        tool="fs.write",
+        agent="aios-reconciler",
+        task="t1",
+        reason=f"reason {i}",
+        input_sha256="0" * 64,
+        success=success,
+        duration_ms=i,
+    )

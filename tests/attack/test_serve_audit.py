@@ -35,11 +35,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from registry_support import audit_entry as entry
 
 from registry.audit import (
     GENESIS,
     KEY_NAME,
-    AuditEntry,
     AuditLog,
     head_mac,
     row_hash,
@@ -345,19 +345,6 @@ def test_serve_refuses_to_replace_another_users_socket(tmp_path: Path, host: Pat
 
 
 # -- the audit chain -------------------------------------------------------------------
-
-
-def entry(i: int) -> AuditEntry:
-    return AuditEntry(
-        execution_id=f"exec-{i}",
-        tool="fs.write",
-        agent="aios-reconciler",
-        task="t",
-        reason=f"reason {i}",
-        input_sha256="0" * 64,
-        success=True,
-        duration_ms=i,
-    )
 
 
 @pytest.fixture

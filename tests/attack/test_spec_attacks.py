@@ -10,47 +10,29 @@ file:line:col errors, never a traceback.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from corpus_support import assert_reports, parse_expect, run_validate
+from corpus_support import assert_reports, cases, expected_for, run_all
 
 CORPUS = Path(__file__).resolve().parent / "specs"
 
 
-def _cases() -> list[str]:
-    return sorted(p.name[: -len(".expect")] for p in CORPUS.glob("*.expect"))
-
-
-def _invocation(name: str) -> tuple[Path, list[str], str]:
-    if (CORPUS / name).is_dir():
-        return CORPUS / name, ["-f", "."], "?"
-    return CORPUS, ["-f", f"{name}.yaml"], f"{name}.yaml"
-
-
 @pytest.fixture(scope="module")
 def results() -> dict[str, subprocess.CompletedProcess[str]]:
-    def run(name: str) -> subprocess.CompletedProcess[str]:
-        cwd, args, _ = _invocation(name)
-        return run_validate(args, cwd)
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        return dict(zip(_cases(), pool.map(run, _cases()), strict=True))
+    return run_all(CORPUS)
 
 
 def test_every_case_has_its_input() -> None:
-    for name in _cases():
+    for name in cases(CORPUS):
         assert (CORPUS / f"{name}.yaml").is_file() or (CORPUS / name).is_dir(), name
 
 
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", cases(CORPUS))
 def test_spec_attack_is_refused(
     name: str, results: dict[str, subprocess.CompletedProcess[str]]
 ) -> None:
-    expected = parse_expect((CORPUS / f"{name}.expect").read_text(encoding="utf-8"),
-                            _invocation(name)[2])  # fmt: skip
+    expected = expected_for(CORPUS, name)
     assert expected, f"{name}.expect is empty"
     assert_reports(results[name], expected)

@@ -13,10 +13,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from registry_support import audit_entry as entry
 
 from registry.audit import (
     GENESIS,
-    AuditEntry,
     AuditError,
     AuditLog,
     Head,
@@ -26,19 +26,6 @@ from registry.audit import (
     rows,
     verify,
 )
-
-
-def entry(i: int, *, success: bool = True) -> AuditEntry:
-    return AuditEntry(
-        execution_id=f"exec-{i}",
-        tool="fs.write",
-        agent="aios-reconciler",
-        task="t1",
-        reason=f"reason {i}",
-        input_sha256="0" * 64,
-        success=success,
-        duration_ms=i,
-    )
 
 
 @pytest.fixture

@@ -11,53 +11,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from corpus_support import TIMEOUT, Expected, assert_reports, parse_expect, run_validate
+from corpus_support import (
+    TIMEOUT,
+    Expected,
+    assert_reports,
+    cases,
+    expected_for,
+    run_all,
+    run_validate,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "specs" / "corpus"
 
 
-def _cases() -> list[str]:
-    return sorted(p.name[: -len(".expect")] for p in CORPUS.glob("*.expect"))
-
-
 def test_corpus_is_big_enough() -> None:
-    assert len(_cases()) >= 40
-    for name in _cases():
+    assert len(cases(CORPUS)) >= 40
+    for name in cases(CORPUS):
         assert (CORPUS / f"{name}.yaml").is_file() or (CORPUS / name).is_dir(), name
-
-
-def _invocation(name: str) -> tuple[Path, list[str], str]:
-    """cwd, arguments and default error path of a case."""
-    if (CORPUS / name).is_dir():
-        return CORPUS / name, ["-f", "."], "?"
-    return CORPUS, ["-f", f"{name}.yaml"], f"{name}.yaml"
 
 
 @pytest.fixture(scope="module")
 def corpus_results() -> dict[str, subprocess.CompletedProcess[str]]:
-    """Every case's `aios validate` run, each its own process, a few at a time."""
-
-    def run(name: str) -> subprocess.CompletedProcess[str]:
-        cwd, args, _ = _invocation(name)
-        return run_validate(args, cwd)
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        return dict(zip(_cases(), pool.map(run, _cases()), strict=True))
+    return run_all(CORPUS)
 
 
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", cases(CORPUS))
 def test_corpus_case(
     name: str, corpus_results: dict[str, subprocess.CompletedProcess[str]]
 ) -> None:
-    expect_text = (CORPUS / f"{name}.expect").read_text(encoding="utf-8")
-    expected = parse_expect(expect_text, _invocation(name)[2])
+    expected = expected_for(CORPUS, name)
     assert expected, f"{name}.expect is empty"
     assert_reports(corpus_results[name], expected)
 
