@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 import gen_spec
 
 from controllers.firewall import CONTROLLER
-from reconciler.controller import Desired
+from reconciler.client import RegistryClient
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.store import Store
-from reconciler.executor import RegistryClient
-from registry import sandbox
+from reconciler.sdk.controller import Desired
+from sandbox import lifecycle as sandbox
 from specs.loader import load_documents
 
 

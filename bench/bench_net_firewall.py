@@ -5,7 +5,7 @@ peers' shape (`ip saddr 10.a.b.0/24 tcp dport P accept`, reference/peers.md),
 replacing an existing table of the same size: the Tool class in-process
 (ToolContext + ProcessRunner; snapshot = `nft list table`, render + rule
 checks, `nft -f`) vs raw `nft list table` + `nft -f` of the same script run
-with subprocess. Optionally also through registry.server (schema validation
+with subprocess. Optionally also through registry.server.grpc (schema validation
 of the input, audit, backup on disk, gRPC).
 (b) net.state of 200 ifb links with an address each vs the same set of raw
 commands the tool runs (`ip -j -d addr`, routes and rules of both families,
@@ -39,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
 import gen_spec
 
-from registry import nft
-from registry.netsys import SYSCTL_DIRS
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
-from registry.tools.firewall import FirewallApply
-from registry.tools.net import NetState
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.drivers.net.system import SYSCTL_DIRS
+from registry.drivers.nft import ruleset as nft
+from registry.handlers.firewall import FirewallApply
+from registry.handlers.net import NetState
 
 
 @contextmanager
@@ -145,7 +145,7 @@ def bench_firewall(n: int, runs: int, tmp: Path, server: bool) -> list[str]:
 async def via_server(ns: str, tmp: Path, args: dict[str, Any], runs: int) -> list[float]:
     from registry_support import running_registry
 
-    from reconciler.executor import RegistryClient
+    from reconciler.client import RegistryClient
 
     times = []
     async with (

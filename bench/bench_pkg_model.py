@@ -6,8 +6,8 @@
 another fresh root. Both roots get the same local `file:` repository and an
 `apt-get update` that is not timed. Prints median seconds and the ratio.
 
-(b) `model.fetch` of a 200 MB generated GGUF (registry.demo.gguf_chunks)
-from registry.fileserver (its own process) over loopback vs raw httpx
+(b) `model.fetch` of a 200 MB generated GGUF (sandbox.demo.gguf_chunks)
+from sandbox.fileserver (its own process) over loopback vs raw httpx
 streaming of the same URL into a file (no hashing, no checks). Prints median
 MB/s and the ratio (target >= 0.8).
 
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import httpx
 
-from registry import debrepo, demo
-from registry.apt import apt_config_path, ensure_dpkg_root
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.drivers.pkg.apt import apt_config_path, ensure_dpkg_root
+from registry.handlers.index import tool_classes
+from sandbox import debrepo, demo
 
 BULK = [f"aios-demo-bulk{i:02d}" for i in range(20)]
 MODEL_SIZE = 200 * 1000 * 1000
@@ -146,7 +146,7 @@ async def raw_fetch_async(url: str, base: Path) -> float:
 
 
 def start_server(www: Path, port: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "registry.fileserver", "--dir", str(www), "--port", str(port)]
+    argv = [sys.executable, "-m", "sandbox.fileserver", "--dir", str(www), "--port", str(port)]
     server = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     for _ in range(50):
         try:

@@ -1,6 +1,6 @@
 """Registry round trip: 1,000 sequential Execute calls of a cheap read over a unix socket.
 
-Starts registry.server on a unix socket with a scratch root and state dir,
+Starts registry.server.grpc on a unix socket with a scratch root and state dir,
 then times `fs.stat {"path": "/"}` 1,000 times through RegistryClient and
 1,000 times through the raw generated stub (one warm-up round each, not
 counted), and prints p50/p99 in ms and the client/raw ratios. Every call goes
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import grpc
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
-from reconciler.executor import RegistryClient
-from registry.server import RegistryServer, ServeOptions
+from contract._gen import tools_pb2, tools_pb2_grpc
+from reconciler.client import RegistryClient
+from registry.server.grpc import RegistryServer, ServeOptions
 
 TOOL, ARGS = "fs.stat", b'{"path":"/"}'
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from reconciler.controller import Controller
+from reconciler.sdk.controller import Controller
 
 DOMAIN_PACKAGES = {
     "storage": "controllers.storage",

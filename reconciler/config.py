@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.errors import PermanentError
+from reconciler.sdk.errors import PermanentError
 
 DEFAULT_CONFIG = Path("/etc/aios/reconciler.yaml")
 DEFAULT_REGISTRY = "localhost:50052"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from reconciler.plan import Change, DomainPlan, Plan, PlanFailure, canonical_json
+from reconciler.sdk.plan import Change, DomainPlan, Plan, PlanFailure, canonical_json
 
 SYMBOL = {"add": "+", "remove": "-", "change": "~"}
 COLOUR = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "!": "\x1b[1;31m"}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the Python gRPC stubs in reconciler/_gen from proto/aios/*.proto.
+"""Generate the Python gRPC stubs in contract/_gen from proto/aios/*.proto.
 
 Run by developers after editing a .proto (`python scripts/gen_protos.py`) and by
 tests/unit/test_proto_freshness.py (`--check`), which fails when the committed
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto" / "aios"
-OUT_DIR = ROOT / "reconciler" / "_gen"
+OUT_DIR = ROOT / "contract" / "_gen"
 INIT_TEXT = '"""Generated gRPC stubs; do not edit. Regenerate with scripts/gen_protos.py."""\n'
 
 _IMPORT_RE = re.compile(r"^import (\w+_pb2(?:_grpc)?) as (\w+)$", re.MULTILINE)
@@ -81,7 +81,7 @@ def differences(a: Path, b: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if reconciler/_gen is stale")
+    parser.add_argument("--check", action="store_true", help="fail if contract/_gen is stale")
     args = parser.parse_args(argv)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:

@@ -6,8 +6,8 @@ what it is about (the resource as Kind/name, the field path in YAML names);
 CLI prints `Issue.format()` lines or `Issue.to_dict()` objects; the engine and
 the daemon's Apply RPC report `SpecError.issues`.
 
-Defined here, not in reconciler.errors, because specs/ imports nothing from
-the engine; reconciler.errors re-exports SpecError so callers see one error tree.
+Defined here, not in reconciler.sdk.errors, because specs/ imports nothing from
+the engine; reconciler.sdk.errors re-exports SpecError so callers see one error tree.
 """
 
 from __future__ import annotations

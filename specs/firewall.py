@@ -147,7 +147,7 @@ class Service(SpecModel):
 def check_comment(value: str) -> str:
     """An nft comment: rendered inside "...", which ends at the next '"' (nft has no
     escapes), so no '"', no backslash and nothing but printable ASCII. Shared with
-    registry.nft."""
+    registry.drivers.nft.ruleset."""
     if len(value) > 128:
         raise ValueError("comment is longer than 128 characters")
     if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
@@ -195,7 +195,7 @@ _IFNAME_ELEMENT = re.compile(rf"(?!-)[{IFNAME_CHARS}]{{1,15}}|(?!-)[{IFNAME_CHAR
 def check_element(set_type: str, element: str | int, *, interval: bool) -> None:
     """A set element of `set_type`, or ValueError saying why not. Elements are spliced
     into nft text (ifnames inside "..."), so each type admits only its own syntax.
-    Shared with registry.nft (the registry's re-check of firewall.apply)."""
+    Shared with registry.drivers.nft.ruleset (the registry's re-check of firewall.apply)."""
     try:
         _check_element(set_type, element, interval=interval)
     except ValueError as exc:

@@ -127,7 +127,7 @@ def check_endpoint(value: str) -> str:
     """A WireGuard endpoint: `host:port`, host a DNS name, an IPv4 address or `[IPv6]`.
 
     It reaches `wg set ... endpoint VALUE` (argv); this keeps it to what wg parses as
-    one host and one port. Shared with registry.netcmd (the registry's re-check).
+    one host and one port. Shared with registry.drivers.net.commands (the registry's re-check).
     """
     host, sep, port = value.rpartition(":")
     if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -341,7 +341,7 @@ SYSCTL_FIELDS: dict[str, int | None] = {
 def sysctl_fields_problem(key: str, value: str) -> str | None:
     """Why `value` can never read back as itself for `key`, or None.
 
-    Shared with registry.netsys (the registry's check of net.sysctl_set).
+    Shared with registry.drivers.net.system (the registry's check of net.sysctl_set).
     """
     fields = value.split()
     if not fields:
@@ -389,7 +389,7 @@ SysctlValue = Annotated[
 # namespace's resolv.conf (`ip netns exec` binds /etc/netns/NAME/resolv.conf over it)
 # and unbound drop-ins. Nothing else: the file is replaced whole, at medium risk.
 # systemd-resolved's files under /run/systemd/resolve are resolved's own (it rewrites
-# them); configure resolved itself instead. Shared with registry.netsys.
+# them); configure resolved itself instead. Shared with registry.drivers.net.system.
 RESOLV_CONF = "/etc/resolv.conf"
 UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
 _FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"

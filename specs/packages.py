@@ -15,7 +15,7 @@ bracket group (`[`, `]`: `signedBy: "/k trusted=yes"` used to switch signature
 checks off), quote, break the line or read as an option (a leading '-'). A
 `file:` URL and a flat suite are paths, normalised and without `..` (a file:
 repository is read under the registry's --root). The same rules as the
-registry's schemas (registry.tools.pkg_defs; tests keep them equal).
+registry's schemas (contract.catalogue.pkg; tests keep them equal).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from specs.types import (
     VersionConstraint,
 )
 
-# Used with fullmatch. registry.tools.pkg_defs has the same bodies (REPO_URL_RE ...).
+# Used with fullmatch. contract.catalogue.pkg has the same bodies (REPO_URL_RE ...).
 _PATH_PART = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~+,=@:\-]+"
 REPO_URL_RE = (
     r"https?://(?:\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?|[A-Za-z0-9\-._~%!$&'()*+,;=:@]+)"

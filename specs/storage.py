@@ -7,7 +7,7 @@ pseudo-filesystem (tmpfs); `persist: true` keeps them in a managed block of
 fstab. Directories get mode and owner. Swap files are created at `size`.
 
 `mkfsOptions` and mount `options` are checked against the allow-lists of
-specs.fsoptions for the filesystem type: no positional mkfs argument, no
+contract.vocab.fsoptions for the filesystem type: no positional mkfs argument, no
 option outside the list, no comma inside an item, path-valued keys only
 where the registry maps them under its root. Mount targets and sources hold
 no whitespace or '#' (the fstab line and the registry's fstab tool cannot
@@ -22,8 +22,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from contract.vocab.fsoptions import (
+    LABEL_FLAGS,
+    charset_problem,
+    mkfs_problem,
+    mount_option_problem,
+)
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
-from specs.fsoptions import LABEL_FLAGS, charset_problem, mkfs_problem, mount_option_problem
 from specs.types import AbsPath, FieldError, FileMode, ItemState, Size
 
 FsType = Literal["ext4", "xfs", "btrfs"]

@@ -50,7 +50,7 @@ _LABEL_KEY = re.compile(
 # after a '\'), nft scripts (inside "..."), sysctl paths and `wg` argv; anything outside
 # this set could change the words of a command, and a leading '-' reads as an option.
 # '@' (ip prints a veth as `name@peer`) and '%' (IPv6 scope ids) are left out for the
-# same reason: the name would not read back as itself. registry.netschema.IFNAME_RE is
+# same reason: the name would not read back as itself. contract.catalogue.netschema.IFNAME_RE is
 # the same rule for the registry (tests keep the two equal, character by character).
 IFNAME_CHARS = "A-Za-z0-9_.-"
 IFNAME_RE = re.compile(rf"(?!\.\.?$)(?!-)[{IFNAME_CHARS}]{{1,15}}")  # used with fullmatch

@@ -1,4 +1,4 @@
-"""Parser for the proto tables of aios-contract.md §1.2-§1.4 (tests/fixtures copy).
+"""Parser for the proto tables of docs/aios-contract.md §1.2-§1.4 (tests/fixtures copy).
 
 The fixture is a verbatim copy of the contract's markdown; tests derive every
 expected message, field, enum and RPC from it rather than from hand-typed
@@ -98,8 +98,8 @@ class Section:
 
     @property
     def module_name(self) -> str:
-        """Generated module for this file: common.proto -> reconciler._gen.common_pb2."""
-        return "reconciler._gen." + self.proto_file.removesuffix(".proto") + "_pb2"
+        """Generated module for this file: common.proto -> contract._gen.common_pb2."""
+        return "contract._gen." + self.proto_file.removesuffix(".proto") + "_pb2"
 
 
 @dataclass(frozen=True)

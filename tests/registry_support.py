@@ -1,6 +1,6 @@
 """Helpers for registry tests: a real server on a unix socket, plugins, raw stubs.
 
-`running_registry(tmp, ...)` starts registry.server.RegistryServer on a unix
+`running_registry(tmp, ...)` starts registry.server.grpc.RegistryServer on a unix
 socket in a short temporary directory (sun_path holds 108 bytes) with its
 state under `tmp`, and stops it afterwards whatever happens. `write_plugin`
 drops an aiOS-style plugin into a plugin directory. `audit_entry(i)` is row i
@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from registry.audit import AuditEntry
-from registry.server import RegistryServer, ServeOptions
-from registry.tooling import CommandResult, Runner
+from registry.core.tool import CommandResult, Runner
+from registry.server.audit import AuditEntry
+from registry.server.grpc import RegistryServer, ServeOptions
 
 
 class ScriptedRunner(Runner):

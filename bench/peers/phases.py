@@ -40,8 +40,8 @@ import controllers.network  # noqa: E402
 import reconciler.cli.common  # noqa: E402
 import reconciler.cli.main  # noqa: E402
 import reconciler.cli.plan_cmds  # noqa: E402
+import reconciler.client  # noqa: E402
 import reconciler.engine.planning  # noqa: E402
-import reconciler.executor  # noqa: E402
 import specs.loader  # noqa: E402
 from reconciler.engine.reconcile import Engine  # noqa: E402
 from reconciler.engine.store import Store  # noqa: E402
@@ -85,7 +85,7 @@ def wrap(owner: Any, name: str, label: str | None = None) -> None:
 
 
 def wrap_call() -> None:
-    original = reconciler.executor.RegistryClient.call
+    original = reconciler.client.RegistryClient.call
 
     @functools.wraps(original)
     async def call(self: Any, tool: str, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +95,7 @@ def wrap_call() -> None:
         finally:
             _record(f"registry: {tool}", started)
 
-    reconciler.executor.RegistryClient.call = call  # type: ignore[method-assign]
+    reconciler.client.RegistryClient.call = call  # type: ignore[method-assign]
 
 
 def install() -> None:

@@ -23,8 +23,8 @@ from controllers.firewall import effects, export, observe, plan
 from controllers.firewall.desired import declared
 from controllers.firewall.diff import diff
 from controllers.firewall.state import FirewallState, table_ref
-from reconciler.controller import JSON, Call, Controller, Desired, Diff, StateReader
-from reconciler.plan import Step
+from reconciler.sdk.controller import JSON, Call, Controller, Desired, Diff, StateReader
+from reconciler.sdk.plan import Step
 from specs.base import Resource
 from specs.firewall import Firewall
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from controllers.firewall.state import Ref, table_digest
-from reconciler.controller import Desired
+from reconciler.sdk.controller import Desired
 from specs.firewall import Chain, Firewall, Service, Table
 
 

@@ -34,8 +34,8 @@ from controllers.firewall.state import (
     parse_object_key,
     ref_text,
 )
-from reconciler.controller import Desired, Diff
-from reconciler.plan import Change, NoOp
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.plan import Change, NoOp
 from specs.firewall import Table
 
 FIELD = "ruleset"

@@ -29,7 +29,7 @@ from controllers.firewall.state import (
     table_digest,
     table_ref,
 )
-from reconciler.plan import Step
+from reconciler.sdk.plan import Step
 
 APPLY = "firewall.apply"
 INPUT_FIELDS = frozenset(("tables", "delete"))

@@ -28,8 +28,8 @@ from controllers.firewall.state import (
     parse_object_key,
     table_ref,
 )
-from reconciler.controller import Desired, StateReader
-from reconciler.errors import ToolFailed
+from reconciler.sdk.controller import Desired, StateReader
+from reconciler.sdk.errors import ToolFailed
 
 RULESET = "firewall.ruleset"
 CANONICALIZE = "firewall.canonicalize"

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from contract.catalogue.firewall import FIREWALL_APPLY
 from controllers.firewall.desired import declared, structured
 from controllers.firewall.state import Ref, parse_object_key, ref_text
-from reconciler.controller import Call, Desired, Diff
-from reconciler.plan import Change, Step
-from registry.fwschema import FIREWALL_APPLY
+from reconciler.sdk.controller import Call, Desired, Diff
+from reconciler.sdk.plan import Change, Step
 
 APPLY = FIREWALL_APPLY.name
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.plan import canonical_json
+from reconciler.sdk.plan import canonical_json
 
 Ref = tuple[str, str]  # (family, name)
 OBJECT_PREFIX = "nft-table:"

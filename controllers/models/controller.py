@@ -18,8 +18,8 @@ from controllers.models import diff as diff_module
 from controllers.models import effects, export, observe, plan
 from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState
-from reconciler.controller import JSON, Controller, Desired, Diff, StateReader
-from reconciler.plan import Step
+from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
+from reconciler.sdk.plan import Step
 from specs.base import Resource
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState, parent_of, source_path
-from reconciler.controller import Desired, Diff
-from reconciler.diffing import Collector
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.diffing import Collector
 from specs.models import Model, Models
 
 

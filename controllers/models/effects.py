@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from contract.catalogue.parts import size_bytes
 from controllers.models.state import ModelFile, ModelsState, source_path
-from reconciler.plan import Step
-from registry.tools.schema_parts import size_bytes  # as the tools read a SIZE
+from reconciler.sdk.plan import Step
 
 
 def _inputs(step: Step, allowed: set[str]) -> Mapping[str, Any]:

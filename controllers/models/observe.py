@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from controllers.models.state import ModelFile, ModelsState, source_path
-from reconciler.controller import Desired, StateReader
-from reconciler.errors import ToolFailed
+from reconciler.sdk.controller import Desired, StateReader
+from reconciler.sdk.errors import ToolFailed
 from specs.models import DEFAULT_MODEL_DIR, Models
 
 TOOL = "model.list"

@@ -16,15 +16,15 @@ from functools import lru_cache
 from controllers.models.diff import expected_sha256
 from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState
-from reconciler.controller import Desired, Diff
-from reconciler.errors import PlanRejected
-from reconciler.plan import Change, Risk, Step
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.errors import PlanRejected
+from reconciler.sdk.plan import Change, Risk, Step
 from specs.models import Model
 
 
 @lru_cache(maxsize=1)
 def _risks() -> dict[str, Risk]:
-    from registry.catalogue import specs
+    from registry.handlers.index import specs
 
     return {name: spec.risk for name, spec in specs().items()}
 

@@ -24,8 +24,8 @@ from controllers.network import effects, export, observe
 from controllers.network import plan as plan_mod
 from controllers.network.desired import wanted
 from controllers.network.state import NetState, dns_path_for
-from reconciler.controller import JSON, Call, Controller, Desired, Diff, StateReader
-from reconciler.plan import Change, Step
+from reconciler.sdk.controller import JSON, Call, Controller, Desired, Diff, StateReader
+from reconciler.sdk.plan import Change, Step
 from specs.base import Resource
 
 APPLY_LIMIT = 10000

@@ -25,7 +25,7 @@ from controllers.network.state import (
     route_key,
     rule_key,
 )
-from reconciler.controller import Desired
+from reconciler.sdk.controller import Desired
 from specs.network import Dns, Link, Network, Route, Rule
 
 # Option keys a link_set can change in place; every other option needs a new link.

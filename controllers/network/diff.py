@@ -47,8 +47,8 @@ from controllers.network.state import (
     parse_route_key,
     sysctl_obj,
 )
-from reconciler.controller import Desired, Diff
-from reconciler.plan import Change, NoOp
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.plan import Change, NoOp
 from specs.types import is_ifname
 
 

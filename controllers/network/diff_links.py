@@ -24,7 +24,7 @@ from controllers.network.desired import (
 )
 from controllers.network.effects import vanishing, without_links
 from controllers.network.state import LinkState, NetState, address_key, link_key
-from reconciler.plan import Change, NoOp, Op
+from reconciler.sdk.plan import Change, NoOp, Op
 from specs.network import Link
 
 

@@ -37,7 +37,7 @@ from controllers.network.state import (
     children_index,
 )
 from controllers.network.world import World
-from reconciler.plan import Step
+from reconciler.sdk.plan import Step
 
 _NO_MAC = frozenset({"tun", "wireguard"})
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -38,7 +38,7 @@ from controllers.network.state import (
     rule_order,
     subnet,
 )
-from reconciler.controller import Desired, StateReader
+from reconciler.sdk.controller import Desired, StateReader
 from specs.network import Network
 
 _UNMANAGED_PROTOS = frozenset({"kernel", "ra", "redirect"})

@@ -51,9 +51,9 @@ from controllers.network.steps import (
     step,
 )
 from controllers.network.world import World
-from reconciler.controller import Desired, Diff
-from reconciler.errors import PermanentError
-from reconciler.plan import Change, Step
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.errors import PermanentError
+from reconciler.sdk.plan import Change, Step
 from specs.network import Link
 
 _SETTING_ORDER = ("mtu", "mac", "bridge.stp", "bridge.forward_delay", "master", "state")

@@ -26,7 +26,7 @@ from controllers.network.desired import Wanted, addresses_view
 from controllers.network.state import NetState, address_key, subnet
 from controllers.network.steps import step
 from controllers.network.world import World
-from reconciler.plan import Change, Step
+from reconciler.sdk.plan import Change, Step
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Build the plan steps of the network domain: one net write per change, with a reason.
 
-Inputs follow the tools' JSON Schemas exactly (registry.netschema,
-registry.linkschema): kind options in a block named after the kind, only
+Inputs follow the tools' JSON Schemas exactly (contract.catalogue.netschema,
+contract.catalogue.links): kind options in a block named after the kind, only
 the fields the spec sets (so every input field is something the effect
 model and the diff can check). Risks come from the tools' ToolSpecs. Pure.
 Called by controllers.network.plan.
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from contract.catalogue.net import WRITE_SPECS
 from controllers.network.desired import options_view
 from controllers.network.state import RouteState, RuleState, parse_route_key
-from reconciler.plan import Step
-from registry.netspecs import WRITE_SPECS
+from reconciler.sdk.plan import Step
 from specs.network import Dns, Link, Route, Rule
 
 

@@ -24,8 +24,8 @@ from controllers.packages import diff as diff_mod
 from controllers.packages import effects, export, observe, plan
 from controllers.packages.state import PackagesState
 from controllers.packages.wanted import Wanted
-from reconciler.controller import JSON, Controller, Desired, Diff, StateReader
-from reconciler.plan import Step
+from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
+from reconciler.sdk.plan import Step
 from specs.base import Resource
 
 

@@ -30,9 +30,9 @@ from controllers.packages.removals import Removal, undeclared
 from controllers.packages.state import PackagesState, Pkg, removal_closure
 from controllers.packages.versions import Constraint, compare, parse_constraint, resolve, satisfies
 from controllers.packages.wanted import Wanted, WantedPackage, WantedRepo
-from reconciler.controller import Desired, Diff
-from reconciler.errors import PermanentError
-from reconciler.plan import Change, NoOp
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.errors import PermanentError
+from reconciler.sdk.plan import Change, NoOp
 
 REPO_FIELDS = ("url", "suite", "components", "trusted", "signed_by")
 

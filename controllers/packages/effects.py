@@ -8,7 +8,7 @@ that is not refreshed (`update_index: false`) cannot be predicted.
 `available` is unchanged: observe already read it from an index that
 includes the declared repositories.
 
-pkg.ensure (one transaction, as registry.pkgtx runs it):
+pkg.ensure (one transaction, as registry.drivers.pkg.transaction runs it):
 - install `{name, version}`: that version, which must be offered
   (`available`) or already installed; without a version: the newest
   available one (apt's candidate). Installed packages named here become
@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers.packages.state import PackagesState, Pkg, removal_closure, reported_repo
-from reconciler.plan import Step
+from reconciler.sdk.plan import Step
 
 REPOS_KEYS = frozenset({"repositories", "update_index"})
 REPO_KEYS = frozenset({"name", "url", "suite", "components", "trusted", "signed_by", "state"})

@@ -30,8 +30,8 @@ from typing import Any
 from controllers.packages.state import Backend, PackagesState, Pkg, Repo
 from controllers.packages.versions import newest_first
 from controllers.packages.wanted import Wanted
-from reconciler.controller import Desired, StateReader
-from reconciler.errors import ToolFailed
+from reconciler.sdk.controller import Desired, StateReader
+from reconciler.sdk.errors import ToolFailed
 
 TOOL = "pkg.state"
 

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 from controllers.packages.state import PackagesState, Repo
 from controllers.packages.wanted import Wanted
-from reconciler.controller import Desired, Diff
-from reconciler.plan import Change, Step
-from registry.catalogue import specs as catalogue_specs
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.plan import Change, Step
+from registry.handlers.index import specs as catalogue_specs
 
 
 def plan(diff: Diff, desired: Desired, state: PackagesState) -> tuple[Step, ...]:

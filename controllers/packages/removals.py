@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from controllers.packages.state import PackagesState
 from controllers.packages.wanted import Wanted
-from reconciler.controller import Desired
+from reconciler.sdk.controller import Desired
 
 
 @dataclass(frozen=True)

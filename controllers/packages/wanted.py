@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controllers.packages.state import Repo, reported_repo
-from reconciler.controller import Desired
-from reconciler.errors import PermanentError
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.errors import PermanentError
 from specs.packages import Packages
 
 

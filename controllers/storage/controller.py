@@ -29,8 +29,8 @@ from controllers.storage import effects, export, observe, plan
 from controllers.storage.diff import describe_fs
 from controllers.storage.items import gather
 from controllers.storage.state import StorageState
-from reconciler.controller import JSON, Controller, Desired, Diff, StateReader
-from reconciler.plan import Step
+from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
+from reconciler.sdk.plan import Step
 from specs.base import Resource
 from specs.storage import Storage
 

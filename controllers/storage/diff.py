@@ -26,9 +26,9 @@ from controllers.storage.items import (
 )
 from controllers.storage.options import missing
 from controllers.storage.state import FsState, MkfsRecord, StorageState
-from reconciler.controller import Desired, Diff
-from reconciler.diffing import Collector
-from reconciler.plan import Change
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.diffing import Collector
+from reconciler.sdk.plan import Change
 from specs.storage import Filesystem, Mount
 
 REMAKING_FIELDS = ("", "type", "label")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from controllers.storage.items import Item, Items
 from controllers.storage.state import PathState, StorageState, shadowing
-from reconciler.controller import Desired
-from reconciler.diffing import Collector
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.diffing import Collector
 from specs.storage import Directory, Swapfile
 from specs.types import size_bytes
 

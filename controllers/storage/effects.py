@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from contract.catalogue.parts import size_bytes
 from controllers.storage.options import kernel_after
 from controllers.storage.state import (
     FsState,
@@ -32,8 +33,7 @@ from controllers.storage.state import (
     SwapState,
     is_under,
 )
-from reconciler.plan import Step
-from registry.tools.schema_parts import size_bytes  # as the tools read a SIZE
+from reconciler.sdk.plan import Step
 
 
 class World:

@@ -7,7 +7,7 @@ written as that entry says (source, type, options; `persist: true`) when the
 entry names what is mounted and its options are in effect; any other with
 its live source, type and options minus the kernel defaults `rw` and
 `relatime` (`persist: false`); either way only the options the spec
-validator allows for that type (specs.fsoptions: a bind mount shows its
+validator allows for that type (contract.vocab.fsoptions: a bind mount shows its
 filesystem's `discard`, an ext4 mount `seclabel`, which a spec may not
 declare); the filesystem of every image file
 mounted by loop (image path and current size, type, label); and the active
@@ -23,9 +23,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from contract.vocab.fsoptions import mount_option_problem
 from controllers.storage.options import missing
 from controllers.storage.state import FstabEntry, MountState, StorageState, is_under
-from specs.fsoptions import mount_option_problem
 
 SYSTEM_PREFIXES = ("/proc", "/sys", "/dev", "/run")
 SYSTEM_FSTYPES = frozenset(

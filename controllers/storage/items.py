@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from controllers.storage.state import FstabEntry, StorageState
-from reconciler.controller import Desired
+from reconciler.sdk.controller import Desired
 from specs.storage import Directory, Filesystem, Mount, Storage, Swapfile
 from specs.types import size_bytes
 

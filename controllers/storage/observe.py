@@ -25,8 +25,8 @@ from controllers.storage.state import (
     StorageState,
     SwapState,
 )
-from reconciler.controller import Desired, StateReader
-from reconciler.errors import ToolFailed
+from reconciler.sdk.controller import Desired, StateReader
+from reconciler.sdk.errors import ToolFailed
 
 TOOL = "storage.state"
 OBJECT_PATH_KINDS = ("directory", "swapfile", "filesystem")

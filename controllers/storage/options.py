@@ -6,7 +6,7 @@ normalisation:
   the loop device itself), `bind`/`rbind` (type: bind says it), and fstab-only
   options `auto`, `noauto`, `nofail`, `user`, `nouser`, `users`, `owner`,
   `group`, `_netdev`, `x-*`, `comment=*` — they still go to the fstab entry
-  (a spec may declare only the allowed ones of specs.fsoptions: `auto`,
+  (a spec may declare only the allowed ones of contract.vocab.fsoptions: `auto`,
   `noauto`, `nofail`, `_netdev`; the rest matter only as read back from fstab);
 - implied defaults the kernel does not list (`exec`, `suid`, `dev`, `async`,
   `atime`, `diratime`) hold while their negation (`noexec`, …) is absent;

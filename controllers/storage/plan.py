@@ -25,15 +25,15 @@ from controllers.storage.diff import REMOUNTING_FIELDS, describe_fs, remade
 from controllers.storage.items import Items, fstab_entry, gather, label_candidates
 from controllers.storage.options import for_fresh_mount, missing
 from controllers.storage.state import FstabEntry, StorageState, depth, is_under
-from reconciler.controller import Desired, Diff
-from reconciler.errors import PlanRejected
-from reconciler.plan import Change, Risk, Step
+from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.errors import PlanRejected
+from reconciler.sdk.plan import Change, Risk, Step
 from specs.storage import Mount
 
 
 @lru_cache(maxsize=1)
 def _risks() -> dict[str, Risk]:
-    from registry.catalogue import specs
+    from registry.handlers.index import specs
 
     return {name: spec.risk for name, spec in specs().items()}
 

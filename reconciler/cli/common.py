@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.config import load_settings
-from reconciler.controller import Controller
 from reconciler.engine.reconcile import Engine, Target
 from reconciler.engine.store import Store
-from reconciler.errors import AiosError, DestructiveRefused, StalePlan
+from reconciler.sdk.controller import Controller
+from reconciler.sdk.errors import AiosError, DestructiveRefused, StalePlan
 
 EXIT_FAILED = 1
 EXIT_CHANGES = 2
@@ -73,7 +73,7 @@ def resolve_target(
             state_dir=settings.state_dir,
             agent_id=settings.agent_id,
         )
-    import registry.sandbox as sandboxes
+    import sandbox.lifecycle as sandboxes
 
     box = sandboxes.load(sandbox)
     if box is not None and not need_registry:
@@ -132,7 +132,7 @@ async def open_engine(
     target: Target, domains: tuple[str, ...] | None = None
 ) -> AsyncIterator[Engine]:
     """An Engine with a registry client and the store; closed afterwards."""
-    from reconciler.executor import RegistryClient
+    from reconciler.client import RegistryClient
 
     store = Store(target.state_dir)
     client = RegistryClient(target.address, agent_id=target.agent_id)

@@ -18,12 +18,12 @@ from typing import Any
 import click
 
 from reconciler.cli.common import EXIT_FAILED, open_engine, resolve_target, run, target_options
-from reconciler.controller import Desired
 from reconciler.engine.order import KIND_DOMAIN
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.reconcile import load_generation
 from reconciler.engine.status import interrupted, run_of, writer_active
 from reconciler.engine.store import Store
+from reconciler.sdk.controller import Desired
 
 KINDS = click.Choice(sorted(KIND_DOMAIN))
 OUTPUT = click.option(

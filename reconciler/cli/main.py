@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> Any:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: show it, exit with the internal-error code
-        from reconciler.errors import AiosError
+        from reconciler.sdk.errors import AiosError
 
         if isinstance(exc, AiosError):
             print(error_line(exc), file=sys.stderr)

@@ -34,9 +34,9 @@ from reconciler.cli.common import (
     target_options,
 )
 from reconciler.engine.reconcile import ApplyResult, Engine, Merge, Planned
-from reconciler.errors import PermanentError
-from reconciler.plan import Plan
 from reconciler.render import failure_summary, render_plan, use_colour
+from reconciler.sdk.errors import PermanentError
+from reconciler.sdk.plan import Plan
 
 FILES = click.option(
     "-f",

@@ -1,6 +1,6 @@
 """`aios registry serve | audit verify | tools`: run and inspect the tool registry.
 
-serve runs registry.server until SIGTERM/SIGINT, by default on the 0600 unix
+serve runs registry.server.grpc until SIGTERM/SIGINT, by default on the 0600 unix
 socket /run/aios/tools.sock (TCP only with `--listen HOST:PORT`, and then its
 log on stderr warns what that exposes); `audit verify` checks the keyed audit
 chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 with a message
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 STATE_DIR = "/var/lib/aios/registry"
-LISTEN = "unix:///run/aios/tools.sock"  # registry.server.DEFAULT_LISTEN (not imported: grpc)
+LISTEN = "unix:///run/aios/tools.sock"  # registry.server.grpc.DEFAULT_LISTEN (not imported: grpc)
 
 
 @click.group()
@@ -85,9 +85,9 @@ def serve(
     agent_id in each call is self-asserted: capability checks mean something
     only behind socket permissions (the default unix socket is created 0600).
     """
-    from registry.audit import AuditError
-    from registry.server import ServeOptions
-    from registry.server import serve as run
+    from registry.server.audit import AuditError
+    from registry.server.grpc import ServeOptions
+    from registry.server.grpc import serve as run
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -129,7 +129,7 @@ def verify(state_dir: Path) -> None:
     or root). Exit 1 with the first problem: a bad row, a forged or garbage head,
     a missing or wrong key, an unreadable database, or an unkeyed log.
     """
-    from registry.audit import verify as check
+    from registry.server.audit import verify as check
 
     verdict = check(state_dir)
     if verdict.ok:
@@ -146,8 +146,8 @@ def verify(state_dir: Path) -> None:
 @click.option("--namespace", default="", help="Only this namespace.")
 def tools(addr: str | None, namespace: str) -> None:
     """List a running registry's tools: name, risk, flags, timeout, capabilities."""
-    from reconciler.errors import AiosError
-    from reconciler.executor import RegistryClient
+    from reconciler.client import RegistryClient
+    from reconciler.sdk.errors import AiosError
 
     async def fetch() -> None:
         async with RegistryClient(addr) as client:

@@ -1,6 +1,6 @@
 """`aios sandbox up NAME | down NAME | list`: registries in their own namespaces.
 
-A thin shell over registry.sandbox (which documents what a sandbox is).
+A thin shell over sandbox.lifecycle (which documents what a sandbox is).
 `up` is idempotent (a running, healthy sandbox is reported and left alone; a
 stale one, whose registry died, is restarted with all its content kept);
 `down` is idempotent too: an unknown sandbox is a no-op with a note (exit 0),
@@ -38,7 +38,7 @@ def up(name: str, profile: str | None) -> None:
     A stale sandbox (its registry died) is restarted and keeps its root, its
     state and its namespace's content; only `aios sandbox down` deletes them.
     """
-    from registry.sandbox import SandboxError, start
+    from sandbox.lifecycle import SandboxError, start
 
     try:
         box, how = asyncio.run(start(name, profile=profile))
@@ -56,8 +56,8 @@ def up(name: str, profile: str | None) -> None:
 @click.argument("name")
 def down(name: str) -> None:
     """Stop sandbox NAME and remove everything it created."""
-    from registry.sandbox import SandboxError
-    from registry.sandbox import down as stop
+    from sandbox.lifecycle import SandboxError
+    from sandbox.lifecycle import down as stop
 
     try:
         notes = asyncio.run(stop(name))
@@ -70,7 +70,7 @@ def down(name: str) -> None:
 @sandbox.command(name="list")
 def list_() -> None:
     """Sandboxes: name, registry pid, running or stale, socket."""
-    from registry.sandbox import list_sandboxes
+    from sandbox.lifecycle import list_sandboxes
 
     boxes = list_sandboxes()
     if not boxes:

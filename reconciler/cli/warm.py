@@ -59,9 +59,9 @@ WARM_MODULES = (
     "reconciler.config",
     "reconciler.engine.reconcile",
     "reconciler.engine.store",
-    "reconciler.executor",
+    "reconciler.client",
     "reconciler.render",
-    "registry.sandbox",
+    "sandbox.lifecycle",
     "specs.loader",
 )
 IDLE_SECONDS = 600

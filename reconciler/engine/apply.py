@@ -32,8 +32,8 @@ from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Outcome, Report, reconciling_status
 from reconciler.engine.store import ResourceStatus, Store
 from reconciler.engine.verify import describe
-from reconciler.errors import AiosError
-from reconciler.plan import Plan, plan_difference
+from reconciler.sdk.errors import AiosError
+from reconciler.sdk.plan import Plan, plan_difference
 
 if TYPE_CHECKING:
     from reconciler.engine.reconcile import ApplyResult, Planned

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.controller import Call
+from contract.tooldef import ToolSpec
 from reconciler.engine.store import Store
-from reconciler.errors import AiosError
-from reconciler.plan import canonical_digest
-from registry.tooling import ToolSpec
+from reconciler.sdk.controller import Call
+from reconciler.sdk.errors import AiosError
+from reconciler.sdk.plan import canonical_digest
 
 ProgressFn = Callable[[str, int, int, str], None]  # tool, done, total, message
 

@@ -32,11 +32,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reconciler.controller import Controller, Desired, Diff, StateReader
+from contract.tooldef import ToolSpec
 from reconciler.engine.verify import Memo, Verdict, verify_plan
-from reconciler.errors import AiosError
-from reconciler.plan import DomainPlan, PlanFailure, Step
-from registry.tooling import ToolSpec
+from reconciler.sdk.controller import Controller, Desired, Diff, StateReader
+from reconciler.sdk.errors import AiosError
+from reconciler.sdk.plan import DomainPlan, PlanFailure, Step
 
 MAX_ISOLATE = 24  # units (resources, pruned or owned keys) tried one by one, at most
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from reconciler.errors import PlanRejected, ToolFailed, ToolNotFound
-from registry.tooling import ToolSpec
+from contract.tooldef import ToolSpec
+from reconciler.sdk.errors import PlanRejected, ToolFailed, ToolNotFound
 
 
 class Caller(Protocol):
-    """The part of reconciler.executor.RegistryClient the engine uses for reads."""
+    """The part of reconciler.client.RegistryClient the engine uses for reads."""
 
     async def call(self, tool: str, args: Mapping[str, Any], *, reason: str) -> Any: ...
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.tooldef import ToolSpec
 from reconciler import __version__
-from reconciler.controller import Controller, Desired
 from reconciler.engine.apply import ApplyRun, saved_domain_problem
 from reconciler.engine.execute import ProgressFn
 from reconciler.engine.order import DOMAINS, KIND_DOMAIN, dependencies, domain_of
@@ -45,9 +45,9 @@ from reconciler.engine.planning import DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Report, next_status
 from reconciler.engine.store import Generation, ResourceStatus, Store
-from reconciler.errors import PlanRejected, StalePlan
-from reconciler.plan import Plan, PlanBinding, PlanFailure, canonical_digest
-from registry.tooling import ToolSpec
+from reconciler.sdk.controller import Controller, Desired
+from reconciler.sdk.errors import PlanRejected, StalePlan
+from reconciler.sdk.plan import Plan, PlanBinding, PlanFailure, canonical_digest
 from specs.base import Resource
 from specs.kinds import KIND_MODELS
 from specs.specset import SpecSet

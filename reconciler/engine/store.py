@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from reconciler.errors import StateStoreError
+from reconciler.sdk.errors import StateStoreError
 
 HISTORY_LIMIT = 5
 CACHE_LIMIT = 512  # canonical firewall tables, inputs known valid: derived, re-computable

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.controller import Controller, Desired
-from reconciler.plan import Change, Step, canonical_digest, canonical_json
-from registry.tooling import ToolSpec
+from contract.tooldef import ToolSpec
+from reconciler.sdk.controller import Controller, Desired
+from reconciler.sdk.plan import Change, Step, canonical_digest, canonical_json
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -180,6 +180,6 @@ def json_path(parts: Sequence[object]) -> str:
 def _validator(schema_json: str) -> Any:
     import json
 
-    from registry import schemacheck  # imported lazily: only plans with steps pay for it
+    from contract import schemacheck
 
     return schemacheck.validator(json.loads(schema_json))

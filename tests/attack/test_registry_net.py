@@ -3,7 +3,7 @@
 The hostile values of tests/attack/specs/ifname-*, nft-* and net-*, sent to the
 registry's tools directly, at both of its layers:
 
-- the input schema (what Execute checks first, registry.pipeline.first_error):
+- the input schema (what Execute checks first, registry.server.pipeline.first_error):
   `Invalid input: $.path: 'value' does not match 'pattern'`, or no refusal where
   JSON Schema cannot say it (a sysctl's field count, a resolver/path pairing, a
   rule's ';' outside quotes) — then the handler's refusal is the only one;
@@ -43,16 +43,25 @@ from typing import Any
 import pytest
 from registry_support import running_registry
 
-from reconciler.errors import ToolRejected
-from reconciler.executor import RegistryClient
-from registry.catalogue import specs as catalogue
-from registry.catalogue import tool_classes
-from registry.fwschema import NFT_IDENT_RE
-from registry.linkschema import ENDPOINT
-from registry.netschema import IFNAME, IP, IP_PREFIX, MAC, PROTO, RESOLVER_FILE, SYSCTL_KEY
-from registry.pipeline import first_error
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext, ToolError
+from contract.catalogue.firewall import NFT_IDENT_RE
+from contract.catalogue.links import ENDPOINT
+from contract.catalogue.netschema import (
+    IFNAME,
+    IP,
+    IP_PREFIX,
+    MAC,
+    PROTO,
+    RESOLVER_FILE,
+    SYSCTL_KEY,
+)
+from reconciler.client import RegistryClient
+from reconciler.sdk.errors import ToolRejected
+from registry.core.errors import ToolError
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.index import specs as catalogue
+from registry.handlers.index import tool_classes
+from registry.server.pipeline import first_error
 from tests.system.helpers import run
 from tests.system.netdriver import ip_json, net_dump
 

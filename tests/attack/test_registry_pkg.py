@@ -9,7 +9,7 @@ the scratch root changed:
   it does not show at all (a directory beside the root) — or tries a link
   planted in the root, a remount, nsenter, a new (user) namespace, a signal
   to a host process, a sysctl write or a device node. dpkg runs the scripts in
-  registry.pkgjail's jail: the script fails, pkg.ensure names the package and
+  registry.drivers.pkg.jail's jail: the script fails, pkg.ensure names the package and
   the script and rolls back, and the sentinels are unchanged byte-, mode- and
   owner-wise (the host's dpkg status too).
 - `test_pkg_file_repository_*`: a `file:` repository naming a directory
@@ -48,11 +48,11 @@ import grpc
 import pytest
 from registry_support import running_registry
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
-from registry import debrepo
-from registry.demo import DemoPackage
-from registry.tooling import ToolError
-from registry.tools import pkg_defs
+from contract._gen import tools_pb2, tools_pb2_grpc
+from contract.catalogue import pkg as pkg_defs
+from registry.core.errors import ToolError
+from sandbox import debrepo
+from sandbox.demo import DemoPackage
 from tests.system.targets import ScratchTarget, make_target
 
 pytestmark = [

@@ -2,7 +2,7 @@
 of the scratch root (issue #8, escape 2), sent to the registry's tools directly.
 
 Every case runs through the registry's own Execute pipeline, in process
-(registry.server.build_pipeline, profile `full` unless said: JSON Schema,
+(registry.server.grpc.build_pipeline, profile `full` unless said: JSON Schema,
 capabilities, before-image, run; Rollback through Pipeline.rollback), on a
 scratch root under tmp_path. Beside the root, under the same tmp_path, lies a
 sentinel "host" directory (files with content, modes 0644/0600/0640/0755,
@@ -40,14 +40,14 @@ from typing import Any
 
 import pytest
 
-from registry import mounting
-from registry.pipeline import Outcome, Pipeline, Request
-from registry.process import ProcessRunner
-from registry.server import ServeOptions, build_pipeline
-from registry.tooling import ToolContext
-from registry.tools.fs_base import LINK_TARGET, PATH
-from registry.tools.model_defs import MODEL_PATH
-from registry.tools.schema_parts import ABS_PATH
+from contract.catalogue.model import MODEL_PATH
+from contract.catalogue.parts import ABS_PATH
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.drivers.storage import mounting
+from registry.handlers.fs_base import LINK_TARGET, PATH
+from registry.server.grpc import ServeOptions, build_pipeline
+from registry.server.pipeline import Outcome, Pipeline, Request
 
 HOSTS = b"127.0.0.1 localhost\n"
 SECRET = b"host secret\n"

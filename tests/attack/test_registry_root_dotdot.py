@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import rootfs
-from registry.tooling import ToolError
+from registry.core import rootfs
+from registry.core.errors import ToolError
 from tests.attack.test_registry_root import Scene, open_scene
 
 # (name, links planted (path in root -> text), the target path that goes through them)

@@ -1,4 +1,4 @@
-"""Attack corpus, registry side, area `root-`: registry.rootfs resolves like the kernel's
+"""Attack corpus, registry side, area `root-`: registry.core.rootfs resolves like the kernel's
 RESOLVE_IN_ROOT, and ToolContext.path never maps a path out of the root.
 
 The reference is the kernel itself: openat2(2) with RESOLVE_IN_ROOT (called through
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from registry import rootfs
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext, ToolError
+from registry.core import rootfs
+from registry.core.errors import ToolError
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
 
 SYS_OPENAT2 = 437
 RESOLVE_NO_MAGICLINKS = 0x02

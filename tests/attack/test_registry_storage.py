@@ -4,7 +4,7 @@ The same hostile values as tests/attack/specs/mkfs-* and mount-*, sent to the
 registry's tools directly, at both of its layers:
 
 - the input schema (what Execute checks first): `Invalid input: $.options[i]: ...`
-  exactly as registry.pipeline words it, or no refusal where JSON Schema cannot
+  exactly as registry.server.pipeline words it, or no refusal where JSON Schema cannot
   say it (a relative positional, a second label, a flag without its value);
 - the handler, run for real with mkfs and mount(8) inside a private mount
   namespace (a `unshare -m` holder; tests/system/tooldriver.py refuses to run in
@@ -38,9 +38,9 @@ from typing import Any
 
 import pytest
 
-from registry.catalogue import specs as catalogue
-from registry.fsoptions import CHARSET, mkfs_item_schema, mount_item_schema
-from registry.pipeline import first_error
+from registry.drivers.storage.fsoptions import CHARSET, mkfs_item_schema, mount_item_schema
+from registry.handlers.index import specs as catalogue
+from registry.server.pipeline import first_error
 from tests.system.helpers import run
 from tests.system.test_storage_tools import Namespace, blkid, wait_for_own_namespace
 
@@ -88,7 +88,7 @@ def snapshot(directory: Path) -> dict[str, tuple[Any, ...]]:
 
 
 def schema_refusal(tool: str, args: dict[str, Any]) -> str | None:
-    """What Execute answers before running anything (registry.pipeline's wording)."""
+    """What Execute answers before running anything (registry.server.pipeline's wording)."""
     problem = first_error(catalogue()[tool].input_schema, args)
     return None if problem is None else f"Invalid input: {problem}"
 
@@ -510,7 +510,7 @@ def test_a_refused_remount_leaves_the_mount_as_it_was(fresh: World) -> None:
 
 
 # Links planted in the root where overlay's layers are named: an absolute target means
-# "from the root" and '..' stops there (registry.rootfs behind ctx.path), so each layer
+# "from the root" and '..' stops there (registry.core.rootfs behind ctx.path), so each layer
 # is the decoy under the root, never the sentinel host directory the link text names.
 LAYER_LINKS = [
     ("lowerdir-absolute-link", "lowerdir", "{HOST}/etc", "{ROOT}{HOST}/etc"),

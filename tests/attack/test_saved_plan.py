@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from registry import sandbox
+from sandbox import lifecycle as sandbox
 from tests.system.engine_support import Box
 from tests.system.helpers import host_state as _host_state
 

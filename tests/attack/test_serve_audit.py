@@ -37,15 +37,7 @@ from pathlib import Path
 import pytest
 from registry_support import audit_entry as entry
 
-from registry.audit import (
-    GENESIS,
-    KEY_NAME,
-    AuditLog,
-    head_mac,
-    row_hash,
-    row_mac,
-    rows,
-)
+from registry.server.audit import GENESIS, KEY_NAME, AuditLog, head_mac, row_hash, row_mac, rows
 
 AIOS = [sys.executable, "-c", "from reconciler.cli.main import main; main()"]
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, uid switch)")
@@ -94,7 +86,7 @@ def host(tmp_path: Path) -> Iterator[Path]:
 
 def test_serve_default_is_the_unix_socket() -> None:
     from reconciler.cli.registry import LISTEN
-    from registry.server import DEFAULT_LISTEN, ServeOptions, tcp_warning
+    from registry.server.grpc import DEFAULT_LISTEN, ServeOptions, tcp_warning
 
     assert DEFAULT_LISTEN == LISTEN == f"unix://{DEFAULT_SOCKET}"
     assert ServeOptions().listen == DEFAULT_LISTEN
@@ -231,7 +223,7 @@ def test_serve_tcp_only_when_asked_and_with_a_warning(
     ) as proc:
         lines = wait_for_log(proc, "registry serving on")
         text = "".join(lines)
-        assert f"WARNING registry.server: listening on TCP {listen}" in text, text
+        assert f"WARNING registry.server.grpc: listening on TCP {listen}" in text, text
         assert warning in text and text.count("listening on TCP") == 1
         assert "claim any agent_id" in text
         address = lines[-1].split("registry serving on ", 1)[1].split()[0]
@@ -493,7 +485,7 @@ def deleted_last_head_resigned(state: Path) -> str:
     table = rows(state)
     sql(state, "DELETE FROM audit_log WHERE id = 5")
     head = {**head_of(state), "rows": 4, "hash": table[3]["hash"], "last_id": 4}
-    from registry.audit import Head
+    from registry.server.audit import Head
 
     head["mac"] = head_mac(ATTACKER_KEY, Head(4, table[3]["hash"], 4, 1))
     (state / "audit.head").write_text(json.dumps(head))

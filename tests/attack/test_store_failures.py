@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import pytest
 
 from reconciler.engine.store import MARKER_NAME, TABLES, ResourceStatus, Store
-from registry import demo, fileserver
+from sandbox import demo, fileserver
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_SIZE = 200 * 1024

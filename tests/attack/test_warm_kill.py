@@ -40,13 +40,14 @@ import grpc
 import pytest
 from registry_support import running_registry, write_plugin
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
+from contract._gen import tools_pb2, tools_pb2_grpc
+from contract.tooldef import JSON, ToolSpec
 from reconciler.cli.launch import signature
-from registry import audit
-from registry.process import group_alive
-from registry.profiles import Entry
-from registry.server import RegistryServer
-from registry.tooling import JSON, Tool, ToolContext, ToolSpec
+from registry.core.process import group_alive
+from registry.core.tool import Tool, ToolContext
+from registry.server import audit
+from registry.server.grpc import RegistryServer
+from registry.server.profiles import Entry
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
 REPO = Path(__file__).resolve().parents[2]
@@ -185,7 +186,7 @@ async def slow_registry(tmp: Path) -> AsyncIterator[tuple[RegistryServer, str]]:
 
 KILLED_CLIENT = """
 import sys, grpc
-from reconciler._gen import tools_pb2, tools_pb2_grpc
+from contract._gen import tools_pb2, tools_pb2_grpc
 channel = grpc.insecure_channel(sys.argv[1])
 stub = tools_pb2_grpc.ToolRegistryStub(channel)
 stub.Execute(tools_pb2.ExecuteRequest(tool_name=sys.argv[2], agent_id="aios-reconciler",

@@ -41,10 +41,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from reconciler.controller import Controller, Desired
 from reconciler.engine.verify import verify_plan
-from reconciler.plan import Step
-from registry.catalogue import specs as catalogue_specs
+from reconciler.sdk.controller import Controller, Desired
+from reconciler.sdk.plan import Step
+from registry.handlers.index import specs as catalogue_specs
 from specs.loader import load_documents
 
 _yaml = YAML(typ="safe", pure=True)

@@ -31,8 +31,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from reconciler.executor import RegistryClient
-from registry import sandbox
+from reconciler.client import RegistryClient
+from sandbox import lifecycle as sandbox
 from tests.controllers.harness import desired_from, load_case
 
 AGENT = "aios-reconciler"

@@ -21,10 +21,10 @@ from ruamel.yaml import YAML
 
 from controllers.models import CONTROLLER
 from controllers.models.state import ModelFile, ModelsState
-from reconciler.controller import Desired
-from reconciler.errors import PlanRejected
-from reconciler.plan import Step
-from registry.demo import gguf_sha256
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.errors import PlanRejected
+from reconciler.sdk.plan import Step
+from sandbox.demo import gguf_sha256
 from specs.loader import load_documents
 from tests.controllers.harness import cases, load_case, run_observe_case, run_plan_case
 

@@ -18,9 +18,9 @@ import pytest
 from controllers.network import CONTROLLER
 from controllers.network import controller as controller_mod
 from controllers.network.state import LinkState, NetState
-from reconciler.controller import Desired
-from reconciler.errors import PermanentError
-from reconciler.plan import Change, Step, canonical_json
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.errors import PermanentError
+from reconciler.sdk.plan import Change, Step, canonical_json
 from specs.loader import load_documents
 from tests.controllers.harness import (
     RecordedReader,

@@ -28,9 +28,9 @@ from controllers.packages.versions import (
     resolve,
     satisfies,
 )
-from reconciler.controller import Desired
-from reconciler.errors import PermanentError
-from reconciler.plan import Step
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.errors import PermanentError
+from reconciler.sdk.plan import Step
 from specs.loader import load_documents
 from tests.controllers.harness import cases, desired_from, run_observe_case, run_plan_case
 

@@ -22,9 +22,9 @@ from ruamel.yaml import YAML
 from controllers.storage import CONTROLLER
 from controllers.storage.options import for_fresh_mount, kernel_after, missing, normal
 from controllers.storage.state import FsState, FstabEntry, MountState, PathState, StorageState
-from reconciler.controller import Desired
-from reconciler.errors import PlanRejected
-from reconciler.plan import Step
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.errors import PlanRejected
+from reconciler.sdk.plan import Step
 from specs.loader import load_documents
 from tests.controllers.harness import cases, load_case, run_observe_case, run_plan_case
 

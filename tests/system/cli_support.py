@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reconciler.cli.common import open_engine, resolve_target
 from reconciler.engine.reconcile import Engine
-from registry import sandbox
+from sandbox import lifecycle as sandbox
 from tests.system.engine_support import Box
 
 

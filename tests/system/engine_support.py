@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import sandbox
-from registry.catalogue import specs as catalogue_specs
+from registry.handlers.index import specs as catalogue_specs
+from sandbox import lifecycle as sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import JSON, ToolContext
+from contract.tooldef import JSON
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.index import tool_classes
 from tests.system.helpers import run
 
 

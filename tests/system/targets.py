@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import JSON, Progress, ToolContext
+from contract.tooldef import JSON
+from registry.core.process import ProcessRunner
+from registry.core.tool import Progress, ToolContext
+from registry.handlers.index import tool_classes
 
 
 @dataclass

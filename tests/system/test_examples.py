@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from registry.demo import gguf_sha256
+from sandbox.demo import gguf_sha256
 from tests.system.engine_support import REPO, Box, box  # noqa: F401
 
 EXAMPLES = REPO / "examples"

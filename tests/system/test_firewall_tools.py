@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
 from tests.system.helpers import run
 from tests.system.netdriver import Driver, nft
 

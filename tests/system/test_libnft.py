@@ -1,4 +1,5 @@
-"""registry.libnft and the in-process listing path of registry.nft, inside a real namespace.
+"""registry.drivers.nft.libnft and the in-process listing path of registry.drivers.nft.ruleset,
+inside a real namespace.
 
 The listings run in a child Python started with `ip netns exec NS` (libnftables
 talks to the calling thread's namespace, as the sandbox registry does) and are
@@ -31,9 +32,10 @@ table ip nat {
 PROBE = """
 import asyncio, json, tempfile
 from pathlib import Path
-from registry import libnft, nft
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.drivers.nft import libnft
+from registry.drivers.nft import ruleset as nft
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
 
 tmp = Path(tempfile.mkdtemp())
 ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
@@ -73,10 +75,11 @@ def test_in_process_listing_is_byte_equal_to_the_binary(netns: str) -> None:
 CACHE_PROBE = """
 import asyncio, json, subprocess, sys, tempfile
 from pathlib import Path
-from registry import libnft, nft
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
-from registry.tools import firewall
+from registry.drivers.nft import libnft
+from registry.drivers.nft import ruleset as nft
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers import firewall
 
 tmp = Path(tempfile.mkdtemp())
 ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
@@ -175,9 +178,9 @@ def test_a_static_table_is_listed_once_per_generation(netns: str) -> None:
 CONCURRENT_PROBE = """
 import asyncio, json, sys, tempfile
 from pathlib import Path
-from registry import nft
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.drivers.nft import ruleset as nft
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
 
 tmp = Path(tempfile.mkdtemp())
 ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")
@@ -221,9 +224,10 @@ def test_concurrent_listings_are_each_byte_equal_to_the_binary(netns: str) -> No
 LINK_PROBE = """
 import asyncio, json, subprocess, tempfile
 from pathlib import Path
-from registry import libnft, nft
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.drivers.nft import libnft
+from registry.drivers.nft import ruleset as nft
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
 
 tmp = Path(tempfile.mkdtemp())
 ctx = ToolContext(runner=ProcessRunner(), root=tmp, state_dir=tmp, work=tmp, execution_id="t")

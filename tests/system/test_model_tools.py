@@ -1,4 +1,4 @@
-"""model.* tools for real: downloads over loopback HTTP from registry.fileserver.
+"""model.* tools for real: downloads over loopback HTTP from sandbox.fileserver.
 
 The file server runs in this process on 127.0.0.1 with an ephemeral port
 (host loopback is fine for a server the test starts and stops). A handler
@@ -14,8 +14,8 @@ from typing import BinaryIO, ClassVar
 
 import pytest
 
-from registry import demo, fileserver
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from sandbox import demo, fileserver
 from tests.system.helpers import run
 from tests.system.targets import ScratchTarget, make_target
 

@@ -1,7 +1,7 @@
 """The models controller end to end: real CLI, real sandbox, files read back with sha256sum.
 
 Each test gets its own sandbox (`box`), whose file server serves the demo
-models at registry.demo.MODEL_BASE_URL in the sandbox's network namespace.
+models at sandbox.demo.MODEL_BASE_URL in the sandbox's network namespace.
 Files are read back inside the sandbox's namespaces (`box.sh`), drift is
 made there with rm/dd. The ai-workstation example runs whole (storage,
 packages, models): the weights land on the filesystem its Storage resource
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from controllers.models import CONTROLLER
 from controllers.models.state import ModelsState
-from reconciler.controller import Desired
 from reconciler.engine.reader import ReadOnlyReader
-from registry.demo import MODEL_BASE_URL, gguf_sha256
+from reconciler.sdk.controller import Desired
+from sandbox.demo import MODEL_BASE_URL, gguf_sha256
 from specs.loader import load_paths
 from specs.models import Models
 from tests.system.cli_support import aios, apply, engine_on, ok, statuses, write_tree

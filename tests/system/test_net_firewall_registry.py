@@ -1,6 +1,6 @@
 """net and firewall tools end to end through a real registry server (`--netns`).
 
-Calls go through RegistryClient over a unix socket to registry.server with
+Calls go through RegistryClient over a unix socket to registry.server.grpc with
 `netns` set to the test namespace: schema rejection with the JSON path,
 output validated by the pipeline, and Rollback(execution_id) restoring the
 touched network objects and firewall tables. Read back with ip/nft directly.
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from registry_support import running_registry
 
-from reconciler.errors import ToolFailed, ToolRejected
-from reconciler.executor import RegistryClient
+from reconciler.client import RegistryClient
+from reconciler.sdk.errors import ToolFailed, ToolRejected
 from tests.system.netdriver import ip_json, link_names, net_dump, nft, same_net
 
 TABLE = {

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from registry import netcmd
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from registry.drivers.net import commands as netcmd
 from tests.system.helpers import in_netns, run
 from tests.system.netdriver import Driver, addresses, ip_json, link, link_names, net_dump, same_net
 from tests.unit.test_netcmd import batch_words

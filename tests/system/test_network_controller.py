@@ -26,8 +26,8 @@ from typing import Any
 from controllers.network import CONTROLLER
 from controllers.network.desired import addresses_view, options_view, route_view, rule_view, wanted
 from controllers.network.state import NetState
-from reconciler.controller import Desired
 from reconciler.engine.reader import ReadOnlyReader
+from reconciler.sdk.controller import Desired
 from specs.loader import load_paths
 from tests.system.cli_support import aios, apply, engine_on, ok, statuses, write_tree
 from tests.system.engine_support import REPO, Box, box  # noqa: F401

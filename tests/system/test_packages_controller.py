@@ -23,7 +23,7 @@ from controllers.packages import CONTROLLER
 from controllers.packages.state import PackagesState
 from reconciler.cli.common import open_engine, resolve_target
 from reconciler.engine.reader import ReadOnlyReader
-from registry import sandbox
+from sandbox import lifecycle as sandbox
 from specs.loader import load_paths
 from tests.system.engine_support import Box, box  # noqa: F401
 

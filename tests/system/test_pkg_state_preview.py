@@ -1,6 +1,6 @@
 """pkg.state's `repositories` input on a real scratch root: versions from a temporary index.
 
-The demo repository (registry.debrepo, cached) is copied into the scratch
+The demo repository (sandbox.debrepo, cached) is copied into the scratch
 root at /srv/demo and reached with `file:/srv/demo` (a path under the root).
 Before the repository is configured, `pkg.state` with the desired repository
 list must already offer the demo packages' versions, and the scratch root must
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import debrepo
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from sandbox import debrepo
 from tests.system.targets import ScratchTarget, make_target
 
 

@@ -1,6 +1,6 @@
 """pkg.* tools on a real scratch root with a local repository of the aios-demo packages.
 
-The repository is registry.debrepo's (cached), copied into the scratch root
+The repository is sandbox.debrepo's (cached), copied into the scratch root
 at /srv/demo and reached with `file:/srv/demo` (a file: URL names a path
 under the root; the host's own paths are never read: tests/attack/
 test_registry_pkg.py); the sandbox end-to-end test reaches the same packages
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import debrepo
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from sandbox import debrepo
 from tests.system.helpers import run
 from tests.system.targets import ScratchTarget, make_target
 

@@ -1,7 +1,7 @@
 """Byte-level wire compatibility of aios.tools.ToolRegistry/Execute.
 
 The request is assembled byte by byte from the field numbers and types in the
-contract tables (tests/fixtures copy of aios-contract.md §1.3), sent over a real
+contract tables (tests/fixtures copy of docs/aios-contract.md §1.3), sent over a real
 gRPC channel to a grpc.aio server built from our generated stubs, and must
 arrive field for field; the response's raw bytes are decoded by hand with the
 contract's ExecuteResponse numbers. If our .proto disagreed with aiOS on a
@@ -22,7 +22,7 @@ import grpc
 import pytest
 from aios_contract_tables import ContractTables, MessageRow, load
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
+from contract._gen import tools_pb2, tools_pb2_grpc
 
 TABLES: ContractTables = load()
 REQUEST: MessageRow = TABLES.message("aios.tools.ExecuteRequest")

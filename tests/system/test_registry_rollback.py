@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from registry_support import running_registry
 
-from reconciler.errors import RateLimited, ToolFailed, ToolRejected
-from reconciler.executor import RegistryClient
-from registry import audit
+from reconciler.client import RegistryClient
+from reconciler.sdk.errors import RateLimited, ToolFailed, ToolRejected
+from registry.server import audit
 
 
 async def test_rollback_survives_restart_and_refuses_clearly(tmp_path: Path) -> None:

@@ -22,10 +22,11 @@ import grpc
 import pytest
 from registry_support import running_registry, write_plugin
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
-from registry import audit
-from registry.profiles import Entry
-from registry.tooling import JSON, Tool, ToolContext, ToolSpec, obj_schema
+from contract._gen import tools_pb2, tools_pb2_grpc
+from contract.tooldef import JSON, ToolSpec, obj_schema
+from registry.core.tool import Tool, ToolContext
+from registry.server import audit
+from registry.server.profiles import Entry
 
 
 async def execute(address: str, tool: str, args: Any, agent: str = "aios-reconciler") -> Any:
@@ -60,7 +61,7 @@ async def test_socket_mode_health_and_catalogue(tmp_path: Path) -> None:
     async with running_registry(tmp_path) as (_server, address):
         mode = os.stat(address.removeprefix("unix://")).st_mode
         assert stat.S_ISSOCK(mode) and mode & 0o777 == 0o600
-        from reconciler.executor import RegistryClient
+        from reconciler.client import RegistryClient
 
         async with RegistryClient(address) as client:
             assert await client.health()

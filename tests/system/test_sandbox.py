@@ -19,10 +19,11 @@ import grpc
 import pytest
 from registry_support import write_plugin
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
-from reconciler.errors import ToolFailed
-from reconciler.executor import RegistryClient
-from registry import audit, sandbox
+from contract._gen import tools_pb2, tools_pb2_grpc
+from reconciler.client import RegistryClient
+from reconciler.sdk.errors import ToolFailed
+from registry.server import audit
+from sandbox import lifecycle as sandbox
 from tests.system.helpers import run
 
 MKLINK = """

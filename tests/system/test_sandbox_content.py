@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.executor import RegistryClient
-from registry import demo, sandbox
+from reconciler.client import RegistryClient
+from sandbox import demo
+from sandbox import lifecycle as sandbox
 from tests.system.helpers import run
 
 

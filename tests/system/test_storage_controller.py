@@ -19,8 +19,8 @@ from typing import Any
 from controllers.storage import CONTROLLER
 from controllers.storage.options import missing
 from controllers.storage.state import StorageState
-from reconciler.controller import Desired
 from reconciler.engine.reader import ReadOnlyReader
+from reconciler.sdk.controller import Desired
 from specs.loader import load_paths
 from specs.storage import Storage
 from tests.system.cli_support import aios, apply, engine_on, ok, statuses, write_tree

@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.index import tool_classes
 
 
 async def handle(request: dict[str, Any], work: Path) -> dict[str, Any]:

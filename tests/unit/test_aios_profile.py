@@ -1,4 +1,4 @@
-"""The `aios` profile matches aios-contract.md §3.1-§3.4, table by table.
+"""The `aios` profile matches docs/aios-contract.md §3.1-§3.4, table by table.
 
 Expected values come from parsing tests/fixtures/aios-contract-tool-tables.md,
 a verbatim copy of the contract (checked against the source when it is
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.profiles import AIOS_TOOLS, get_profile
+from registry.server.profiles import AIOS_TOOLS, get_profile
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "aios-contract-tool-tables.md"
 SOURCE = Path("/work/shared/reference/aios-contract.md")

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from registry_support import ScriptedRunner
 
-from registry import apk
-from registry.pkgbackend import Repository, Transaction, TransactionError
-from registry.tooling import Runner, ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.tool import Runner, ToolContext
+from registry.drivers.pkg import apk
+from registry.drivers.pkg.backend import Repository, Transaction, TransactionError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apk"
 
@@ -117,7 +118,7 @@ async def test_double_commands(root: Path) -> None:
     runner.calls.clear()
     await b.transact(Transaction(install=tx.install, remove=tx.remove, purge=True))
     # On a scratch root the commands that run package scripts go through the jail wrapper
-    # (registry.pkgjail), never plain apk: apk's own chroot does not hold against uid 0.
+    # (registry.drivers.pkg.jail), never plain apk: apk's own chroot does not hold against uid 0.
     jail = runner.calls[0][0]
     assert jail.startswith(f"{root}/apk/") and jail.endswith(".apk")
     assert f"run {root} net " in read_text(jail)
@@ -173,8 +174,8 @@ def test_double_repositories_managed_block(root: Path) -> None:
 
 
 def test_backend_is_chosen_by_what_the_target_has(root: Path, tmp_path: Path) -> None:
-    from registry.apt import AptBackend
-    from registry.pkgbackend import select_backend
+    from registry.drivers.pkg.apt import AptBackend
+    from registry.drivers.pkg.backend import select_backend
 
     def pick(r: Path) -> str:
         ctx = ToolContext(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import aptparse
-from registry.pkgbackend import Repository, dependency_names
+from registry.drivers.pkg import aptparse
+from registry.drivers.pkg.backend import Repository, dependency_names
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apt"
 
@@ -27,7 +27,8 @@ def test_apt_config_points_everything_at_the_root() -> None:
         Path("/srv/root"), Path("/state/apt/conf.d"), dpkg=Path("/state/apt/x.dpkg")
     )
     assert 'Dir "/srv/root/";' in text
-    assert 'Dir::Bin::dpkg "/state/apt/x.dpkg";' in text  # the jail wrapper (registry.pkgjail)
+    # the jail wrapper (registry.drivers.pkg.jail)
+    assert 'Dir::Bin::dpkg "/state/apt/x.dpkg";' in text
     assert 'Dir::State::status "/srv/root/var/lib/dpkg/status";' in text
     assert 'Dir::Etc::Parts "/state/apt/conf.d";' in text  # neither host's nor root's apt.conf.d
     for option in (

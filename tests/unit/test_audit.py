@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from registry_support import audit_entry as entry
 
-from registry.audit import (
+from registry.server.audit import (
     GENESIS,
     AuditError,
     AuditLog,

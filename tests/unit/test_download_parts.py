@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import demo, download, fileserver, modelfiles
+from registry.drivers.model import download
+from registry.drivers.model import files as modelfiles
+from sandbox import demo, fileserver
 
 
 @pytest.mark.parametrize(

@@ -21,13 +21,13 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.controller import Controller, Desired, Diff, StateReader
+from contract.tooldef import ToolSpec
 from reconciler.engine import reconcile
 from reconciler.engine.reconcile import Engine, Target, load_generation
 from reconciler.engine.store import Store
-from reconciler.errors import PermanentError, RegistryUnavailable, ToolFailed
-from reconciler.plan import Change, NoOp, Step
-from registry.tooling import ToolSpec
+from reconciler.sdk.controller import Controller, Desired, Diff, StateReader
+from reconciler.sdk.errors import PermanentError, RegistryUnavailable, ToolFailed
+from reconciler.sdk.plan import Change, NoOp, Step
 from specs.loader import load_documents
 from specs.specset import SpecSet
 
@@ -700,7 +700,7 @@ def test_a_killed_apply_leaves_its_resources_interrupted(tmp_path: Path) -> None
 
 
 def _tamper(plan: Any, edit: Callable[[dict[str, Any]], None]) -> Any:
-    from reconciler.plan import Plan
+    from reconciler.sdk.plan import Plan
 
     data = json.loads(plan.to_json())
     edit(data)
@@ -741,7 +741,7 @@ TAMPERED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
 async def test_a_saved_plan_that_differs_from_a_fresh_one_runs_nothing(
     engine: Engine, name: str, edit: Callable[[dict[str, Any]], None], message: str
 ) -> None:
-    from reconciler.errors import PlanRejected
+    from reconciler.sdk.errors import PlanRejected
 
     s = specset(network("lan", {"net.a": "1", "net.b": "2"}))
     saved = _tamper((await engine.plan(engine.merge(s))).plan, edit)
@@ -785,8 +785,8 @@ async def test_what_runs_is_what_the_verifier_checked(
 
 
 async def test_render_shows_a_domain_that_could_not_be_planned(engine: Engine) -> None:
-    from reconciler.plan import Plan
     from reconciler.render import render_plan
+    from reconciler.sdk.plan import Plan
 
     planned = await engine.plan(engine.merge(specset(network("lan", {"net.a": "unobservable"}))))
     text = render_plan(planned.plan)

@@ -13,15 +13,15 @@ from typing import Any
 import grpc
 import pytest
 
-from reconciler._gen import tools_pb2, tools_pb2_grpc
-from reconciler.errors import (
+from contract._gen import tools_pb2, tools_pb2_grpc
+from reconciler.client import RegistryClient
+from reconciler.sdk.errors import (
     RateLimited,
     RegistryUnavailable,
     ToolFailed,
     ToolNotFound,
     ToolRejected,
 )
-from reconciler.executor import RegistryClient
 
 T = "t.read"
 Step = tools_pb2.ExecuteResponse | tuple[grpc.StatusCode, str] | float
@@ -185,15 +185,17 @@ def test_import_is_light() -> None:
     import sys
 
     code = (
-        "import sys, reconciler.executor; "
-        "print(sorted(m for m in sys.modules if m.startswith('registry')))"
+        "import sys, reconciler.client; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('registry', 'contract')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['registry', 'registry.tooling']"
-    assert Path(reconciler_executor_file()).name == "executor.py"
+    # the client needs the wire stubs and ToolSpec, nothing of the registry server
+    assert out.stdout.strip().startswith("['contract', 'contract._gen'"), out.stdout
+    assert "registry" not in out.stdout.replace("'contract", ""), out.stdout
+    assert Path(reconciler_executor_file()).name == "client.py"
 
 
 def reconciler_executor_file() -> str:
-    import reconciler.executor
+    import reconciler.client
 
-    return reconciler.executor.__file__ or ""
+    return reconciler.client.__file__ or ""

@@ -1,5 +1,5 @@
 """fs.* tools under a scratch root: aiOS's inputs, outputs and error strings
-(aios-contract.md §3.4), and before-images that restore exactly."""
+(docs/aios-contract.md §3.4), and before-images that restore exactly."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.index import tool_classes
 
 
 @pytest.fixture

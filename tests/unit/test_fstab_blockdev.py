@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from registry import blockdev, fstab, mounting
-from registry.managedblock import Markers, replace_block
-from registry.tooling import Runner, ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.managedblock import Markers, replace_block
+from registry.core.tool import Runner, ToolContext
+from registry.drivers.storage import blockdev, fstab, mounting
 
 HOST_FSTAB = """# /etc/fstab: static file system information.
 UUID=1234 / ext4 errors=remount-ro 0 1

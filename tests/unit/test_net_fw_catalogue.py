@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from registry import fwschema, netspecs
-from registry.tools import firewall as fw_tools
-from registry.tools import net as net_tools
+from contract.catalogue import firewall as fwschema
+from contract.catalogue import net as netspecs
+from registry.handlers import firewall as fw_tools
+from registry.handlers import net as net_tools
 
 SPECS = {t.spec.name: t.spec for t in (*net_tools.TOOLS, *fw_tools.TOOLS)}
 

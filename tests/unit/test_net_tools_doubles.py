@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from registry_support import ScriptedRunner
 
-from registry.catalogue import tool_classes
-from registry.netcmd import ip
-from registry.netrun import CommandFailed, execute
-from registry.tooling import ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.tool import ToolContext
+from registry.drivers.net.commands import ip
+from registry.drivers.net.run import CommandFailed, execute
+from registry.handlers.index import tool_classes
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from registry import netcmd
-from registry.netcmd import Known
-from registry.netsys import sysctl_value
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from registry.drivers.net import commands as netcmd
+from registry.drivers.net.commands import Known
+from registry.drivers.net.system import sysctl_value
 
 
 def texts(op: str, args: dict[str, Any], known: Known | None = None) -> list[str]:
@@ -604,12 +604,12 @@ def test_wireguard_values_are_checked_before_wg_sees_them() -> None:
 
 
 def test_the_name_rule_is_the_same_at_every_layer() -> None:
-    """specs.types (validator), registry.netschema (JSON Schema pattern) and netcmd
+    """specs.types (validator), contract.catalogue.netschema (JSON Schema pattern) and netcmd
     (builders) accept exactly the same names: every code point in every position, and
     the edge cases."""
     from jsonschema import Draft202012Validator
 
-    from registry.netschema import IFNAME
+    from contract.catalogue.netschema import IFNAME
     from specs.types import is_ifname
 
     schema = Draft202012Validator(IFNAME)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from registry.netrevert import Snapshot, plan
-from registry.netstate import LinkState, RouteState, RuleState, parse_links
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from registry.drivers.net.revert import Snapshot, plan
+from registry.drivers.net.state import LinkState, RouteState, RuleState, parse_links
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "net"
 LINKS = {

@@ -15,9 +15,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from registry import netspecs
-from registry.netstate import interfaces, parse_links, parse_routes, parse_rules, parse_table
-from registry.netsys import parse_grep, parse_resolver, render_dns
+from contract.catalogue import net as netspecs
+from registry.drivers.net.state import (
+    interfaces,
+    parse_links,
+    parse_routes,
+    parse_rules,
+    parse_table,
+)
+from registry.drivers.net.system import parse_grep, parse_resolver, render_dns
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "net"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry import nft
-from registry.tooling import ToolError
+from registry.core.errors import ToolError
+from registry.drivers.nft import ruleset as nft
 from specs.firewall import check_rule_text
 
 TABLE = {
@@ -213,7 +213,7 @@ def test_replace_script_and_interfaces() -> None:
 def test_parse_generation_reads_nfta_gen_id() -> None:
     import struct
 
-    from registry.libnft import parse_generation
+    from registry.drivers.nft.libnft import parse_generation
 
     attrs = struct.pack("=HH", 8, 1) + struct.pack(">I", 4242)  # NFTA_GEN_ID
     attrs += struct.pack("=HH", 8, 2) + struct.pack(">I", 99)  # NFTA_GEN_PROC_PID

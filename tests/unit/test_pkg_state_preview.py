@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from registry_support import ScriptedRunner
 
-from registry import apk
-from registry.apt import AptBackend, _link_lists
-from registry.pkgbackend import Repository
-from registry.tooling import Runner, ToolContext, ToolError
+from registry.core.errors import ToolError
+from registry.core.tool import Runner, ToolContext
+from registry.drivers.pkg import apk
+from registry.drivers.pkg.apt import AptBackend, _link_lists
+from registry.drivers.pkg.backend import Repository
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apk"
 REPO = Repository(name="edge", url="https://dl.example.org/alpine/edge", components=("main",))

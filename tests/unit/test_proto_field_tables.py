@@ -1,4 +1,4 @@
-"""Our generated descriptors match aios-contract.md §1.2-§1.4, table by table.
+"""Our generated descriptors match docs/aios-contract.md §1.2-§1.4, table by table.
 
 Expected messages, fields, enums and RPCs come from parsing the verbatim copy of
 the contract in tests/fixtures/aios-contract-proto-tables.md, never from lists

@@ -1,4 +1,4 @@
-"""The committed stubs in reconciler/_gen are what scripts/gen_protos.py produces now."""
+"""The committed stubs in contract/_gen are what scripts/gen_protos.py produces now."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.backups import BackupStore
-from registry.capabilities import AIOS_AGENTS, Capabilities, denial
-from registry.ratelimit import RateLimiter
+from registry.server.backups import BackupStore
+from registry.server.capabilities import AIOS_AGENTS, Capabilities, denial
+from registry.server.ratelimit import RateLimiter
 
 
 def test_denial_message_is_aioss_rust_debug_list() -> None:
@@ -117,7 +117,7 @@ def test_backup_size_counts_allocated_blocks_not_shared_or_sparse_bytes(tmp_path
 
 
 def test_schema_check_remembers_valid_documents_only() -> None:
-    from registry import pipeline
+    from registry.server import pipeline
 
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     assert pipeline.first_error(schema, {"n": 1}) is None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from registry import pipeline, schemacheck
+from contract import schemacheck
+from registry.server import pipeline
 
 
 def test_a_final_dollar_is_end_of_text() -> None:

@@ -2,9 +2,9 @@
 
 The trees must be appliable in a sandbox (reference/environment.md): link
 kinds the kernel here has, macvlan parents the spec creates itself, only
-`aios-demo-*` packages at versions registry.demo builds (never the broken
+`aios-demo-*` packages at versions sandbox.demo builds (never the broken
 one), and models served by the sandbox with the exact sha256 of
-registry.demo's deterministic GGUF files. examples/schema.json is the output
+sandbox.demo's deterministic GGUF files. examples/schema.json is the output
 of `aios schema` and every example document validates against it.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from debian.debian_support import Version
 from jsonschema import Draft202012Validator
 
-from registry.demo import DEMO_MODELS, DEMO_PACKAGES, MODEL_BASE_URL, gguf_sha256
+from sandbox.demo import DEMO_MODELS, DEMO_PACKAGES, MODEL_BASE_URL, gguf_sha256
 from specs.loader import load_paths
 from specs.models import Models
 from specs.network import Network

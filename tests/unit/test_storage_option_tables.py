@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-import registry.fsoptions as reg
-import specs.fsoptions as spec
-from registry.tools import schema_parts, storage_defs
-from registry.tools.storage_defs import STORAGE_MKFS, STORAGE_MOUNT
+import contract.vocab.fsoptions as spec
+import registry.drivers.storage.fsoptions as reg
+from contract.catalogue import parts as schema_parts
+from contract.catalogue import storage as storage_defs
+from contract.catalogue.storage import STORAGE_MKFS, STORAGE_MOUNT
 
 MOUNT_KINDS = ("ext4", "xfs", "btrfs", "tmpfs", "bind", "overlay", "auto")
 # Keys whose value is a path *inside* the filesystem being mounted, never a host path.

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from registry.process import ProcessRunner
-from registry.sandbox_content import ensure_accounts
-from registry.tooling import ToolContext
-from registry.tools.storage import path_info
-from registry.tools.storage_defs import PATH_INFO
+from contract.catalogue.storage import PATH_INFO
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.storage import path_info
+from sandbox.content import ensure_accounts
 
 
 def _ctx(tmp_path: Path) -> ToolContext:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from registry.catalogue import specs
-from registry.tooling import ToolSpec
+from contract.tooldef import ToolSpec
+from registry.handlers.index import specs
 
 NAMESPACES = ("pkg", "storage", "model")
 MINE = {n: s for n, s in specs().items() if s.namespace in NAMESPACES}

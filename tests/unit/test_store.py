@@ -22,7 +22,7 @@ import pytest
 
 from reconciler.engine import store as store_module
 from reconciler.engine.store import ResourceStatus, Store
-from reconciler.errors import StateStoreError
+from reconciler.sdk.errors import StateStoreError
 
 
 def test_round_trips(tmp_path: Path) -> None:
@@ -107,8 +107,8 @@ def test_cache_is_bounded_and_keeps_the_newest(
 
 
 def test_verifier_memo_skips_inputs_already_found_valid(tmp_path: Path) -> None:
+    from contract.tooldef import ToolSpec
     from reconciler.engine.verify import schema_errors
-    from registry.tooling import ToolSpec
 
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     spec = ToolSpec("t.x", "x", schema, {}, "low", True, False, 1000, ("net_write",))

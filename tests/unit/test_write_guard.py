@@ -3,7 +3,7 @@
 A path the registry resolved inside the root and then handed to a program
 (mount, mkfs, losetup, dpkg) could be swapped for a link out of the root by a
 concurrent fs.symlink or fs.move; the fs, storage, pkg and model namespaces
-therefore share one write lock (registry.execution.ROOT_NAMESPACES), while net
+therefore share one write lock (registry.server.execution.ROOT_NAMESPACES), while net
 and firewall writes keep their own and reads are never held.
 """
 
@@ -13,9 +13,9 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from registry.catalogue import tool_classes
-from registry.execution import ROOT_NAMESPACES, Executor
-from registry.profiles import Entry
+from registry.handlers.index import tool_classes
+from registry.server.execution import ROOT_NAMESPACES, Executor
+from registry.server.profiles import Entry
 
 
 def _entry(tool: str, *, writes: bool = True) -> Entry:

@@ -34,9 +34,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from controllers.firewall import CONTROLLER
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.handlers.index import tool_classes
 from tests.controllers.harness import desired_from
 
 HERE = Path(__file__).resolve().parent

@@ -20,8 +20,8 @@ from controllers.firewall.diff import same_text
 from controllers.firewall.export import export, exported_table
 from controllers.firewall.parse import parse_table
 from controllers.firewall.state import Canonical, build_state, table_digest
-from reconciler.controller import Desired
-from reconciler.plan import Step
+from reconciler.sdk.controller import Desired
+from reconciler.sdk.plan import Step
 from specs.firewall import Firewall, Service, Table
 from specs.loader import load_documents
 

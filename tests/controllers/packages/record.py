@@ -7,7 +7,7 @@ of operations run in order on a fresh scratch root:
                       `dpkg -r` it: a dpkg 'rc' (config-files) entry
   {dpkg: [ARGS]}      raw `dpkg --root=ROOT --force-script-chrootless ARGS`
 The string `{demo}` in setup inputs and specs stands for the demo repository
-(registry.debrepo, cached) as a `file:` URL; the specs are written back with
+(sandbox.debrepo, cached) as a `file:` URL; the specs are written back with
 it substituted (the recorded reads carry that URL). For each case given (default:
 every case under observe/), this script runs the setup, then the packages
 controller's observe with the case's specs, owned and pruned objects against
@@ -34,11 +34,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from controllers.packages import CONTROLLER
-from registry import debrepo
-from registry.apt import ensure_dpkg_root
-from registry.catalogue import tool_classes
-from registry.process import ProcessRunner
-from registry.tooling import ToolContext
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.drivers.pkg.apt import ensure_dpkg_root
+from registry.handlers.index import tool_classes
+from sandbox import debrepo
 from tests.controllers.harness import desired_from
 
 HERE = Path(__file__).resolve().parent

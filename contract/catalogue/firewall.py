@@ -1,0 +1,299 @@
+"""The `firewall` tool catalogue as data: schemas of structured nft tables and the ToolSpecs.
+
+A Table is structured data — family, name, named sets, chains with their
+hook, priority, policy and rules — which the tools render to nft text
+themselves (registry.drivers.nft.ruleset); callers never send raw nft scripts, so nothing
+outside the declared tables can be touched. Rule strings are single nft
+statements, re-checked by the tools with specs.firewall.check_rule_text.
+aiOS's `firewall.rules`, `firewall.add_rule` and `firewall.delete_rule` keep
+aiOS's inputs and outputs (contract §3.2). Read by registry.handlers.firewall,
+the catalogue and the engine's pure layers.
+"""
+
+from __future__ import annotations
+
+from contract.catalogue.netschema import IFNAME, anchored, tool_spec
+from contract.tooldef import JSON, obj_schema
+
+FAMILIES = ["inet", "ip", "ip6", "arp", "bridge", "netdev"]
+HOOKS = ["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
+SET_TYPES = [
+    "ipv4_addr",
+    "ipv6_addr",
+    "ether_addr",
+    "inet_proto",
+    "inet_service",
+    "mark",
+    "ifname",
+]
+SET_FLAGS = ["constant", "interval", "timeout", "dynamic"]
+NFT_IDENT_RE = anchored(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+
+IDENT: JSON = {
+    "type": "string",
+    "pattern": NFT_IDENT_RE,
+    "description": "nft identifier: a letter, then letters, digits, '_', '.', '-' (<= 64).",
+}
+FAMILY: JSON = {"enum": FAMILIES, "default": "inet"}
+TABLE_REF = obj_schema({"family": FAMILY, "name": IDENT}, ["name"])
+RULE: JSON = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4096,
+    "pattern": anchored(r"[^\x00-\x1f\x7f]+"),
+    "description": "One nft statement, e.g. 'tcp dport 22 accept'; no ';' or '#' outside "
+    "quotes, balanced brackets and quotes, not an nft command, no control characters.",
+}
+PRIORITY: JSON = {
+    "oneOf": [
+        {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
+        {
+            "type": "string",
+            "pattern": anchored(
+                r"(?:raw|mangle|dstnat|filter|security|srcnat|out)(?: *[-+] *[0-9]{1,4})?"
+            ),
+        },
+    ],
+    "description": "A number or a standard name with an optional offset ('filter + 10').",
+}
+SET: JSON = obj_schema(
+    {
+        "name": IDENT,
+        "type": {"enum": SET_TYPES},
+        "flags": {"type": "array", "items": {"enum": SET_FLAGS}, "uniqueItems": True},
+        "elements": {
+            "type": "array",
+            "items": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 4294967295},
+                    {"type": "string", "pattern": anchored(r"[A-Za-z0-9_.:/\-*]{1,64}")},
+                ]
+            },
+            "description": "Addresses, networks (flags interval), ports, ranges '80-90', "
+            "MACs, protocols, marks or interface names (quoted by the renderer; a trailing "
+            "'*' matches a prefix), each checked against the set's type.",
+        },
+        "comment": {
+            "type": "string",
+            "pattern": anchored(r"[ !#-\[\]-~]{0,128}"),
+            "description": "Printable ASCII without '\"' or '\\' (rendered inside \"...\").",
+        },
+    },
+    ["name", "type"],
+)
+CHAIN: JSON = {
+    **obj_schema(
+        {
+            "name": IDENT,
+            "type": {"enum": ["filter", "nat", "route"]},
+            "hook": {"enum": HOOKS},
+            "priority": PRIORITY,
+            "policy": {"enum": ["accept", "drop"]},
+            "device": {
+                **IFNAME,
+                "description": "Device of a netdev (or inet ingress) base chain: "
+                + IFNAME["description"],
+            },
+            "rules": {"type": "array", "items": RULE, "maxItems": 100000},
+        },
+        ["name"],
+    ),
+    "if": {"required": ["hook"]},
+    "then": {"required": ["type", "priority"]},
+    "else": {
+        "not": {
+            "anyOf": [
+                {"required": ["type"]},
+                {"required": ["priority"]},
+                {"required": ["policy"]},
+                {"required": ["device"]},
+            ]
+        }
+    },
+    "description": "A base chain (with hook, type and priority) or a regular chain.",
+}
+TABLE: JSON = obj_schema(
+    {
+        "family": FAMILY,
+        "name": IDENT,
+        "sets": {"type": "array", "items": SET},
+        "chains": {"type": "array", "items": CHAIN},
+    },
+    ["name"],
+)
+TABLES_IN: JSON = {
+    **obj_schema(
+        {
+            "tables": {
+                "type": "array",
+                "items": TABLE,
+                "description": "Tables to replace whole (created when absent).",
+            },
+            "delete": {
+                "type": "array",
+                "items": TABLE_REF,
+                "description": "Tables to delete (absent ones are fine).",
+            },
+        }
+    ),
+    "anyOf": [{"required": ["tables"]}, {"required": ["delete"]}],
+}
+_TABLE_COUNT = obj_schema(
+    {"family": FAMILY, "name": IDENT, "rules": {"type": "integer"}}, ["family", "name", "rules"]
+)
+
+
+FW_READ = ("firewall_read",)
+FW_WRITE = ("firewall_manage",)
+
+
+FIREWALL_RULES = tool_spec(
+    "firewall.rules",
+    "aiOS's rule list from `nft list ruleset`: every line of every chain except type/policy "
+    "lines; chain is the bare name (no table or family); action is the first of accept, "
+    "drop, reject, log found in the rule text, else other.",
+    obj_schema({}),
+    obj_schema(
+        {
+            "rules": {
+                "type": "array",
+                "items": obj_schema(
+                    {
+                        "chain": {"type": "string"},
+                        "rule": {"type": "string"},
+                        "action": {"enum": ["accept", "drop", "reject", "log", "other"]},
+                    },
+                    ["chain", "rule", "action"],
+                ),
+            }
+        },
+        ["rules"],
+    ),
+    risk="low",
+    idempotent=True,
+    reversible=False,
+    timeout_ms=5000,
+    capabilities=FW_READ,
+)
+FIREWALL_ADD_RULE = tool_spec(
+    "firewall.add_rule",
+    "aiOS's append: `nft add rule inet filter <chain> '<rule> <action>'`. The joined text "
+    "is checked as one nft statement first. Not idempotent (re-running adds a copy); "
+    "reversible here (snapshot of table inet filter), unlike on aiOS.",
+    obj_schema(
+        {
+            "chain": IDENT,
+            "rule": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "action": {"type": "string", "maxLength": 64},
+        },
+        ["chain", "rule", "action"],
+    ),
+    obj_schema({"added": {"const": True}}, ["added"]),
+    risk="critical",
+    idempotent=False,
+    reversible=True,
+    timeout_ms=10000,
+    capabilities=FW_WRITE,
+)
+FIREWALL_DELETE_RULE = tool_spec(
+    "firewall.delete_rule",
+    "aiOS's delete by 0-based index within chain <chain> of table inet filter (by handle). "
+    "Reversible here (snapshot of table inet filter).",
+    obj_schema(
+        {"chain": IDENT, "index": {"type": "integer", "minimum": 0, "maximum": 4294967295}},
+        ["chain", "index"],
+    ),
+    obj_schema({"deleted": {"const": True}}, ["deleted"]),
+    risk="critical",
+    idempotent=False,
+    reversible=True,
+    timeout_ms=10000,
+    capabilities=FW_WRITE,
+)
+FIREWALL_APPLY = tool_spec(
+    "firewall.apply",
+    "Replace the given tables whole and delete the listed ones in ONE `nft -f` transaction "
+    "(atomic: any error changes nothing). Idempotent. Rollback puts the previous tables back.",
+    TABLES_IN,
+    obj_schema(
+        {
+            "applied": {"type": "array", "items": _TABLE_COUNT},
+            "deleted": {"type": "array", "items": TABLE_REF},
+        },
+        ["applied", "deleted"],
+    ),
+    risk="high",
+    idempotent=True,
+    reversible=True,
+    timeout_ms=30000,
+    capabilities=FW_WRITE,
+)
+FIREWALL_CHECK = tool_spec(
+    "firewall.check",
+    "Check what firewall.apply would load with `nft -c` in the target namespace; an error "
+    "names the table, chain and rule it came from.",
+    TABLES_IN,
+    obj_schema({"ok": {"const": True}}, ["ok"]),
+    risk="low",
+    idempotent=True,
+    reversible=False,
+    timeout_ms=30000,
+    capabilities=FW_READ,
+)
+FIREWALL_RULESET = tool_spec(
+    "firewall.ruleset",
+    "The given tables (omitted: all) as canonical text — `nft list table` without handles, "
+    "counter values removed — or as nft JSON objects.",
+    obj_schema(
+        {
+            "tables": {"type": "array", "items": TABLE_REF},
+            "format": {"enum": ["text", "json"], "default": "text"},
+        }
+    ),
+    obj_schema(
+        {
+            "tables": {
+                "type": "array",
+                "items": obj_schema(
+                    {
+                        "family": FAMILY,
+                        "name": {"type": "string"},
+                        "exists": {"type": "boolean"},
+                        "text": {"type": "string"},
+                        "json": {"type": "array", "items": {"type": "object"}},
+                    },
+                    ["family", "name", "exists"],
+                ),
+            }
+        },
+        ["tables"],
+    ),
+    risk="low",
+    idempotent=True,
+    reversible=False,
+    timeout_ms=30000,
+    capabilities=FW_READ,
+)
+FIREWALL_CANONICALIZE = tool_spec(
+    "firewall.canonicalize",
+    "What firewall.ruleset would return after firewall.apply of these tables, computed by "
+    "loading them into a throwaway network namespace (nothing of the target is touched).",
+    obj_schema({"tables": {"type": "array", "items": TABLE, "minItems": 1}}, ["tables"]),
+    obj_schema(
+        {
+            "tables": {
+                "type": "array",
+                "items": obj_schema(
+                    {"family": FAMILY, "name": IDENT, "text": {"type": "string"}},
+                    ["family", "name", "text"],
+                ),
+            }
+        },
+        ["tables"],
+    ),
+    risk="low",
+    idempotent=True,
+    reversible=False,
+    timeout_ms=30000,
+    capabilities=FW_READ,
+)

@@ -1,0 +1,289 @@
+"""The registry client: typed async calls to aios.tools.ToolRegistry, errors mapped.
+
+`RegistryClient(address, agent_id=..., task_id=...)` talks to our registry or
+a real aiOS one. Its public API has no proto types: `list_tools` returns
+ToolSpecs (registry.core.tool), `call` returns a ToolResult with the parsed
+output, `rollback` returns None or raises, `health` says whether the server
+answers the standard health check with SERVING.
+
+Error mapping (reconciler.sdk.errors), the same for both registries:
+  NOT_FOUND, or INTERNAL with "Unknown tool"            -> ToolNotFound
+  UNAVAILABLE, DEADLINE_EXCEEDED, transport failures    -> RegistryUnavailable
+  success=false "Rate limit exceeded"                   -> RateLimited (delay 0.2 s)
+  success=false "Invalid input:", "Capability denied:",
+    "Invalid JSON input", "fs.<op>: missing required field"/"invalid JSON input"
+                                                        -> ToolRejected
+  any other success=false, undecodable output, other gRPC codes -> ToolFailed
+Temporary errors are retried (bounded, exponential backoff) only for tools the
+catalogue marks idempotent; an unknown tool counts as not idempotent. Each
+call's deadline is at least the tool's timeout_ms plus a margin.
+
+Only this module and registry/ import contract._gen; importing it pulls in
+grpc and registry.core.tool, nothing heavier. Used by controllers (through the
+engine), the CLI and bench/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, cast
+
+import grpc
+
+from contract._gen import tools_pb2, tools_pb2_grpc
+from contract.tooldef import ToolSpec
+from reconciler.sdk.errors import (
+    AiosError,
+    RateLimited,
+    RegistryUnavailable,
+    TemporaryError,
+    ToolFailed,
+    ToolNotFound,
+    ToolRejected,
+)
+
+DEFAULT_ADDRESS = "localhost:50052"
+DEFAULT_AGENT = "aios-reconciler"
+JOBS_TOOL = "registry.jobs"
+_REJECTED = re.compile(
+    r"^(Invalid input:|Capability denied:|Invalid JSON input|"
+    r"fs\.\w+: (missing required field|invalid JSON input))"
+)
+_UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+ProgressCallback = Callable[[int, int, str], None]  # done, total, message
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    output: Any  # the parsed output JSON
+    execution_id: str
+    duration_ms: int
+    backup_id: str
+
+
+def default_address() -> str:
+    return os.environ.get("AIOS_TOOLS_ADDR") or DEFAULT_ADDRESS
+
+
+def spec_from_definition(d: tools_pb2.ToolDefinition) -> ToolSpec:
+    def schema(raw: bytes) -> dict[str, Any]:
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    return ToolSpec(
+        name=d.name,
+        description=d.description,
+        input_schema=schema(d.input_schema),
+        output_schema=schema(d.output_schema),
+        risk=cast(Any, d.risk_level),
+        idempotent=d.idempotent,
+        reversible=d.reversible,
+        timeout_ms=d.timeout_ms,
+        capabilities=tuple(d.required_capabilities),
+        rollback_tool=d.rollback_tool,
+        version=d.version,
+    )
+
+
+def map_rpc_error(exc: grpc.aio.AioRpcError, tool: str = "") -> AiosError:
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND or (
+        code == grpc.StatusCode.INTERNAL and "Unknown tool" in details
+    ):
+        return ToolNotFound(details or f"Tool not found: {tool}")
+    if code in _UNAVAILABLE:
+        return RegistryUnavailable(f"registry unavailable ({code.name}): {details}")
+    return ToolFailed(f"registry error {code.name}: {details}")
+
+
+def map_failure(error: str, execution_id: str) -> AiosError:
+    if error == "Rate limit exceeded":
+        return RateLimited(error, delay=0.2)
+    if _REJECTED.match(error):
+        return ToolRejected(error)
+    return ToolFailed(error or "tool failed (no error text)", execution_id=execution_id)
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        agent_id: str = DEFAULT_AGENT,
+        task_id: str = "",
+        attempts: int = 3,
+        backoff_s: float = 0.2,
+        margin_s: float = 5.0,
+        default_timeout_s: float = 120.0,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.address = address or default_address()
+        self.agent_id = agent_id
+        self.task_id = task_id
+        self.attempts = max(1, attempts)
+        self.backoff_s = backoff_s
+        self.margin_s = margin_s
+        self.default_timeout_s = default_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self._channel = grpc.aio.insecure_channel(self.address)
+        self._stub = tools_pb2_grpc.ToolRegistryStub(self._channel)
+        self._catalogue: dict[str, ToolSpec] | None = None
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    # -- catalogue --
+
+    async def list_tools(self, namespace: str = "") -> dict[str, ToolSpec]:
+        request = tools_pb2.ListToolsRequest(namespace=namespace)
+        try:
+            response = await self._stub.ListTools(request, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc) from None
+        specs = {d.name: spec_from_definition(d) for d in response.tools}
+        if not namespace:
+            self._catalogue = specs
+        return dict(sorted(specs.items()))
+
+    async def catalogue(self) -> dict[str, ToolSpec]:
+        """The cached catalogue (fetched once); empty if the registry cannot list."""
+        if self._catalogue is None:
+            try:
+                await self.list_tools()
+            except AiosError:
+                return {}
+        return self._catalogue or {}
+
+    # -- calls --
+
+    async def call(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        reason: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline, in seconds
+        on_progress: ProgressCallback | None = None,
+    ) -> ToolResult:
+        catalogue = await self.catalogue()
+        spec = catalogue.get(tool)
+        if timeout is None:
+            timeout = spec.timeout_ms / 1000 + self.margin_s if spec else self.default_timeout_s
+        idempotent = spec is not None and spec.idempotent
+        poller = None
+        if on_progress is not None and JOBS_TOOL in catalogue:
+            poller = asyncio.create_task(self._poll_progress(tool, on_progress))
+        try:
+            return await self._call_with_retries(tool, args, reason, timeout, idempotent)
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    async def _call_with_retries(
+        self, tool: str, args: Mapping[str, Any], reason: str, deadline: float, idempotent: bool
+    ) -> ToolResult:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._call_once(tool, args, reason, deadline)
+            except TemporaryError as exc:
+                if not idempotent or attempt >= self.attempts:
+                    raise
+                await asyncio.sleep(max(exc.delay, self.backoff_s * 2 ** (attempt - 1)))
+
+    async def _call_once(
+        self, tool: str, args: Mapping[str, Any], reason: str, deadline: float
+    ) -> ToolResult:
+        request = tools_pb2.ExecuteRequest(
+            tool_name=tool,
+            agent_id=self.agent_id,
+            task_id=self.task_id,
+            input_json=json.dumps(dict(args), separators=(",", ":")).encode(),
+            reason=reason,
+        )
+        try:
+            response = await self._stub.Execute(request, timeout=deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc, tool) from None
+        if not response.success:
+            raise map_failure(response.error, response.execution_id)
+        try:
+            output = json.loads(response.output_json) if response.output_json else {}
+        except (ValueError, UnicodeDecodeError):
+            raise ToolFailed(
+                f"{tool} returned output that is not JSON: {response.output_json[:200]!r}",
+                execution_id=response.execution_id,
+            ) from None
+        return ToolResult(
+            output=output,
+            execution_id=response.execution_id,
+            duration_ms=response.duration_ms,
+            backup_id=response.backup_id,
+        )
+
+    async def _poll_progress(self, tool: str, callback: ProgressCallback) -> None:
+        """Report the progress of our running `tool` call every poll interval."""
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            with contextlib.suppress(AiosError):
+                result = await self._call_once(JOBS_TOOL, {"task_id": self.task_id}, "progress", 5)
+                for job in result.output.get("jobs", []):
+                    if job.get("tool") == tool and job.get("agent_id") == self.agent_id:
+                        p = job.get("progress", {})
+                        callback(
+                            int(p.get("done", 0)), int(p.get("total", 0)), p.get("message", "")
+                        )
+                        break
+
+    async def rollback(self, execution_id: str, reason: str) -> None:
+        request = tools_pb2.RollbackRequest(execution_id=execution_id, reason=reason)
+        try:
+            response = await self._stub.Rollback(request, timeout=self.default_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc) from None
+        if not response.success:
+            raise ToolFailed(
+                response.error or f"rollback of {execution_id} was refused (no reason given)",
+                execution_id=execution_id,
+            )
+
+    async def health(self, deadline_s: float = 5.0) -> bool:
+        """True when the standard health service answers SERVING."""
+        from grpc_health.v1 import health_pb2
+
+        check = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            response = await check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

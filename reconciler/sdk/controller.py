@@ -1,0 +1,152 @@
+"""The one shape every domain controller has, and what the engine hands it.
+
+A controller (controllers/<domain>/) is a `Controller` subclass with:
+  observe(reader, desired) -> state   registry reads only (the reader refuses writes)
+  diff(desired, state) -> Diff         pure: changes + no-op reasons
+  plan(diff, desired, state) -> steps  pure rules planner, safe order
+  simulate(state, steps) -> state      pure effect model (controllers/<d>/effects.py,
+                                       which must not import specs)
+  destructive(state, step) -> reason   why a step destroys data, independent of the
+                                       planner's own flags (the verifier asks)
+  forced(desired, step) -> bool        whether the spec items a destructive step
+                                       touches carry `force: true`
+  export(state) -> documents          the observed state as spec documents
+The engine (reconciler.engine) runs them in dependency order: observe once,
+diff, plan, verify (schema, allowlist, risk, simulate: diff(desired,
+simulate(state, steps)) must be empty), execute, re-observe, diff again.
+State models are frozen pydantic models whose JSON dump is the fingerprint
+and what `aios get` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from reconciler.sdk.plan import Change, NoOp, Step, canonical_digest
+from specs.base import Resource
+
+JSON = dict[str, Any]
+
+
+class StateReader(Protocol):
+    """Read-only access to the registry for observe(): write tools are refused."""
+
+    async def read(self, tool: str, args: Mapping[str, Any]) -> JSON: ...
+
+    def has_tool(self, tool: str) -> bool: ...
+
+    def cache_get(self, key: str) -> str | None:
+        """A value a controller cached earlier (persists across runs), or None."""
+        ...
+
+    def cache_put(self, key: str, value: str) -> None:
+        """Cache a derived value (e.g. nft's canonical form of a desired table)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What one domain should look like, plus what aios owns.
+
+    `resources`: the resources of this domain's kinds in the target's set.
+    `owned`: resource key -> object keys aios created for that resource (the
+    inventory); an owned object the resource no longer declares is removed.
+    `pruned`: resources being removed with `--prune` -> object keys they
+    created; those objects are removed (their changes name the pruned key as
+    their resource).
+    """
+
+    domain: str
+    resources: tuple[Resource, ...]
+    owned: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    pruned: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def owner_of(self, obj: str) -> str | None:
+        """The resource key that owns `obj` in the inventory, if any."""
+        for key, objects in self.owned.items():
+            if obj in objects:
+                return key
+        return None
+
+
+@dataclass(frozen=True)
+class Diff:
+    changes: tuple[Change, ...] = ()
+    noops: tuple[NoOp, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class Call:
+    """A registry call the executor makes; `steps` indexes the plan steps it runs."""
+
+    tool: str
+    input: Mapping[str, Any]
+    steps: tuple[int, ...]
+
+
+StateT = TypeVar("StateT", bound=BaseModel)
+
+
+class Controller(Generic[StateT]):
+    """Base class of the five domain controllers."""
+
+    domain: ClassVar[str]  # "network", "firewall", "packages", "storage", "models"
+    kinds: ClassVar[tuple[str, ...]]  # spec kinds this controller reconciles
+    namespaces: ClassVar[tuple[str, ...]]  # tool namespaces its plans may use
+    state_model: ClassVar[type[BaseModel]]
+    # Domains whose changes can alter what this controller observes (models live
+    # on storage's mounts): when one of them changed something in a run, the
+    # engine observes and plans this domain again before executing it.
+    observes_changes_of: ClassVar[frozenset[str]] = frozenset()
+
+    async def observe(self, reader: StateReader, desired: Desired) -> StateT:
+        raise NotImplementedError
+
+    def diff(self, desired: Desired, state: StateT) -> Diff:
+        raise NotImplementedError
+
+    def plan(self, diff: Diff, desired: Desired, state: StateT) -> tuple[Step, ...]:
+        raise NotImplementedError
+
+    def simulate(self, state: StateT, steps: Sequence[Step]) -> StateT:
+        raise NotImplementedError
+
+    def destructive(self, state: StateT, step: Step) -> str | None:
+        """Why `step` destroys data on `state` (None: it does not)."""
+        return None
+
+    def forced(self, desired: Desired, step: Step) -> bool:
+        """True when every spec item a destructive `step` touches has force: true."""
+        return False
+
+    def export(self, state: StateT) -> list[JSON]:
+        """The observed state as spec documents (dicts in YAML key names)."""
+        raise NotImplementedError
+
+    def scope(self, state: StateT, resources: Sequence[Resource]) -> JSON:
+        """The part of `state` the given resources declare (`aios get KIND NAME`)."""
+        return state.model_dump(mode="json")
+
+    def fingerprint(self, state: StateT) -> str:
+        return canonical_digest(state.model_dump(mode="json"))
+
+    def transactions(self, steps: Sequence[Step]) -> tuple[Call, ...]:
+        """How steps run: one call per step unless the domain batches them.
+
+        The network controller folds its steps into one all-or-nothing
+        `net.apply`, the firewall controller its tables into one
+        `firewall.apply`; the verifier checks these calls too.
+        """
+        return tuple(Call(s.tool, s.input, (i,)) for i, s in enumerate(steps))
+
+    def created(self, change: Change) -> bool:
+        """Whether applying `change` makes aios the creator (inventory) of its object."""
+        return change.op == "add" and not change.field

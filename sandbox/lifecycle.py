@@ -1,0 +1,412 @@
+"""Sandboxes: a registry in its own network and mount namespace over a scratch root.
+
+`up(name)` creates network namespace `aios-<name>` (lo up), the directories
+under `<base>/<name>/` (base: $AIOS_SANDBOX_DIR, default
+/var/lib/aios/sandboxes) — `root/` (the scratch root: etc/, var/lib/aios/
+models, …), `registry/` (the registry's state dir), `state/` (reserved for the
+engine) — and starts
+`ip netns exec aios-<name> unshare -m --propagation private <python> -c
+'…main()' registry serve --listen unix://<dir>/registry.sock --root <dir>/root
+--state-dir <dir>/registry --profile full` detached (own session, log in
+`registry.log`). It waits for the socket and health SERVING, records
+meta.json, then runs sandbox.content.provision (package repository,
+model server). Mounts the registry makes stay in its private mount namespace;
+links and rules stay in the netns. Read state back with
+`nsenter -t <pid> -n -m`.
+
+`up` of a sandbox that is running and healthy returns it as it is. `up` of a
+stale one — its registry died (kill -9, a crash) or stopped answering —
+restarts it and keeps everything: the directory (root, registry state with
+its audit log and key, backups, the engine's state), the netns and what is in
+it (links, routes, nft rules; it is created again only when it is gone, e.g.
+after a reboot), loop devices; the registry starts again with the profile
+recorded in meta.json, and provision runs again (idempotent; it restarts the
+file server). A failed restart leaves everything in place too: only `down`
+deletes a sandbox's content. Mounts the dead registry made died with its
+private mount namespace; the next apply mounts them again.
+
+`down(name)`: sandbox_content.teardown, SIGTERM to the registry's process
+group (SIGKILL after a grace period) and to anything else left in the netns,
+detach loop devices backed by files under the sandbox dir, delete the netns,
+and remove the dir — unless something under it is still mounted in the host's
+mount namespace, which is reported and left alone. Both are idempotent;
+`down` of an unknown sandbox is a no-op with a note.
+
+Used by reconciler.cli.sandbox, the engine's `--sandbox NAME` (via `load`),
+sandbox.content and system tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from registry.core.process import spawn_detached, stop_group
+
+BASE_ENV = "AIOS_SANDBOX_DIR"
+DEFAULT_BASE = Path("/var/lib/aios/sandboxes")
+NAME_RE = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,18}[a-z0-9])?$")
+START_TIMEOUT_S = 15.0
+STOP_GRACE_S = 10.0
+ROOT_DIRS = ("etc", "tmp", "var/lib/aios/models", "var/lib/dpkg", "var/cache", "srv", "mnt")
+
+
+class SandboxError(Exception):
+    """A sandbox could not be created, found or removed; the message says why."""
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get(BASE_ENV) or DEFAULT_BASE)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where a sandbox lives; `pid` is its registry's (None before it starts)."""
+
+    name: str
+    dir: Path
+    netns: str
+    root: Path
+    registry_state: Path  # the registry's --state-dir
+    state: Path  # reserved for the reconciler's own state (engine)
+    socket: Path
+    log: Path
+    pid: int | None = None
+    created: str = ""
+    profile: str = "full"
+    restarted: str = ""  # when `up` last restarted it after its registry died
+
+    @property
+    def address(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    @property
+    def state_dir(self) -> Path:
+        """The reconciler's state dir for this sandbox (alias of `state`)."""
+        return self.state
+
+    def running(self) -> bool:
+        return is_running(self)
+
+    def to_json(self) -> dict[str, object]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise SandboxError(
+            f"invalid sandbox name {name!r}: use a DNS label of at most 20 characters "
+            "(lowercase letters, digits, '-', not starting or ending with '-')"
+        )
+
+
+def layout(name: str, base: Path | None = None) -> Sandbox:
+    check_name(name)
+    d = (base or base_dir()) / name
+    return Sandbox(
+        name=name,
+        dir=d,
+        netns=f"aios-{name}",
+        root=d / "root",
+        registry_state=d / "registry",
+        state=d / "state",
+        socket=d / "registry.sock",
+        log=d / "registry.log",
+    )
+
+
+def load(name: str, base: Path | None = None) -> Sandbox | None:
+    """The recorded sandbox `name`, or None when there is none."""
+    try:
+        return read(name, base)
+    except SandboxError:
+        return None
+
+
+def read(name: str, base: Path | None = None) -> Sandbox:
+    """The recorded sandbox `name`; SandboxError when there is none."""
+    box = layout(name, base)
+    try:
+        data = json.loads(box.meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SandboxError(f"no sandbox {name} (no {box.meta_path})") from None
+    pid = data.get("pid")
+    return Sandbox(
+        name=name,
+        dir=box.dir,
+        netns=str(data.get("netns", box.netns)),
+        root=Path(data.get("root", box.root)),
+        registry_state=Path(data.get("registry_state", box.registry_state)),
+        state=Path(data.get("state", box.state)),
+        socket=Path(data.get("socket", box.socket)),
+        log=Path(data.get("log", box.log)),
+        pid=int(pid) if pid else None,
+        created=str(data.get("created", "")),
+        profile=str(data.get("profile", "full")),
+        restarted=str(data.get("restarted", "")),
+    )
+
+
+def is_running(box: Sandbox) -> bool:
+    """The recorded pid is alive and is this sandbox's registry (not a reused pid)."""
+    if box.pid is None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{box.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(box.socket).encode() in b" ".join(cmdline)
+
+
+def list_sandboxes(base: Path | None = None) -> list[tuple[Sandbox, bool]]:
+    root = base or base_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for meta in sorted(root.glob("*/meta.json")):
+        with contextlib.suppress(SandboxError, ValueError):
+            box = read(meta.parent.name, root)
+            found.append((box, is_running(box)))
+    return found
+
+
+def _run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if check and proc.returncode != 0:
+        raise SandboxError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def _log_tail(box: Sandbox, lines: int = 20) -> str:
+    try:
+        return "\n".join(box.log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _start_registry(box: Sandbox, profile: str) -> int:
+    code = "from reconciler.cli.main import main; main()"
+    argv = [
+        "ip", "netns", "exec", box.netns,
+        "unshare", "-m", "--propagation", "private",
+        sys.executable, "-c", code,
+        "registry", "serve",
+        "--listen", box.address,
+        "--root", str(box.root),
+        "--state-dir", str(box.registry_state),
+        "--profile", profile,
+    ]  # fmt: skip
+    return spawn_detached(argv, log=box.log, cwd=box.dir)
+
+
+async def _wait_serving(box: Sandbox, pid: int, limit_s: float) -> None:
+    from reconciler.client import RegistryClient
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if _is_zombie(pid):
+            raise SandboxError(f"the registry exited during start-up:\n{_log_tail(box)}")
+        if box.socket.exists():
+            async with RegistryClient(box.address) as client:
+                if await client.health(deadline_s=1.0):
+                    return
+        await asyncio.sleep(0.1)
+    raise SandboxError(f"the registry did not serve within {limit_s:.0f} s:\n{_log_tail(box)}")
+
+
+def _is_zombie(pid: int) -> bool:
+    """Exited (gone, or a zombie not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def up(
+    name: str,
+    *,
+    base: Path | None = None,
+    profile: str | None = None,
+    limit_s: float = START_TIMEOUT_S,
+) -> Sandbox:
+    """Create and start sandbox `name`, restart it when stale, or return it if it runs."""
+    box, _how = await start(name, base=base, profile=profile, limit_s=limit_s)
+    return box
+
+
+async def start(
+    name: str,
+    *,
+    base: Path | None = None,
+    profile: str | None = None,
+    limit_s: float = START_TIMEOUT_S,
+) -> tuple[Sandbox, str]:
+    """Like `up`; also says what it did: "started", "restarted" or "running".
+
+    `profile` applies to a new sandbox; a stale one restarts with its recorded
+    profile unless another is given.
+    """
+    box = layout(name, base)
+    if box.meta_path.exists():
+        current = read(name, base)
+        if is_running(current):
+            from reconciler.client import RegistryClient
+
+            async with RegistryClient(current.address) as client:
+                if await client.health(deadline_s=2.0):
+                    return current, "running"
+        return await _restart(current, profile or current.profile, limit_s), "restarted"
+    profile = profile or "full"
+    try:
+        for d in (box.dir, box.registry_state, box.state):
+            d.mkdir(parents=True, exist_ok=True)
+        box.dir.chmod(0o700)
+        for sub in ROOT_DIRS:
+            (box.root / sub).mkdir(parents=True, exist_ok=True)
+        if netns_exists(box.netns):
+            _run(["ip", "netns", "del", box.netns], check=False)
+        _run(["ip", "netns", "add", box.netns])
+        _run(["ip", "-n", box.netns, "link", "set", "lo", "up"])
+        pid = _start_registry(box, profile)
+        now = datetime.now(UTC).isoformat()
+        box = Sandbox(**{**asdict(box), "pid": pid, "created": now, "profile": profile})
+        _write_meta(box)
+        await _wait_serving(box, pid, limit_s)
+        from sandbox.content import provision
+
+        await provision(box)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await down(name, base=base)
+        raise
+    return box, "started"
+
+
+async def _restart(box: Sandbox, profile: str, limit_s: float) -> Sandbox:
+    """Start a stale sandbox's servers again over everything it has (nothing is deleted)."""
+    if is_running(box) and box.pid is not None:  # alive but not answering: stop it first
+        await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
+    keep = f"its state is kept (`aios sandbox down {box.name}` removes it)"
+    try:
+        for d in (box.dir, box.registry_state, box.state):
+            d.mkdir(parents=True, exist_ok=True)
+        for sub in ROOT_DIRS:
+            (box.root / sub).mkdir(parents=True, exist_ok=True)
+        if not netns_exists(box.netns):  # gone with a reboot: its links and rules went too
+            _run(["ip", "netns", "add", box.netns])
+        _run(["ip", "-n", box.netns, "link", "set", "lo", "up"])
+        pid = _start_registry(box, profile)
+    except (OSError, SandboxError) as exc:
+        raise SandboxError(f"sandbox {box.name}: cannot restart: {exc}; {keep}") from None
+    now = datetime.now(UTC).isoformat()
+    box = Sandbox(**{**asdict(box), "pid": pid, "profile": profile, "restarted": now})
+    _write_meta(box)
+    try:
+        await _wait_serving(box, pid, limit_s)
+        from sandbox.content import provision
+
+        await provision(box)
+    except BaseException as exc:
+        await asyncio.to_thread(stop_group, pid, STOP_GRACE_S)  # not half-started
+        if isinstance(exc, SandboxError):
+            raise SandboxError(f"sandbox {box.name}: restart failed: {exc}\n{keep}") from None
+        raise
+    return box
+
+
+def _write_meta(box: Sandbox) -> None:
+    tmp = box.meta_path.with_name("meta.json.tmp")
+    tmp.write_text(json.dumps(box.to_json(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(box.meta_path)
+
+
+async def down(name: str, *, base: Path | None = None) -> list[str]:
+    """Stop and remove sandbox `name`; returns notes (what was done or left)."""
+    box = layout(name, base)
+    notes: list[str] = []
+    if box.meta_path.exists():
+        box = read(name, base)
+        try:
+            from sandbox.content import teardown
+
+            await teardown(box)
+        except Exception as exc:
+            notes.append(f"teardown hook failed: {type(exc).__name__}: {exc}")
+    elif not box.dir.exists() and not netns_exists(box.netns):
+        return [f"no sandbox {name}: nothing to do"]
+    if is_running(box) and box.pid is not None:
+        await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
+        notes.append(f"stopped registry (pid {box.pid})")
+    if netns_exists(box.netns):
+        await _kill_netns_pids(box.netns)
+    notes.extend(_detach_loops(box.dir))
+    if netns_exists(box.netns):
+        _run(["ip", "netns", "del", box.netns])
+        notes.append(f"deleted netns {box.netns}")
+    mounted = mounts_under(box.dir)
+    if mounted:
+        raise SandboxError(
+            f"not removing {box.dir}: still mounted in the host's mount namespace: "
+            + ", ".join(mounted)
+        )
+    if box.dir.exists():
+        shutil.rmtree(box.dir)
+        notes.append(f"removed {box.dir}")
+    return notes
+
+
+async def _kill_netns_pids(netns: str) -> None:
+    """SIGKILL whatever still runs in the netns (servers a provision hook started)."""
+    pids = _run(["ip", "netns", "pids", netns], check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    for _ in range(100):
+        if not _run(["ip", "netns", "pids", netns], check=False).stdout.split():
+            return
+        await asyncio.sleep(0.05)
+
+
+def _detach_loops(directory: Path) -> list[str]:
+    proc = _run(["losetup", "-J"], check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return []
+    notes = []
+    prefix = str(directory).rstrip("/") + "/"
+    for dev in json.loads(proc.stdout).get("loopdevices", []):
+        backing = str(dev.get("back-file") or "").removesuffix(" (deleted)")
+        if backing.startswith(prefix):
+            _run(["losetup", "-d", dev["name"]], check=False)
+            notes.append(f"detached {dev['name']} ({backing})")
+    return notes
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below `directory` in this process's mount namespace."""
+    prefix = str(directory).rstrip("/")
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return found
