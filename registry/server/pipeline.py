@@ -46,7 +46,6 @@ import jsonschema
 from contract import schemacheck
 from contract.tooldef import JSON
 from registry.core.errors import ToolError
-from registry.server import rollback
 from registry.server.audit import AuditEntry, AuditLog, input_digest
 from registry.server.backups import BackupStore
 from registry.server.capabilities import Capabilities, denial
@@ -54,6 +53,7 @@ from registry.server.execution import Executor, Settings
 from registry.server.external import Channels
 from registry.server.profiles import Entry, aios_input
 from registry.server.ratelimit import RATE_LIMITED, RateLimiter
+from registry.server.rollback import Rollbacks
 from registry.server.toolset import ToolSet
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ class Pipeline:
         options = {**settings.options, "channels": self.channels}
         settings = Settings(settings.root, settings.state_dir, settings.netns, options)
         self.executor = Executor(settings, backups, aios=aios)
+        self._restorer = Rollbacks(toolset, backups, audit, self.executor)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rollbacks: set[asyncio.Task[Any]] = set()
 
@@ -326,12 +327,12 @@ class Pipeline:
     # -- Rollback --
 
     async def rollback(self, execution_id: str, reason: str) -> tuple[bool, str]:
-        """(success, error); raises rollback.RollbackIOError only on aios (gRPC INTERNAL).
+        """(success, error); raises RollbackIOError only on aios (gRPC INTERNAL).
 
         A restore half done is worse than either end, so it runs in a task of its
         own that a caller who goes away does not cancel, and `close` waits for it.
         """
-        task = asyncio.create_task(rollback.rollback(self, execution_id, reason))
+        task = asyncio.create_task(self._restorer.rollback(execution_id, reason))
         self._rollbacks.add(task)
         task.add_done_callback(self._rollbacks.discard)
         return await asyncio.shield(task)
