@@ -6,14 +6,17 @@ themselves (registry.drivers.nft.ruleset); callers never send raw nft scripts, s
 outside the declared tables can be touched. Rule strings are single nft
 statements, re-checked by the tools with specs.firewall.check_rule_text.
 aiOS's `firewall.rules`, `firewall.add_rule` and `firewall.delete_rule` keep
-aiOS's inputs and outputs (contract §3.2). Read by registry.handlers.firewall,
-the catalogue and the engine's pure layers.
+aiOS's inputs and outputs (contract §3.2). Every ToolSpec is made by
+contract.tooldef.define with schemas tagged as documents. Read by
+registry.handlers.firewall, contract.catalogue (ALL) and the firewall
+controller (FIREWALL_APPLY).
 """
 
 from __future__ import annotations
 
-from contract.catalogue.netschema import IFNAME, anchored, tool_spec
-from contract.tooldef import JSON, obj_schema
+from contract.catalogue.netschema import IFNAME
+from contract.catalogue.parts import anchored, document
+from contract.tooldef import JSON, ToolSpec, define, obj_schema
 
 FAMILIES = ["inet", "ip", "ip6", "arp", "bridge", "netdev"]
 HOOKS = ["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
@@ -147,27 +150,29 @@ FW_READ = ("firewall_read",)
 FW_WRITE = ("firewall_manage",)
 
 
-FIREWALL_RULES = tool_spec(
+FIREWALL_RULES = define(
     "firewall.rules",
     "aiOS's rule list from `nft list ruleset`: every line of every chain except type/policy "
     "lines; chain is the bare name (no table or family); action is the first of accept, "
     "drop, reject, log found in the rule text, else other.",
-    obj_schema({}),
-    obj_schema(
-        {
-            "rules": {
-                "type": "array",
-                "items": obj_schema(
-                    {
-                        "chain": {"type": "string"},
-                        "rule": {"type": "string"},
-                        "action": {"enum": ["accept", "drop", "reject", "log", "other"]},
-                    },
-                    ["chain", "rule", "action"],
-                ),
-            }
-        },
-        ["rules"],
+    document(obj_schema({})),
+    document(
+        obj_schema(
+            {
+                "rules": {
+                    "type": "array",
+                    "items": obj_schema(
+                        {
+                            "chain": {"type": "string"},
+                            "rule": {"type": "string"},
+                            "action": {"enum": ["accept", "drop", "reject", "log", "other"]},
+                        },
+                        ["chain", "rule", "action"],
+                    ),
+                }
+            },
+            ["rules"],
+        )
     ),
     risk="low",
     idempotent=True,
@@ -175,52 +180,58 @@ FIREWALL_RULES = tool_spec(
     timeout_ms=5000,
     capabilities=FW_READ,
 )
-FIREWALL_ADD_RULE = tool_spec(
+FIREWALL_ADD_RULE = define(
     "firewall.add_rule",
     "aiOS's append: `nft add rule inet filter <chain> '<rule> <action>'`. The joined text "
     "is checked as one nft statement first. Not idempotent (re-running adds a copy); "
     "reversible here (snapshot of table inet filter), unlike on aiOS.",
-    obj_schema(
-        {
-            "chain": IDENT,
-            "rule": {"type": "string", "minLength": 1, "maxLength": 4000},
-            "action": {"type": "string", "maxLength": 64},
-        },
-        ["chain", "rule", "action"],
+    document(
+        obj_schema(
+            {
+                "chain": IDENT,
+                "rule": {"type": "string", "minLength": 1, "maxLength": 4000},
+                "action": {"type": "string", "maxLength": 64},
+            },
+            ["chain", "rule", "action"],
+        )
     ),
-    obj_schema({"added": {"const": True}}, ["added"]),
+    document(obj_schema({"added": {"const": True}}, ["added"])),
     risk="critical",
     idempotent=False,
     reversible=True,
     timeout_ms=10000,
     capabilities=FW_WRITE,
 )
-FIREWALL_DELETE_RULE = tool_spec(
+FIREWALL_DELETE_RULE = define(
     "firewall.delete_rule",
     "aiOS's delete by 0-based index within chain <chain> of table inet filter (by handle). "
     "Reversible here (snapshot of table inet filter).",
-    obj_schema(
-        {"chain": IDENT, "index": {"type": "integer", "minimum": 0, "maximum": 4294967295}},
-        ["chain", "index"],
+    document(
+        obj_schema(
+            {"chain": IDENT, "index": {"type": "integer", "minimum": 0, "maximum": 4294967295}},
+            ["chain", "index"],
+        )
     ),
-    obj_schema({"deleted": {"const": True}}, ["deleted"]),
+    document(obj_schema({"deleted": {"const": True}}, ["deleted"])),
     risk="critical",
     idempotent=False,
     reversible=True,
     timeout_ms=10000,
     capabilities=FW_WRITE,
 )
-FIREWALL_APPLY = tool_spec(
+FIREWALL_APPLY = define(
     "firewall.apply",
     "Replace the given tables whole and delete the listed ones in ONE `nft -f` transaction "
     "(atomic: any error changes nothing). Idempotent. Rollback puts the previous tables back.",
-    TABLES_IN,
-    obj_schema(
-        {
-            "applied": {"type": "array", "items": _TABLE_COUNT},
-            "deleted": {"type": "array", "items": TABLE_REF},
-        },
-        ["applied", "deleted"],
+    document(TABLES_IN),
+    document(
+        obj_schema(
+            {
+                "applied": {"type": "array", "items": _TABLE_COUNT},
+                "deleted": {"type": "array", "items": TABLE_REF},
+            },
+            ["applied", "deleted"],
+        )
     ),
     risk="high",
     idempotent=True,
@@ -228,45 +239,49 @@ FIREWALL_APPLY = tool_spec(
     timeout_ms=30000,
     capabilities=FW_WRITE,
 )
-FIREWALL_CHECK = tool_spec(
+FIREWALL_CHECK = define(
     "firewall.check",
     "Check what firewall.apply would load with `nft -c` in the target namespace; an error "
     "names the table, chain and rule it came from.",
-    TABLES_IN,
-    obj_schema({"ok": {"const": True}}, ["ok"]),
+    document(TABLES_IN),
+    document(obj_schema({"ok": {"const": True}}, ["ok"])),
     risk="low",
     idempotent=True,
     reversible=False,
     timeout_ms=30000,
     capabilities=FW_READ,
 )
-FIREWALL_RULESET = tool_spec(
+FIREWALL_RULESET = define(
     "firewall.ruleset",
     "The given tables (omitted: all) as canonical text — `nft list table` without handles, "
     "counter values removed — or as nft JSON objects.",
-    obj_schema(
-        {
-            "tables": {"type": "array", "items": TABLE_REF},
-            "format": {"enum": ["text", "json"], "default": "text"},
-        }
-    ),
-    obj_schema(
-        {
-            "tables": {
-                "type": "array",
-                "items": obj_schema(
-                    {
-                        "family": FAMILY,
-                        "name": {"type": "string"},
-                        "exists": {"type": "boolean"},
-                        "text": {"type": "string"},
-                        "json": {"type": "array", "items": {"type": "object"}},
-                    },
-                    ["family", "name", "exists"],
-                ),
+    document(
+        obj_schema(
+            {
+                "tables": {"type": "array", "items": TABLE_REF},
+                "format": {"enum": ["text", "json"], "default": "text"},
             }
-        },
-        ["tables"],
+        )
+    ),
+    document(
+        obj_schema(
+            {
+                "tables": {
+                    "type": "array",
+                    "items": obj_schema(
+                        {
+                            "family": FAMILY,
+                            "name": {"type": "string"},
+                            "exists": {"type": "boolean"},
+                            "text": {"type": "string"},
+                            "json": {"type": "array", "items": {"type": "object"}},
+                        },
+                        ["family", "name", "exists"],
+                    ),
+                }
+            },
+            ["tables"],
+        )
     ),
     risk="low",
     idempotent=True,
@@ -274,26 +289,38 @@ FIREWALL_RULESET = tool_spec(
     timeout_ms=30000,
     capabilities=FW_READ,
 )
-FIREWALL_CANONICALIZE = tool_spec(
+FIREWALL_CANONICALIZE = define(
     "firewall.canonicalize",
     "What firewall.ruleset would return after firewall.apply of these tables, computed by "
     "loading them into a throwaway network namespace (nothing of the target is touched).",
-    obj_schema({"tables": {"type": "array", "items": TABLE, "minItems": 1}}, ["tables"]),
-    obj_schema(
-        {
-            "tables": {
-                "type": "array",
-                "items": obj_schema(
-                    {"family": FAMILY, "name": IDENT, "text": {"type": "string"}},
-                    ["family", "name", "text"],
-                ),
-            }
-        },
-        ["tables"],
+    document(obj_schema({"tables": {"type": "array", "items": TABLE, "minItems": 1}}, ["tables"])),
+    document(
+        obj_schema(
+            {
+                "tables": {
+                    "type": "array",
+                    "items": obj_schema(
+                        {"family": FAMILY, "name": IDENT, "text": {"type": "string"}},
+                        ["family", "name", "text"],
+                    ),
+                }
+            },
+            ["tables"],
+        )
     ),
     risk="low",
     idempotent=True,
     reversible=False,
     timeout_ms=30000,
     capabilities=FW_READ,
+)
+
+ALL: tuple[ToolSpec, ...] = (
+    FIREWALL_RULES,
+    FIREWALL_ADD_RULE,
+    FIREWALL_DELETE_RULE,
+    FIREWALL_APPLY,
+    FIREWALL_CHECK,
+    FIREWALL_RULESET,
+    FIREWALL_CANONICALIZE,
 )

@@ -19,8 +19,8 @@ from contract.catalogue.netschema import (
     MAC,
     MTU,
     NULLABLE_IFNAME,
-    anchored,
 )
+from contract.catalogue.parts import anchored
 from contract.tooldef import JSON, obj_schema
 
 CREATABLE_KINDS = (

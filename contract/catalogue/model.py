@@ -3,8 +3,8 @@
 GGUF model files under the registry's root: list (size, sha256 cached per
 size+mtime, GGUF version), fetch (streamed, resumable, verified, atomic) and
 remove. Paths are target paths mapped under `--root`; `file:` URLs too.
-Read by registry.handlers.model and, through the catalogue, by the engine and the
-server.
+Every ToolSpec is made by contract.tooldef.define. Read by
+registry.handlers.model and contract.catalogue (ALL).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from contract.catalogue.parts import (
     nullable,
     schema,
 )
-from contract.tooldef import ToolSpec, obj_schema
+from contract.tooldef import ToolSpec, define, obj_schema
 
 READ = ("fs_read",)
 WRITE = ("model_manage",)
@@ -34,7 +34,7 @@ MODEL_PATH = {
     "description": "Absolute target path of a .gguf file (mapped under the root).",
 }
 
-MODEL_LIST = ToolSpec(
+MODEL_LIST = define(
     name="model.list",
     description=(
         "Model files: every regular *.gguf file directly in `directory` (default "
@@ -69,7 +69,7 @@ MODEL_LIST = ToolSpec(
     capabilities=READ,
 )
 
-MODEL_FETCH = ToolSpec(
+MODEL_FETCH = define(
     name="model.fetch",
     description=(
         "Download a GGUF model: http(s) streamed with httpx (or a file: URL, mapped under the "
@@ -104,7 +104,7 @@ MODEL_FETCH = ToolSpec(
     capabilities=WRITE,
 )
 
-MODEL_REMOVE = ToolSpec(
+MODEL_REMOVE = define(
     name="model.remove",
     description=(
         "Delete a model file (and a leftover `<path>.part`). Absent: nothing happens. "
@@ -122,4 +122,4 @@ MODEL_REMOVE = ToolSpec(
     capabilities=WRITE,
 )
 
-ALL = (MODEL_LIST, MODEL_FETCH, MODEL_REMOVE)
+ALL: tuple[ToolSpec, ...] = (MODEL_LIST, MODEL_FETCH, MODEL_REMOVE)

@@ -5,8 +5,10 @@ aiOS's own tools (`net.interfaces`, `net.ping`, `net.dns`, `net.http_get`,
 §3.1) with proper schemas; the declarative ones (`net.state`, the writes and
 `net.apply`) are added beside them. Every write is reversible: the pipeline
 snapshots the objects `touches()` names and Rollback restores them
-(registry.drivers.net.snapshot). Read by registry.handlers.net (the handlers), the catalogue
-and the engine's pure layers.
+(registry.drivers.net.snapshot). Every ToolSpec is made by contract.tooldef.define
+with schemas tagged as documents (contract.catalogue.parts.document). Read by
+registry.handlers.net (the handlers), contract.catalogue (ALL) and the
+network controller (WRITE_SPECS).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from contract.catalogue.netschema import (
     SYSCTL_KEY,
     SYSCTL_SET,
     TABLE_OUT,
-    tool_spec,
 )
-from contract.tooldef import JSON, Risk, ToolSpec, obj_schema
+from contract.catalogue.parts import document
+from contract.tooldef import JSON, Risk, ToolSpec, define, obj_schema
 
 WRITE_INPUTS: dict[str, JSON] = {
     "link_add": LINK_ADD,
@@ -200,29 +202,31 @@ APPLY_IN: JSON = {
 READ = ("net_read",)
 WRITE = ("net_write",)
 
-NET_INTERFACES = tool_spec(
+NET_INTERFACES = define(
     "net.interfaces",
     "aiOS's interface list: name (with '@peer' as `ip -o link` prints it), first IPv4 "
     "without prefix, MAC ('' when none), status up/down by the admin flag. Deliberate "
     "difference: status is the IFF_UP flag itself, where aiOS matched the substring 'UP' "
     "anywhere in the line (so a link named e.g. 'UPLINK' always read as up).",
-    obj_schema({}),
-    obj_schema(
-        {
-            "interfaces": {
-                "type": "array",
-                "items": obj_schema(
-                    {
-                        "name": {"type": "string"},
-                        "ip": {"type": "string"},
-                        "mac": {"type": "string"},
-                        "status": {"enum": ["up", "down"]},
-                    },
-                    ["name", "ip", "mac", "status"],
-                ),
-            }
-        },
-        ["interfaces"],
+    document(obj_schema({})),
+    document(
+        obj_schema(
+            {
+                "interfaces": {
+                    "type": "array",
+                    "items": obj_schema(
+                        {
+                            "name": {"type": "string"},
+                            "ip": {"type": "string"},
+                            "mac": {"type": "string"},
+                            "status": {"enum": ["up", "down"]},
+                        },
+                        ["name", "ip", "mac", "status"],
+                    ),
+                }
+            },
+            ["interfaces"],
+        )
     ),
     risk="low",
     idempotent=True,
@@ -230,27 +234,29 @@ NET_INTERFACES = tool_spec(
     timeout_ms=5000,
     capabilities=READ,
 )
-NET_STATE = tool_spec(
+NET_STATE = define(
     "net.state",
     "Links (kind, admin state, mtu, mac, master, parent, kind facts, addresses), routes of "
     "all tables and both families, policy rules, net.* sysctls and DNS of the target.",
-    obj_schema(
-        {
-            "sysctls": {
-                "type": "array",
-                "items": SYSCTL_KEY,
-                "maxItems": 4096,
-                "description": "Keys to read; omitted: every key directly under "
-                "net.ipv4/net.ipv6 and their conf.all/conf.default (not per-interface).",
-            },
-            "dns_path": {
-                **RESOLVER_FILE,
-                "description": "Resolver file to read (one dns_set may write); default "
-                "/etc/resolv.conf.",
-            },
-        }
+    document(
+        obj_schema(
+            {
+                "sysctls": {
+                    "type": "array",
+                    "items": SYSCTL_KEY,
+                    "maxItems": 4096,
+                    "description": "Keys to read; omitted: every key directly under "
+                    "net.ipv4/net.ipv6 and their conf.all/conf.default (not per-interface).",
+                },
+                "dns_path": {
+                    **RESOLVER_FILE,
+                    "description": "Resolver file to read (one dns_set may write); default "
+                    "/etc/resolv.conf.",
+                },
+            }
+        )
     ),
-    NET_STATE_OUT,
+    document(NET_STATE_OUT),
     risk="low",
     idempotent=True,
     reversible=False,
@@ -278,15 +284,15 @@ _WRITES: dict[str, tuple[str, Risk, bool]] = {
 }
 
 
-def _writetool_spec(op: str) -> ToolSpec:
+def _write_spec(op: str) -> ToolSpec:
     description, risk, idempotent = _WRITES[op]
     schema = WRITE_INPUTS[op]
     extra = schema.get("description")
-    return tool_spec(
+    return define(
         f"net.{op}",
         f"{description} {extra}" if extra else description,
-        schema,
-        COMMANDS_OUT,
+        document(schema),
+        document(COMMANDS_OUT),
         risk=risk,
         idempotent=idempotent,
         reversible=True,
@@ -295,18 +301,20 @@ def _writetool_spec(op: str) -> ToolSpec:
     )
 
 
-WRITE_SPECS: dict[str, ToolSpec] = {op: _writetool_spec(op) for op in _WRITES}
+WRITE_SPECS: dict[str, ToolSpec] = {op: _write_spec(op) for op in _WRITES}
 
-NET_APPLY = tool_spec(
+NET_APPLY = define(
     "net.apply",
     "An ordered batch of net write operations, all-or-nothing: the touched objects are "
     "snapshotted first; on the first failure everything touched is restored and the error "
     "names the failing command (index, text, ip's message) and whether the restore succeeded. "
     "Consecutive ip commands run in one `ip -batch`.",
-    APPLY_IN,
-    obj_schema(
-        {"executed": {"type": "integer"}, "commands": COMMANDS_OUT["properties"]["commands"]},
-        ["executed", "commands"],
+    document(APPLY_IN),
+    document(
+        obj_schema(
+            {"executed": {"type": "integer"}, "commands": COMMANDS_OUT["properties"]["commands"]},
+            ["executed", "commands"],
+        )
     ),
     risk="high",
     idempotent=False,
@@ -315,26 +323,30 @@ NET_APPLY = tool_spec(
     capabilities=WRITE,
 )
 
-NET_PING = tool_spec(
+NET_PING = define(
     "net.ping",
     "ICMP echo from the target namespace (Python socket; `ping` is not needed). An "
     "unreachable host is success=false in the output, not a tool error.",
-    obj_schema(
-        {
-            "host": {"type": "string", "minLength": 1, "maxLength": 253},
-            "count": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "default": 3,
-                "description": "Echo requests; 0 means 3 (as aiOS).",
+    document(
+        obj_schema(
+            {
+                "host": {"type": "string", "minLength": 1, "maxLength": 253},
+                "count": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 100,
+                    "default": 3,
+                    "description": "Echo requests; 0 means 3 (as aiOS).",
+                },
             },
-        },
-        ["host"],
+            ["host"],
+        )
     ),
-    obj_schema(
-        {"success": {"type": "boolean"}, "latency_ms": {"type": "number"}},
-        ["success", "latency_ms"],
+    document(
+        obj_schema(
+            {"success": {"type": "boolean"}, "latency_ms": {"type": "number"}},
+            ["success", "latency_ms"],
+        )
     ),
     risk="low",
     idempotent=True,
@@ -342,27 +354,35 @@ NET_PING = tool_spec(
     timeout_ms=30000,
     capabilities=READ,
 )
-NET_DNS = tool_spec(
+NET_DNS = define(
     "net.dns",
     "Resolve a host name with the target's libc resolver (getaddrinfo).",
-    obj_schema({"hostname": {"type": "string", "minLength": 1, "maxLength": 253}}, ["hostname"]),
-    obj_schema({"addresses": {"type": "array", "items": {"type": "string"}}}, ["addresses"]),
+    document(
+        obj_schema({"hostname": {"type": "string", "minLength": 1, "maxLength": 253}}, ["hostname"])
+    ),
+    document(
+        obj_schema({"addresses": {"type": "array", "items": {"type": "string"}}}, ["addresses"])
+    ),
     risk="low",
     idempotent=True,
     reversible=False,
     timeout_ms=10000,
     capabilities=READ,
 )
-NET_HTTP_GET = tool_spec(
+NET_HTTP_GET = define(
     "net.http_get",
     "HTTP GET following redirects (15 s); body capped at 1 MiB with a '... [truncated, total "
     "N bytes]' suffix; status 0 when no connection could be made.",
-    obj_schema(
-        {"url": {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 8192}}, ["url"]
+    document(
+        obj_schema(
+            {"url": {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 8192}}, ["url"]
+        )
     ),
-    obj_schema(
-        {"status": {"type": "integer", "minimum": 0}, "body": {"type": "string"}},
-        ["status", "body"],
+    document(
+        obj_schema(
+            {"status": {"type": "integer", "minimum": 0}, "body": {"type": "string"}},
+            ["status", "body"],
+        )
     ),
     risk="low",
     idempotent=True,
@@ -370,20 +390,33 @@ NET_HTTP_GET = tool_spec(
     timeout_ms=30000,
     capabilities=READ,
 )
-NET_PORT_SCAN = tool_spec(
+NET_PORT_SCAN = define(
     "net.port_scan",
     "TCP connect (5 s) to each resolved address of host; open when any accepts.",
-    obj_schema(
-        {
-            "host": {"type": "string", "minLength": 1, "maxLength": 253},
-            "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-        },
-        ["host", "port"],
+    document(
+        obj_schema(
+            {
+                "host": {"type": "string", "minLength": 1, "maxLength": 253},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+            },
+            ["host", "port"],
+        )
     ),
-    obj_schema({"open": {"type": "boolean"}}, ["open"]),
+    document(obj_schema({"open": {"type": "boolean"}}, ["open"])),
     risk="medium",
     idempotent=True,
     reversible=False,
     timeout_ms=10000,
     capabilities=("net_read", "net_scan"),
+)
+
+ALL: tuple[ToolSpec, ...] = (
+    NET_INTERFACES,
+    NET_STATE,
+    *WRITE_SPECS.values(),
+    NET_APPLY,
+    NET_PING,
+    NET_DNS,
+    NET_HTTP_GET,
+    NET_PORT_SCAN,
 )

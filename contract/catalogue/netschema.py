@@ -3,32 +3,27 @@
 Schemas are plain data. Value patterns are as strict as a regular expression
 can reasonably be (IPv4 exactly, IPv6 coarsely); the tools re-check every
 address with `ipaddress` and say which field is wrong. Every pattern is built
-with `anchored`: jsonschema applies patterns with `re.search`, where a bare
-`$` also matches before a final newline, so `^eth0$` would let "eth0\n"
-through; `$(?!\n)` means end of text in Python and ECMA-262 alike. Inputs of addr_*,
-route_*, rule_*, sysctl_set and dns_set live here; link inputs (kinds and
-their option blocks) in contract.catalogue.links. Used by contract.catalogue.net (the
-ToolSpecs, net.state's output and net.apply's per-op schema).
+with contract.catalogue.parts.anchored: jsonschema applies patterns with
+`re.search`, where a bare `$` also matches before a final newline, so `^eth0$`
+would let "eth0\n" through. Inputs of addr_*, route_*, rule_*, sysctl_set and
+dns_set live here; link inputs (kinds and their option blocks) in
+contract.catalogue.links. Used by contract.catalogue.net (the ToolSpecs,
+net.state's output and net.apply's per-op schema), contract.catalogue.links
+and contract.catalogue.firewall (interface names).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from contract.tooldef import JSON, Risk, ToolSpec, obj_schema
-
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
+from contract.catalogue.parts import anchored
+from contract.tooldef import JSON, obj_schema
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_RE = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 IPV6_RE = rf"(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:[0-9A-Fa-f]{{0,4}}|{IPV4_RE})"
 _P4 = r"/(?:3[0-2]|[12]?[0-9])"
 _P6 = r"/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])"
-
-
-def anchored(body: str) -> str:
-    """`body` as a whole-string JSON Schema pattern (see the module docstring)."""
-    return rf"^(?:{body})$(?!\n)"
 
 
 # Interface names aios manages: 1-15 of ASCII letters, digits, '_', '.', '-', not
@@ -279,34 +274,3 @@ DNS_SET: JSON = {
     "under --root; idempotent. resolv.conf honours at most 3 nameservers. The path must be "
     "a resolver file of the chosen resolver.",
 }
-
-
-def top(schema: JSON) -> JSON:
-    """A schema as a standalone document (with the draft URI)."""
-    return {"$schema": DRAFT, **schema}
-
-
-def tool_spec(
-    name: str,
-    description: str,
-    input_schema: JSON,
-    output_schema: JSON,
-    *,
-    risk: Risk,
-    idempotent: bool,
-    reversible: bool,
-    timeout_ms: int,
-    capabilities: tuple[str, ...],
-) -> ToolSpec:
-    """A net/firewall ToolSpec whose schemas are tagged top-level documents."""
-    return ToolSpec(
-        name=name,
-        description=description,
-        input_schema=top(input_schema),
-        output_schema=top(output_schema),
-        risk=risk,
-        idempotent=idempotent,
-        reversible=reversible,
-        timeout_ms=timeout_ms,
-        capabilities=capabilities,
-    )

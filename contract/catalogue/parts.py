@@ -1,11 +1,17 @@
-"""JSON Schema fragments (draft 2020-12) shared by the pkg, storage and model tool definitions.
+"""JSON Schema fragments (draft 2020-12) and helpers shared by the tool definitions.
 
-Plain dictionaries, copied into each ToolSpec's input/output schema. The
-patterns mirror the spec language's value types (specs.types) so a plan that
-passed spec validation also passes tool-schema validation, and they are strict
-enough that a hostile string cannot become an option or a path escape
-(`..` components, NUL, newlines and leading '-' are refused). Used by
-contract.catalogue.pkg, storage_defs and model_defs.
+Plain dictionaries, copied into each ToolSpec's input/output schema, and the
+generic helpers every catalogue module uses: `document` (a schema as a
+standalone document tagged with the dialect), `schema` (a closed, tagged
+object schema), `anchored` / `END` (whole-string patterns), `nullable`,
+`array`, `size_bytes`. The value patterns mirror the spec language's value
+types (specs.types) so a plan that passed spec validation also passes
+tool-schema validation, and they are strict enough that a hostile string
+cannot become an option or a path escape (`..` components, NUL, newlines and
+leading '-' are refused). Net-only value types (interface names, addresses,
+routes) are in contract.catalogue.netschema. Used by every module of
+contract.catalogue, and by controllers (size_bytes) and the registry's
+storage/model handlers.
 """
 
 from __future__ import annotations
@@ -14,12 +20,26 @@ from typing import Any
 
 from contract.tooldef import JSON, obj_schema
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # The end of the string. A pattern's final `$` also matches before a trailing
 # newline under the `re.search` jsonschema uses ('curl\n' matched '^[a-z]+$'),
 # so every pattern here ends with END instead (ECMA-262 reads it the same way).
+# `anchored` says the same in the form the net, firewall and pkg schemas use:
+# `$(?!\n)` is end of text in Python and ECMA-262 alike. Two spellings of one
+# rule, both kept because the advertised schemas must stay byte-identical.
 END = r"(?![\s\S])"
+
+
+def anchored(body: str) -> str:
+    """`body` as a whole-string JSON Schema pattern (see END)."""
+    return rf"^(?:{body})$(?!\n)"
+
+
+def document(schema: JSON) -> JSON:
+    """A schema as a standalone document (tagged with the 2020-12 dialect)."""
+    return {"$schema": DIALECT, **schema}
+
 
 STR: JSON = {"type": "string"}
 BOOL: JSON = {"type": "boolean"}
@@ -64,7 +84,7 @@ URL: JSON = {
 }
 
 # One mount option (an fstab entry's, or a storage.mount's before its type's
-# allow-list, registry.drivers.storage.fsoptions): no whitespace, no leading '-', and no comma:
+# allow-list, contract.vocab.fsoptions): no whitespace, no leading '-', and no comma:
 # options are joined with commas, so 'a,upperdir=/HOST' would be two options,
 # one of them never checked (and an option that is not one item drifts for
 # ever).
@@ -110,7 +130,7 @@ def schema(
     description: str = "",
 ) -> JSON:
     """A top-level tool schema: a closed object tagged with the 2020-12 dialect."""
-    out = {"$schema": SCHEMA_DIALECT, **obj_schema(properties, required)}
+    out = document(obj_schema(properties, required))
     if description:
         out["description"] = description
     return out

@@ -10,15 +10,24 @@ with `--root`/`--admindir`, maintainer scripts run confined to the root
 (`file:/srv/repo` is <root>/srv/repo; registry.drivers.pkg.apt); the backend (apt/dpkg or
 apk) is chosen by what the target has. Every value that reaches a sources
 line or a command line has a whole-string allow-list pattern (see
-PKG_NAME_RE ... below). Read by registry.handlers.pkg (handlers) and, through the
-catalogue, by the engine and the server.
+PKG_NAME_RE ... below). Every ToolSpec is made by
+contract.tooldef.define. Read by registry.handlers.pkg (handlers) and
+contract.catalogue (ALL).
 """
 
 from __future__ import annotations
 
-from contract.catalogue.netschema import anchored
-from contract.catalogue.parts import BOOL, NON_NEGATIVE, STR, TRUE, array, nullable, schema
-from contract.tooldef import JSON, ToolSpec, obj_schema
+from contract.catalogue.parts import (
+    BOOL,
+    NON_NEGATIVE,
+    STR,
+    TRUE,
+    anchored,
+    array,
+    nullable,
+    schema,
+)
+from contract.tooldef import JSON, ToolSpec, define, obj_schema
 
 # Values that reach apt/dpkg/apk command lines and sources lines. Every pattern is
 # whole-string (`anchored`: jsonschema's re.search lets '$' match before a final
@@ -106,7 +115,7 @@ REPOSITORY = obj_schema(
     ("name", "url"),
 )
 
-PKG_STATE = ToolSpec(
+PKG_STATE = define(
     name="pkg.state",
     description=(
         "Packages known to the target's package database, with status, hold, auto and "
@@ -156,7 +165,7 @@ PKG_STATE = ToolSpec(
     capabilities=READ,
 )
 
-PKG_ENSURE = ToolSpec(
+PKG_ENSURE = define(
     name="pkg.ensure",
     description=(
         "One package transaction: install (a version pins exactly, downgrades allowed), "
@@ -208,7 +217,7 @@ PKG_ENSURE = ToolSpec(
     capabilities=WRITE,
 )
 
-PKG_REPOS = ToolSpec(
+PKG_REPOS = define(
     name="pkg.repos",
     description=(
         "Manage package repositories: apt writes /etc/apt/sources.list.d/aios-<name>.list "
@@ -255,7 +264,7 @@ NAME_PIN_INPUT = schema(
     ("name",),
 )
 
-PKG_INSTALL = ToolSpec(
+PKG_INSTALL = define(
     name="pkg.install",
     description=(
         "aiOS's pkg.install: install one package (`apt-get install -y <name>`; like aiOS, "
@@ -272,7 +281,7 @@ PKG_INSTALL = ToolSpec(
     capabilities=WRITE,
 )
 
-PKG_REMOVE = ToolSpec(
+PKG_REMOVE = define(
     name="pkg.remove",
     description=(
         "aiOS's pkg.remove: remove one package (apt-get remove -y; no purge). Error: "
@@ -288,7 +297,7 @@ PKG_REMOVE = ToolSpec(
     capabilities=WRITE,
 )
 
-PKG_SEARCH = ToolSpec(
+PKG_SEARCH = define(
     name="pkg.search",
     description=(
         "aiOS's pkg.search: `apt-cache search <query>` (first 50 results) with each "
@@ -323,7 +332,7 @@ PKG_SEARCH = ToolSpec(
     capabilities=READ,
 )
 
-PKG_UPDATE = ToolSpec(
+PKG_UPDATE = define(
     name="pkg.update",
     description=(
         "aiOS's pkg.update: refresh the index and upgrade every package; `updated` counts the "
@@ -339,7 +348,7 @@ PKG_UPDATE = ToolSpec(
     capabilities=WRITE,
 )
 
-PKG_LIST_INSTALLED = ToolSpec(
+PKG_LIST_INSTALLED = define(
     name="pkg.list_installed",
     description=(
         "aiOS's pkg.list_installed: `dpkg-query -W` under the root (like aiOS, this includes "
@@ -357,7 +366,7 @@ PKG_LIST_INSTALLED = ToolSpec(
     capabilities=READ,
 )
 
-ALL = (
+ALL: tuple[ToolSpec, ...] = (
     PKG_STATE,
     PKG_ENSURE,
     PKG_REPOS,
