@@ -7,16 +7,19 @@ spec writes them ("/srv/data") and mapped under `--root`. In a sandbox
 /dev paths are refused, LABEL=/UUID= are resolved only among the `probe`
 candidates a call names (never by scanning the host's block devices), and
 `swapon` is a recorded double (swap is global). mkfs and mount `options`
-are checked item by item against the type's allow-list of registry.drivers.storage.fsoptions
-(no comma, no positional path; the handlers then check what a schema cannot
-say: a value right after its flag, overlay's layer paths mapped under the
-root). Read by registry.handlers.storage and, through the catalogue, by the
-engine and the server.
+are checked item by item against the type's allow-list (the tables of
+contract.vocab.fsoptions, turned into JSON Schema here by `mkfs_item_schema`
+and `mount_item_schema`, so most refusals already come back as `Invalid
+input: $.options[i]: ...`; no comma, no positional path; the handlers then
+check what a schema cannot say: a value right after its flag, overlay's layer
+paths mapped under the root). Every ToolSpec is made by contract.tooldef.define.
+Read by registry.handlers.storage* (handlers) and contract.catalogue (ALL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 from contract.catalogue.parts import (
     ABS_PATH,
@@ -36,8 +39,8 @@ from contract.catalogue.parts import (
     nullable,
     schema,
 )
-from contract.tooldef import JSON, ToolSpec, obj_schema
-from registry.drivers.storage import fsoptions
+from contract.tooldef import JSON, ToolSpec, define, obj_schema
+from contract.vocab.fsoptions import CHARSET, MARKERS, MKFS, mount_table
 
 READ = ("fs_read",)
 WRITE = ("storage_manage",)
@@ -60,7 +63,7 @@ PROBE = {
 }
 MKFS_OPTIONS = {
     "type": "array",
-    "items": {"type": "string", "pattern": fsoptions.CHARSET.pattern},
+    "items": {"type": "string", "pattern": CHARSET.pattern},
     "maxItems": 64,
     "description": "Extra mkfs arguments, placed before the target (e.g. ['-m', '1']): "
     "flags of the type's allow-list (contract.vocab.fsoptions MKFS), each value as the next item; "
@@ -71,6 +74,60 @@ MOUNT_OPTIONS = {
     "description": "Mount options of the type's allow-list (contract.vocab.fsoptions), one per "
     "item (no comma); overlay's lowerdir/upperdir/workdir are mapped under the root.",
 }
+
+
+# First in every item schema: jsonschema then reports "should not be valid under
+# {'pattern': '[,\\s]'}" for a comma or whitespace before any other mismatch of the
+# item. It also closes the gap of `$`, which matches before a final newline under
+# the `re.search` jsonschema uses ('noatime\n' would match '^noatime$').
+NO_COMMA: JSON = {"not": {"pattern": r"[,\s]"}}
+
+
+def _alternatives(patterns: Iterable[str]) -> str:
+    return "|".join(f"(?:{MARKERS.get(p, p)})" for p in patterns)
+
+
+def mkfs_item_schema(fstype: str) -> JSON:
+    """One item of storage.mkfs `options` for `fstype`: an allowed flag or a possible value.
+
+    The pairing (a value right after the flag that takes it; no positional
+    argument) cannot be said in JSON Schema: the handler checks it with
+    `mkfs_problem`. A path never matches, so a positional path is refused here.
+    """
+    table = MKFS[fstype]
+    values = sorted({p for p in table.values() if p is not None})
+    flags = "|".join(re.escape(f) for f in sorted(table))
+    return {
+        "type": "string",
+        "allOf": [NO_COMMA, {"pattern": f"^(?:{flags}|{_alternatives(values)})$"}],
+    }
+
+
+def mount_item_schema(kind: str) -> JSON:
+    """One item of storage.mount `options` for `kind`: the charset (no comma), a listed key,
+    and for a `key=` its value pattern."""
+    table = mount_table(kind)
+    flags = sorted(k for k, v in table.items() if v is None)
+    keyed = sorted(k for k, v in table.items() if v is not None)
+    alternatives = [f"(?:{'|'.join(re.escape(f) for f in flags)})$"]
+    if keyed:  # an empty group would match every option
+        alternatives.append(f"(?:{'|'.join(re.escape(k) for k in keyed)})")
+    return {
+        "type": "string",
+        "allOf": [
+            NO_COMMA,
+            {"pattern": CHARSET.pattern},
+            {"pattern": f"^(?:{'|'.join(alternatives)})"},
+            *(
+                {
+                    "if": {"pattern": f"^{re.escape(k)}"},
+                    "then": {"pattern": f"^{re.escape(k)}(?:{MARKERS.get(p, p)})$"},
+                }
+                for k, p in sorted(table.items())
+                if p is not None
+            ),
+        ],
+    }
 
 
 def _by_type(field: str, types: tuple[str, ...], item: Callable[[str], JSON]) -> JSON:
@@ -154,7 +211,7 @@ SWAPFILE = obj_schema(
     ("path", "size", "signature", "active", "simulated", "priority"),
 )
 
-STORAGE_STATE = ToolSpec(
+STORAGE_STATE = define(
     name="storage.state",
     description=(
         "Mounts under the root (findmnt -J in the registry's mount namespace; targets as the "
@@ -187,7 +244,7 @@ STORAGE_STATE = ToolSpec(
     capabilities=READ,
 )
 
-STORAGE_MKFS = ToolSpec(
+STORAGE_MKFS = define(
     name="storage.mkfs",
     description=(
         "Make a filesystem on a device or an image file (created sparse with `truncate` at "
@@ -211,7 +268,7 @@ STORAGE_MKFS = ToolSpec(
         },
         ("target", "type"),
     )
-    | _by_type("options", FS_TYPES, fsoptions.mkfs_item_schema),
+    | _by_type("options", FS_TYPES, mkfs_item_schema),
     output_schema=schema(
         {
             "target": STR,
@@ -230,7 +287,7 @@ STORAGE_MKFS = ToolSpec(
     capabilities=WRITE,
 )
 
-STORAGE_MOUNT = ToolSpec(
+STORAGE_MOUNT = define(
     name="storage.mount",
     description=(
         "Mount `source` on `target` (created with mkdir -p under the root). Image files are "
@@ -253,7 +310,7 @@ STORAGE_MOUNT = ToolSpec(
         },
         ("target", "source"),
     )
-    | _by_type("options", MOUNT_TYPES, fsoptions.mount_item_schema),
+    | _by_type("options", MOUNT_TYPES, mount_item_schema),
     output_schema=schema(
         {**MOUNT["properties"], "changed": BOOL},
         ("target", "source", "device", "fstype", "options", "changed"),
@@ -265,7 +322,7 @@ STORAGE_MOUNT = ToolSpec(
     capabilities=WRITE,
 )
 
-STORAGE_UMOUNT = ToolSpec(
+STORAGE_UMOUNT = define(
     name="storage.umount",
     description=(
         "Unmount `target` (lazily with `lazy`) and detach the loop device it used. Not "
@@ -286,7 +343,7 @@ STORAGE_UMOUNT = ToolSpec(
     capabilities=WRITE,
 )
 
-STORAGE_FSTAB = ToolSpec(
+STORAGE_FSTAB = define(
     name="storage.fstab",
     description=(
         "Replace the block between '# BEGIN aios-reconciler managed block' and '# END "
@@ -305,7 +362,7 @@ STORAGE_FSTAB = ToolSpec(
     capabilities=WRITE,
 )
 
-STORAGE_DIR = ToolSpec(
+STORAGE_DIR = define(
     name="storage.dir",
     description=(
         "A directory present (mkdir -p, then mode/owner/group when given; names resolve "
@@ -342,7 +399,7 @@ STORAGE_DIR = ToolSpec(
     capabilities=WRITE,
 )
 
-STORAGE_SWAPFILE = ToolSpec(
+STORAGE_SWAPFILE = define(
     name="storage.swapfile",
     description=(
         "A swap file present (allocated at `size`, mode 0600, mkswap, swapon with "
@@ -379,7 +436,7 @@ STORAGE_SWAPFILE = ToolSpec(
     capabilities=WRITE,
 )
 
-ALL = (
+ALL: tuple[ToolSpec, ...] = (
     STORAGE_STATE,
     STORAGE_MKFS,
     STORAGE_MOUNT,

@@ -1,14 +1,15 @@
 """aiOS's 13 `fs.*` tools (docs/aios-contract.md §3.4), acting under the context's root.
 
 This module holds the read-only ones (read, list, stat, search, disk_usage)
-and TOOLS for the catalogue; the writing ones are in registry.handlers.fs_write,
-the shared argument parsing in registry.handlers.fs_base. Paths are target
+and TOOLS (every fs handler, for registry.handlers.index); the writing ones
+are in registry.handlers.fs_write, the shared argument parsing in
+registry.handlers.fs_base, the definitions (`spec`s) in contract.catalogue.fs. Paths are target
 paths resolved inside `ctx.root` by registry.core.rootfs (a link never leads out
 of it; `..` and NUL are refused); outputs name target paths as given. read,
 list, search and disk_usage follow a link in the last component (inside the
 root); stat does not (lstat). Files and directories are opened by fd with
 O_NOFOLLOW, and search walks by fd without following links. Called by
-registry.server.pipeline through the catalogue (both profiles).
+registry.server.pipeline through registry.handlers.index (both profiles).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import os
 import stat
 from pathlib import PurePosixPath
 
-from contract.tooldef import JSON, obj_schema
+from contract.catalogue import fs as fs_defs
+from contract.tooldef import JSON
 from registry.core import rootfs
 from registry.core.tool import Tool, ToolContext
-from registry.handlers.fs_base import BOOL, INT, PATH, STR, FsTool, fs_spec, rfc3339
+from registry.handlers.fs_base import FsTool, rfc3339
 from registry.handlers.fs_write import (
     FsChmod,
     FsChown,
@@ -36,18 +38,7 @@ from registry.handlers.fs_write import (
 
 class FsRead(FsTool):
     op = "read"
-    spec = fs_spec(
-        "read",
-        "Read a UTF-8 text file (a link is followed inside the root).",
-        {"path": PATH},
-        ("path",),
-        {"content": STR, "size": INT},
-        risk="low",
-        idempotent=True,
-        reversible=False,
-        timeout_ms=5000,
-        write=False,
-    )
+    spec = fs_defs.FS_READ
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -61,27 +52,7 @@ class FsRead(FsTool):
 
 class FsList(FsTool):
     op = "list"
-    _entry = obj_schema(
-        {
-            "name": STR,
-            "type": {"enum": ["file", "dir", "symlink"]},
-            "size": INT,
-            "modified": STR,
-        },
-        ("name", "type", "size", "modified"),
-    )
-    spec = fs_spec(
-        "list",
-        "List a directory (lstat semantics; a link to a directory is followed inside the root).",
-        {"path": PATH},
-        ("path",),
-        {"entries": {"type": "array", "items": _entry}},
-        risk="low",
-        idempotent=True,
-        reversible=False,
-        timeout_ms=5000,
-        write=False,
-    )
+    spec = fs_defs.FS_LIST
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -118,26 +89,7 @@ class FsList(FsTool):
 
 class FsStat(FsTool):
     op = "stat"
-    spec = fs_spec(
-        "stat",
-        "Size, permissions and times of a path (lstat: links are not followed).",
-        {"path": PATH},
-        ("path",),
-        {
-            "size": INT,
-            "permissions": {"type": "string", "pattern": "^[0-7]{4}$"},
-            "modified": STR,
-            "accessed": STR,
-            "is_dir": BOOL,
-            "is_file": BOOL,
-            "is_symlink": BOOL,
-        },
-        risk="low",
-        idempotent=True,
-        reversible=False,
-        timeout_ms=5000,
-        write=False,
-    )
+    spec = fs_defs.FS_STAT
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -159,18 +111,7 @@ class FsStat(FsTool):
 
 class FsSearch(FsTool):
     op = "search"
-    spec = fs_spec(
-        "search",
-        "Find entries whose name matches a glob (*, ?, [abc], [!abc]) under a directory.",
-        {"directory": PATH, "pattern": STR, "max_depth": {"type": "integer", "minimum": 0}},
-        ("directory", "pattern"),
-        {"matches": {"type": "array", "items": STR}},
-        risk="low",
-        idempotent=True,
-        reversible=False,
-        timeout_ms=30000,
-        write=False,
-    )
+    spec = fs_defs.FS_SEARCH
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         directory = self.str_arg(args, "directory")
@@ -200,23 +141,7 @@ class FsSearch(FsTool):
 
 class FsDiskUsage(FsTool):
     op = "disk_usage"
-    spec = fs_spec(
-        "disk_usage",
-        "Size and use of the filesystem holding a path (statvfs).",
-        {"path": PATH},
-        ("path",),
-        {
-            "total_bytes": INT,
-            "used_bytes": INT,
-            "available_bytes": INT,
-            "usage_percent": {"type": "number"},
-        },
-        risk="low",
-        idempotent=True,
-        reversible=False,
-        timeout_ms=5000,
-        write=False,
-    )
+    spec = fs_defs.FS_DISK_USAGE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")

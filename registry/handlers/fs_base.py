@@ -1,10 +1,10 @@
-"""Shared parts of the `fs.*` tools: spec builder, argument parsing, before-images.
+"""Shared parts of the `fs.*` handlers: argument parsing, before-images.
 
 Every fs handler checks its own arguments and answers aiOS's
 `fs.<op>: missing required field '<key>'` for a missing key or a wrong type
 (the `aios` profile has no schemas, so this is what callers see there; on
-`full` the JSON Schema rejects such input first, a path that is not absolute
-or holds a `..` component or NUL included). Paths are resolved inside the
+`full` the JSON Schema of contract.catalogue.fs rejects such input first, a
+path that is not absolute or holds a `..` component or NUL included). Paths are resolved inside the
 root by registry.core.rootfs at the moment of use; a tool acts through the
 directory fd and name it gets there (see each tool for whether it follows a
 link in the last component, always inside the root).
@@ -23,57 +23,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from contract.tooldef import JSON, Risk, ToolSpec, obj_schema
+from contract.tooldef import JSON
 from registry.core import rootfs
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
 from registry.drivers.fs import image as fsimage
-
-STR: JSON = {"type": "string"}
-# An absolute target path without a '..' component or NUL (ctx.path's rules, as a schema).
-PATH: JSON = {
-    "type": "string",
-    "pattern": r"^/(?!(?:[^\u0000]*/)?\.\.(?:/|$))[^\u0000]*$",
-    "maxLength": 4095,
-    "description": "Absolute target path under the registry's --root (no '..' component, no NUL).",
-}
-LINK_TARGET: JSON = {
-    "type": "string",
-    "pattern": r"^[^\u0000]+$",
-    "maxLength": 4095,
-    "description": "Link text: absolute (from the root) or relative (not climbing above it).",
-}
-INT: JSON = {"type": "integer"}
-BOOL: JSON = {"type": "boolean"}
-TRUE: JSON = {"const": True}
-
-
-def fs_spec(
-    op: str,
-    description: str,
-    inputs: dict[str, Any],
-    required: tuple[str, ...],
-    outputs: dict[str, Any],
-    *,
-    risk: Risk,
-    idempotent: bool,
-    reversible: bool,
-    timeout_ms: int,
-    write: bool,
-) -> ToolSpec:
-    return ToolSpec(
-        name=f"fs.{op}",
-        description=description,
-        input_schema=obj_schema(inputs, required),
-        output_schema=obj_schema(outputs, tuple(outputs)),
-        risk=risk,
-        idempotent=idempotent,
-        reversible=reversible,
-        timeout_ms=timeout_ms,
-        capabilities=("fs_write",) if write else ("fs_read",),
-    )
 
 
 def rfc3339(ts: float) -> str:

@@ -5,8 +5,8 @@ outputs and error strings. All but delete are reversible: they save a
 before-image of the paths they touch (registry.drivers.fs.image through
 registry.handlers.fs_base), so Rollback and a timeout restore exactly what was
 there. `fs.write` also keeps aiOS's `<path>.bak` copy of an existing file
-(and its rollback restores the old `.bak` too). Collected into TOOLS by
-registry.handlers.fs.
+(and its rollback restores the old `.bak` too). Definitions: contract.catalogue.fs.
+Collected into TOOLS by registry.handlers.fs.
 
 Every path is resolved inside the root at the moment of use (registry.core.rootfs)
 and acted on through a directory fd and a name, never through a link out of
@@ -29,38 +29,17 @@ from __future__ import annotations
 import errno
 import os
 
+from contract.catalogue import fs as fs_defs
 from contract.tooldef import JSON
 from registry.core import rootfs
 from registry.core.tool import ToolContext
-from registry.handlers.fs_base import (
-    BOOL,
-    INT,
-    LINK_TARGET,
-    PATH,
-    STR,
-    TRUE,
-    FsTool,
-    fs_spec,
-    parse_mode,
-)
+from registry.handlers.fs_base import FsTool, parse_mode
 
 
 class FsWrite(FsTool):
     op = "write"
     paths = ("path",)
-    spec = fs_spec(
-        "write",
-        "Write text to a file (creates parents; an existing file is kept as <path>.bak; "
-        "a link is followed inside the root).",
-        {"path": PATH, "content": STR},
-        ("path", "content"),
-        {"bytes_written": INT},
-        risk="medium",
-        idempotent=False,
-        reversible=True,
-        timeout_ms=10000,
-        write=True,
-    )
+    spec = fs_defs.FS_WRITE
 
     def targets(self, args: JSON) -> list[str]:
         path = self.str_arg(args, "path")
@@ -101,19 +80,7 @@ class FsWrite(FsTool):
 class FsDelete(FsTool):
     op = "delete"
     paths = ("path",)
-    spec = fs_spec(
-        "delete",
-        "Delete a file, symlink or directory (`recursive` for non-empty ones); "
-        "a link is removed, not followed.",
-        {"path": PATH, "recursive": BOOL},
-        ("path",),
-        {"deleted": TRUE},
-        risk="high",
-        idempotent=False,
-        reversible=False,
-        timeout_ms=10000,
-        write=True,
-    )
+    spec = fs_defs.FS_DELETE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -144,18 +111,7 @@ class FsMkdir(FsTool):
     follows = True  # an existing link to a directory is that directory
     deep = False
     remove = "empty"
-    spec = fs_spec(
-        "mkdir",
-        "Create a directory (`recursive`: with parents, and no error if it exists).",
-        {"path": PATH, "recursive": BOOL},
-        ("path",),
-        {"created": TRUE},
-        risk="low",
-        idempotent=True,
-        reversible=True,
-        timeout_ms=5000,
-        write=True,
-    )
+    spec = fs_defs.FS_MKDIR
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -211,19 +167,7 @@ def _copy_entry(ctx: ToolContext, src: rootfs.Entry, dst: rootfs.Entry, *, times
 class FsMove(FsTool):
     op = "move"
     paths = ("source", "destination")
-    spec = fs_spec(
-        "move",
-        "Move a file or directory (rename, else copy and delete); creates parents. "
-        "A link is moved as a link.",
-        {"source": PATH, "destination": PATH},
-        ("source", "destination"),
-        {"moved": TRUE},
-        risk="medium",
-        idempotent=False,
-        reversible=True,
-        timeout_ms=10000,
-        write=True,
-    )
+    spec = fs_defs.FS_MOVE
 
     def snapshot_targets(self, ctx: ToolContext, args: JSON) -> list[str]:
         source, destination = self.targets(args)
@@ -266,19 +210,7 @@ class FsCopy(FsTool):
     op = "copy"
     paths = ("destination",)
     follows = True
-    spec = fs_spec(
-        "copy",
-        "Copy a file (with permission bits) or a directory tree; creates parents. "
-        "Links are followed inside the root (those inside a tree are copied as links).",
-        {"source": PATH, "destination": PATH},
-        ("source", "destination"),
-        {"copied": TRUE},
-        risk="medium",
-        idempotent=False,
-        reversible=True,
-        timeout_ms=30000,
-        write=True,
-    )
+    spec = fs_defs.FS_COPY
 
     def _written(self, ctx: ToolContext, args: JSON) -> str:
         source = self.str_arg(args, "source")
@@ -314,19 +246,7 @@ class FsChmod(FsTool):
     paths = ("path",)
     follows = True
     deep = False
-    spec = fs_spec(
-        "chmod",
-        'Set permission bits (mode as an octal string, e.g. "0644"); follows links inside '
-        "the root.",
-        {"path": PATH, "mode": {"type": "string", "pattern": "^(0o)?[0-7]{1,4}$"}},
-        ("path", "mode"),
-        {"changed": TRUE},
-        risk="high",
-        idempotent=True,
-        reversible=True,
-        timeout_ms=5000,
-        write=True,
-    )
+    spec = fs_defs.FS_CHMOD
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -347,22 +267,7 @@ class FsChown(FsTool):
     paths = ("path",)
     follows = True
     deep = False
-    spec = fs_spec(
-        "chown",
-        "Set numeric owner and group; follows links inside the root.",
-        {
-            "path": PATH,
-            "uid": {"type": "integer", "minimum": 0},
-            "gid": {"type": "integer", "minimum": 0},
-        },
-        ("path", "uid", "gid"),
-        {"changed": TRUE},
-        risk="critical",
-        idempotent=True,
-        reversible=True,
-        timeout_ms=5000,
-        write=True,
-    )
+    spec = fs_defs.FS_CHOWN
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         path = self.str_arg(args, "path")
@@ -392,19 +297,7 @@ class FsSymlink(FsTool):
     op = "symlink"
     paths = ("link",)
     deep = False
-    spec = fs_spec(
-        "symlink",
-        "Create symlink `link` -> `target` (target stored verbatim: absolute means from the "
-        "root, relative may not climb above it); creates parents.",
-        {"target": LINK_TARGET, "link": PATH},
-        ("target", "link"),
-        {"created": TRUE},
-        risk="medium",
-        idempotent=False,
-        reversible=True,
-        timeout_ms=5000,
-        write=True,
-    )
+    spec = fs_defs.FS_SYMLINK
 
     def _check_target(self, target: str, directory: str) -> None:
         if not target or "\x00" in target:

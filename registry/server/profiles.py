@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contract import schemacheck
-from contract.tooldef import JSON, Risk, ToolSpec, is_write
+from contract.catalogue import catalogue
+from contract.tooldef import JSON, Risk, ToolSpec, define, is_write
 from registry.core.errors import ToolError
 from registry.core.tool import Tool
 from registry.handlers.index import tool_classes
@@ -178,10 +179,11 @@ def _full_builtins() -> dict[str, Entry]:
     }
 
 
-def aios_spec(row: AiosTool, handler: type[Tool] | None) -> ToolSpec:
-    """The ToolDefinition aiOS advertises for a built-in (§1.7)."""
-    description = handler.spec.description if handler is not None else f"aiOS {row.name}"
-    return ToolSpec(
+def aios_spec(row: AiosTool, definition: ToolSpec | None) -> ToolSpec:
+    """The ToolDefinition aiOS advertises for a built-in (§1.7); `definition` is ours
+    (contract.catalogue), None for a tool we have no handler for."""
+    description = definition.description if definition is not None else f"aiOS {row.name}"
+    return define(
         name=row.name,
         description=description,
         input_schema={},
@@ -196,10 +198,11 @@ def aios_spec(row: AiosTool, handler: type[Tool] | None) -> ToolSpec:
 
 def _aios_builtins() -> dict[str, Entry]:
     classes = tool_classes()
+    definitions = catalogue()
     entries = {}
     for name, row in AIOS_TOOLS.items():
         handler = classes.get(name)
-        spec = aios_spec(row, handler)
+        spec = aios_spec(row, definitions.get(name))
         entries[name] = Entry(
             spec=spec,
             enforced=row.caps_enf,

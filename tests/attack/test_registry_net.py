@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 from registry_support import running_registry
 
+from contract.catalogue import catalogue
 from contract.catalogue.firewall import NFT_IDENT_RE
 from contract.catalogue.links import ENDPOINT
 from contract.catalogue.netschema import (
@@ -59,7 +60,6 @@ from reconciler.sdk.errors import ToolRejected
 from registry.core.errors import ToolError
 from registry.core.process import ProcessRunner
 from registry.core.tool import ToolContext
-from registry.handlers.index import specs as catalogue
 from registry.handlers.index import tool_classes
 from registry.server.pipeline import first_error
 from tests.system.helpers import run

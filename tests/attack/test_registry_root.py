@@ -40,12 +40,12 @@ from typing import Any
 
 import pytest
 
+from contract.catalogue.fs import LINK_TARGET, PATH
 from contract.catalogue.model import MODEL_PATH
 from contract.catalogue.parts import ABS_PATH
 from registry.core.process import ProcessRunner
 from registry.core.tool import ToolContext
 from registry.drivers.storage import mounting
-from registry.handlers.fs_base import LINK_TARGET, PATH
 from registry.server.grpc import ServeOptions, build_pipeline
 from registry.server.pipeline import Outcome, Pipeline, Request
 

@@ -38,8 +38,9 @@ from typing import Any
 
 import pytest
 
-from registry.drivers.storage.fsoptions import CHARSET, mkfs_item_schema, mount_item_schema
-from registry.handlers.index import specs as catalogue
+from contract.catalogue import catalogue
+from contract.catalogue.storage import mkfs_item_schema, mount_item_schema
+from contract.vocab.fsoptions import CHARSET
 from registry.server.pipeline import first_error
 from tests.system.helpers import run
 from tests.system.test_storage_tools import Namespace, blkid, wait_for_own_namespace

@@ -41,10 +41,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from contract.catalogue import catalogue as tool_catalogue
 from reconciler.engine.verify import verify_plan
 from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.plan import Step
-from registry.handlers.index import specs as catalogue_specs
 from specs.loader import load_documents
 
 _yaml = YAML(typ="safe", pure=True)
@@ -106,7 +106,7 @@ def run_plan_case(controller: Controller[Any], path: Path) -> None:
         f"{path.name}: steps differ\n--- GOT ---\n{dump(got_steps)}"
         f"--- WANT ---\n{dump(expect.get('steps', []))}"
     )
-    catalogue = catalogue_specs()
+    catalogue = tool_catalogue()
     planned = frozenset(r.key for r in desired.resources) | frozenset(desired.pruned)
     verdict = verify_plan(controller, desired, state, steps, catalogue, planned_resources=planned)
     if expect.get("destructive"):

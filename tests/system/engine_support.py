@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.handlers.index import specs as catalogue_specs
+from contract.catalogue import catalogue
 from sandbox import lifecycle as sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ class Box:
 
     def write_calls(self) -> int:
         """Write calls in the registry's audit log (writes known from the tool definitions)."""
-        writers = {name for name, spec in catalogue_specs().items() if spec.writes}
+        writers = {name for name, spec in catalogue().items() if spec.writes}
         db = sqlite3.connect(self.record.registry_state / "audit.db")
         try:
             rows = db.execute("select tool from audit_log").fetchall()

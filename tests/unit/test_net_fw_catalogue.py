@@ -10,10 +10,8 @@ from jsonschema import Draft202012Validator
 
 from contract.catalogue import firewall as fwschema
 from contract.catalogue import net as netspecs
-from registry.handlers import firewall as fw_tools
-from registry.handlers import net as net_tools
 
-SPECS = {t.spec.name: t.spec for t in (*net_tools.TOOLS, *fw_tools.TOOLS)}
+SPECS = {spec.name: spec for spec in (*netspecs.ALL, *fwschema.ALL)}
 
 GOOD_TABLE = {
     "family": "inet",

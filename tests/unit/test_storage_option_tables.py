@@ -1,7 +1,8 @@
 """The mkfs and mount option allow-lists: one table for the spec validator and the registry.
 
-specs/fsoptions.py holds the tables and checks; registry/fsoptions.py uses
-those very objects and turns them into JSON Schema (storage.mkfs /
+contract/vocab/fsoptions.py holds the tables and checks; the registry
+(registry/drivers/storage/fsoptions.py) uses those very objects, and
+contract/catalogue/storage.py turns them into JSON Schema (storage.mkfs /
 storage.mount `options`). Here: the registry holds no copy of its own, the
 checker's verdicts on a corpus, the registry's schema accepting exactly what
 the checker accepts for single mount options,

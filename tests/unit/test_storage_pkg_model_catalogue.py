@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from contract.catalogue import catalogue
 from contract.tooldef import ToolSpec
-from registry.handlers.index import specs
 
 NAMESPACES = ("pkg", "storage", "model")
-MINE = {n: s for n, s in specs().items() if s.namespace in NAMESPACES}
+MINE = {n: s for n, s in catalogue().items() if s.namespace in NAMESPACES}
 EXPECTED = {
     "pkg.state", "pkg.ensure", "pkg.repos", "pkg.install", "pkg.remove", "pkg.search",
     "pkg.update", "pkg.list_installed",
