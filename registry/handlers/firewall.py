@@ -18,7 +18,7 @@ import json
 import re
 from collections import OrderedDict
 
-from contract.catalogue import firewall as fwschema
+from contract.catalogue import firewall as firewall_defs
 from contract.tooldef import JSON
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
@@ -60,13 +60,13 @@ class _FilterTableBackup(Tool):
 
 
 class FirewallRules(Tool):
-    spec = fwschema.FIREWALL_RULES
+    spec = firewall_defs.FIREWALL_RULES
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return {"rules": nft.aios_rules(await nft.list_ruleset(ctx))}
 
 
-_IDENT = re.compile(fwschema.NFT_IDENT_RE)
+_IDENT = re.compile(firewall_defs.NFT_IDENT_RE)
 
 
 def _check_ident(value: str, what: str) -> None:
@@ -75,7 +75,7 @@ def _check_ident(value: str, what: str) -> None:
 
 
 class FirewallAddRule(_FilterTableBackup):
-    spec = fwschema.FIREWALL_ADD_RULE
+    spec = firewall_defs.FIREWALL_ADD_RULE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         chain = str(args["chain"])
@@ -93,7 +93,7 @@ class FirewallAddRule(_FilterTableBackup):
 
 
 class FirewallDeleteRule(_FilterTableBackup):
-    spec = fwschema.FIREWALL_DELETE_RULE
+    spec = firewall_defs.FIREWALL_DELETE_RULE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         chain, index = str(args["chain"]), int(args["index"])
@@ -128,7 +128,7 @@ def _refs(args: JSON) -> list[Ref]:
 
 
 class FirewallApply(Tool):
-    spec = fwschema.FIREWALL_APPLY
+    spec = firewall_defs.FIREWALL_APPLY
 
     def touches(self, args: JSON) -> tuple[str, ...]:
         return tuple(_key(r) for r in dict.fromkeys(_refs(args)))
@@ -153,7 +153,7 @@ class FirewallApply(Tool):
 
 
 class FirewallCheck(Tool):
-    spec = fwschema.FIREWALL_CHECK
+    spec = firewall_defs.FIREWALL_CHECK
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         script = nft.render(args.get("tables", ()), args.get("delete", ()))
@@ -166,7 +166,7 @@ class FirewallRuleset(Tool):
     from an `-f` script, and listing the whole ruleset would also list tables nobody
     asked for); no tables: one `nft list ruleset`, cut into tables."""
 
-    spec = fwschema.FIREWALL_RULESET
+    spec = firewall_defs.FIREWALL_RULESET
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         as_json = args.get("format", "text") == "json"
@@ -226,7 +226,7 @@ CACHE_SIZE = 64
 
 
 class FirewallCanonicalize(Tool):
-    spec = fwschema.FIREWALL_CANONICALIZE
+    spec = firewall_defs.FIREWALL_CANONICALIZE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         tables = list(args["tables"])

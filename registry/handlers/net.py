@@ -18,7 +18,7 @@ import json
 import sys
 from typing import ClassVar
 
-from contract.catalogue import net as netspecs
+from contract.catalogue import net as net_defs
 from contract.tooldef import JSON
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
@@ -43,14 +43,14 @@ Op = tuple[str, JSON]
 
 
 class NetInterfaces(Tool):
-    spec = netspecs.NET_INTERFACES
+    spec = net_defs.NET_INTERFACES
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return {"interfaces": interfaces(await ip_json(ctx, "addr", "show"))}
 
 
 class NetState(Tool):
-    spec = netspecs.NET_STATE
+    spec = net_defs.NET_STATE
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         keys = args.get("sysctls")
@@ -175,14 +175,14 @@ class _NetWrite(Tool):
 
 def _write_tool(op: str) -> type[Tool]:
     name = "Net" + "".join(part.title() for part in op.split("_"))
-    return type(name, (_NetWrite,), {"op": op, "spec": netspecs.WRITE_SPECS[op]})
+    return type(name, (_NetWrite,), {"op": op, "spec": net_defs.WRITE_SPECS[op]})
 
 
-WRITE_TOOLS = tuple(_write_tool(op) for op in netspecs.WRITE_SPECS)
+WRITE_TOOLS = tuple(_write_tool(op) for op in net_defs.WRITE_SPECS)
 
 
 class NetApply(_NetWrite):
-    spec = netspecs.NET_APPLY
+    spec = net_defs.NET_APPLY
 
     @staticmethod
     def _ops(args: JSON) -> list[Op]:
@@ -220,28 +220,28 @@ async def probe(ctx: ToolContext, op: str, args: JSON) -> JSON:
 
 
 class NetPing(Tool):
-    spec = netspecs.NET_PING
+    spec = net_defs.NET_PING
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return await probe(ctx, "ping", args)
 
 
 class NetDns(Tool):
-    spec = netspecs.NET_DNS
+    spec = net_defs.NET_DNS
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return await probe(ctx, "dns", args)
 
 
 class NetHttpGet(Tool):
-    spec = netspecs.NET_HTTP_GET
+    spec = net_defs.NET_HTTP_GET
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return await probe(ctx, "http_get", args)
 
 
 class NetPortScan(Tool):
-    spec = netspecs.NET_PORT_SCAN
+    spec = net_defs.NET_PORT_SCAN
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         return await probe(ctx, "port_scan", args)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from contract.catalogue import firewall as fwschema
-from contract.catalogue import net as netspecs
+from contract.catalogue import firewall as firewall_defs
+from contract.catalogue import net as net_defs
 
-SPECS = {spec.name: spec for spec in (*netspecs.ALL, *fwschema.ALL)}
+SPECS = {spec.name: spec for spec in (*net_defs.ALL, *firewall_defs.ALL)}
 
 GOOD_TABLE = {
     "family": "inet",
@@ -177,8 +177,8 @@ def test_capabilities_and_risk_follow_aios() -> None:
     assert {s.capabilities for n, s in SPECS.items() if n.startswith("firewall.") and s.writes} == {
         ("firewall_manage",)
     }
-    assert netspecs.NET_APPLY.input_schema["$defs"].keys() == netspecs.WRITE_INPUTS.keys()
-    assert fwschema.FIREWALL_APPLY.input_schema == fwschema.FIREWALL_CHECK.input_schema
+    assert net_defs.NET_APPLY.input_schema["$defs"].keys() == net_defs.WRITE_INPUTS.keys()
+    assert firewall_defs.FIREWALL_APPLY.input_schema == firewall_defs.FIREWALL_CHECK.input_schema
 
 
 @pytest.mark.parametrize(

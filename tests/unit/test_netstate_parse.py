@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from contract.catalogue import net as netspecs
+from contract.catalogue import net as net_defs
 from registry.drivers.net.state import (
     interfaces,
     parse_links,
@@ -166,7 +166,7 @@ def test_state_validates_against_the_output_schema() -> None:
         "sysctls": {"net.ipv4.ip_forward": "0", "net.ipv4.nosuch": None},
         "dns": parse_resolver("/etc/resolv.conf", None),
     }
-    errors = list(Draft202012Validator(netspecs.NET_STATE.output_schema).iter_errors(state))
+    errors = list(Draft202012Validator(net_defs.NET_STATE.output_schema).iter_errors(state))
     assert errors == []
 
 
@@ -187,7 +187,7 @@ def test_aios_interfaces_shape() -> None:
     assert found["lo"]["mac"] == "" and found["lo"]["ip"] == "127.0.0.1"
     assert found["t0"]["mac"] == ""
     assert "mv0@v1" in found
-    schema = netspecs.NET_INTERFACES.output_schema
+    schema = net_defs.NET_INTERFACES.output_schema
     assert Draft202012Validator(schema).is_valid({"interfaces": list(found.values())})
 
 
