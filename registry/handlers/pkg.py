@@ -1,6 +1,6 @@
 """Handlers of the `pkg.*` tools (definitions in contract.catalogue.pkg).
 
-Each handler picks the target's backend (registry.drivers.pkg.backend.select_backend:
+Each handler picks the target's backend (registry.drivers.pkg.selection.select_backend:
 apt/dpkg or apk under `ctx.root`) and delegates: reads to the backend,
 transactions to registry.drivers.pkg.transaction (one transaction, restored inside `run` on
 failure; the pipeline's snapshot serves Rollback). aiOS-named tools keep
@@ -21,8 +21,8 @@ from registry.drivers.pkg.backend import (
     Repository,
     Transaction,
     TransactionError,
-    select_backend,
 )
+from registry.drivers.pkg.selection import select_backend
 
 SEARCH_LIMIT = 50
 

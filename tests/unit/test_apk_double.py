@@ -175,7 +175,7 @@ def test_double_repositories_managed_block(root: Path) -> None:
 
 def test_backend_is_chosen_by_what_the_target_has(root: Path, tmp_path: Path) -> None:
     from registry.drivers.pkg.apt import AptBackend
-    from registry.drivers.pkg.backend import select_backend
+    from registry.drivers.pkg.selection import select_backend
 
     def pick(r: Path) -> str:
         ctx = ToolContext(

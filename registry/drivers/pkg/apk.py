@@ -26,7 +26,7 @@ named as doubles). Semantics on apk:
   paths apk opens for a local repository under --root are not mapped (this
   backend cannot be run on this host to prove how apk resolves them), so
   only http(s) repositories are accepted under --root.
-Used via registry.drivers.pkg.backend.select_backend.
+Chosen by registry.drivers.pkg.selection.select_backend.
 """
 
 from __future__ import annotations

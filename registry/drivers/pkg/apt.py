@@ -23,8 +23,8 @@ On "/" the system defaults apply, exactly as before. Every command runs with
 DEBIAN_FRONTEND=noninteractive through the context's runner. `available` with
 repositories that are not configured yet answers from a temporary index
 (`_preview_index`: apt-get update into a temporary lists directory, from the
-same mapped sources; the root is not changed). Used via
-registry.drivers.pkg.backend.select_backend by registry.drivers.pkg.transaction and
+same mapped sources; the root is not changed). Chosen by
+registry.drivers.pkg.selection.select_backend for registry.drivers.pkg.transaction and
 registry.handlers.pkg,
 and by sandbox.content.
 """

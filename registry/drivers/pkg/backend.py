@@ -1,24 +1,22 @@
-"""The package backend interface, its data types, and the choice of backend for a target.
+"""The package backend interface and its data types.
 
-A backend (registry.drivers.pkg.apt for apt/dpkg, registry.drivers.pkg.apk for Alpine's apk) reads
-the package database under the context's root and runs transactions there.
-`select_backend` picks by what the target has: apt when <root>/var/lib/dpkg
-exists, apk when <root>/lib/apk/db exists; on a root with neither, the
-package manager found on the registry's host (apt-get first). Called by
-registry.drivers.pkg.transaction and registry.handlers.pkg.
+A backend (registry.drivers.pkg.apt for apt/dpkg, registry.drivers.pkg.apk for Alpine's
+apk) reads the package database under the context's root and runs transactions there;
+registry.drivers.pkg.selection picks one for a target. This module imports no backend
+(only registry.core), so the backends, their parsers (registry.drivers.pkg.aptparse) and
+registry.drivers.pkg.transaction import it one way. Used by those and by
+registry.handlers.pkg.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from contract.tooldef import JSON
 from registry.core.errors import ToolError
-from registry.core.tool import ToolContext
 
 BackendName = Literal["apt", "apk"]
 
@@ -184,18 +182,3 @@ def dependency_names(field_text: str) -> tuple[str, ...]:
                 names.append(match.group(1))
     return tuple(names)
 
-
-def select_backend(ctx: ToolContext) -> Backend:
-    """apt or apk, by what the target has (see module docstring)."""
-    from registry.drivers.pkg.apk import ApkBackend
-    from registry.drivers.pkg.apt import AptBackend
-
-    if (ctx.root / "var/lib/dpkg").is_dir():
-        return AptBackend(ctx)
-    if (ctx.root / "lib/apk/db").is_dir():
-        return ApkBackend(ctx)
-    if shutil.which("apt-get"):
-        return AptBackend(ctx)
-    if shutil.which("apk"):
-        return ApkBackend(ctx)
-    raise ToolError("No supported package manager found")
