@@ -6,6 +6,10 @@ A link's `state` is `up` or `down` (the admin flag; both mean present) or
 `absent`. Kind-specific options live in a block named after the kind
 (`veth: {peer: ...}`), and a block that does not match `kind` is an error.
 Wireguard private keys are secret references, never values.
+
+The vocabularies the registry shares (link kinds and their option blocks,
+WireGuard endpoints, sysctl and resolver-file rules) come from contract.vocab;
+this module wraps them as pydantic models.
 """
 
 from __future__ import annotations
@@ -13,10 +17,25 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from contract.vocab.links import (
+    BLOCKS,
+    BOND_MODES,
+    DECLARABLE_KINDS,
+    MACVLAN_MODES,
+    REQUIRED_BLOCK,
+    block_of,
+)
+from contract.vocab.netvalues import (
+    check_endpoint,
+    is_sysctl_key,
+    is_sysctl_text,
+    resolver_path_problem,
+    sysctl_fields_problem,
+)
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import (
     AbsPath,
@@ -33,20 +52,18 @@ from specs.types import (
     SecretRefStr,
 )
 
-LinkKind = Literal[
-    "ethernet",
-    "veth",
-    "bridge",
-    "macvlan",
-    "vxlan",
-    "vlan",
-    "bond",
-    "wireguard",
-    "tun",
-    "tap",
-    "ifb",
-]
-KIND_BLOCKS = ("veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "wireguard", "tun")
+# The link kinds a spec may declare, the option blocks and the mode words are
+# contract.vocab.links' (one table for the spec language, the registry and the
+# controller); the Literals below are built from it. mypy sees plain str.
+if TYPE_CHECKING:
+    LinkKind = str
+    MacvlanMode = str
+    BondMode = str
+else:
+    LinkKind = Literal[DECLARABLE_KINDS]
+    MacvlanMode = Literal[MACVLAN_MODES]
+    BondMode = Literal[BOND_MODES]
+KIND_BLOCKS = BLOCKS
 
 
 def _table_id(value: object) -> int | str:
@@ -81,7 +98,7 @@ class BridgeOptions(SpecModel):
 
 class MacvlanOptions(SpecModel):
     parent: IfName
-    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = "bridge"
+    mode: MacvlanMode = "bridge"
 
 
 class VxlanOptions(SpecModel):
@@ -107,41 +124,8 @@ class VlanOptions(SpecModel):
 
 
 class BondOptions(SpecModel):
-    mode: Literal[
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] = "active-backup"
+    mode: BondMode = "active-backup"
     miimon: Annotated[int, Field(ge=0)] | None = None
-
-
-_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ENDPOINT_HOST = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?")
-
-
-def check_endpoint(value: str) -> str:
-    """A WireGuard endpoint: `host:port`, host a DNS name, an IPv4 address or `[IPv6]`.
-
-    It reaches `wg set ... endpoint VALUE` (argv); this keeps it to what wg parses as
-    one host and one port. Shared with registry.drivers.net.commands (the registry's re-check).
-    """
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"endpoint {value!r} must be host:port with a port 1-65535")
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError(f"endpoint {value!r}: {host} is not an IPv6 address") from None
-    elif len(host) > 253 or not _ENDPOINT_HOST.fullmatch(host):
-        raise ValueError(
-            f"endpoint {value!r}: host must be a DNS name, an IPv4 address or [IPv6 address]"
-        )
-    return value
 
 
 class WireguardPeer(SpecModel):
@@ -203,16 +187,15 @@ class Link(SpecModel):
 
     @model_validator(mode="after")
     def _kind_blocks(self) -> Link:
-        block_kind = "tun" if self.kind in ("tun", "tap") else self.kind
+        own = block_of(self.kind)
         for block in KIND_BLOCKS:
-            if getattr(self, block) is not None and block != block_kind:
+            if getattr(self, block) is not None and block != own:
                 raise FieldError(
                     (block,), f"option block '{block}' does not apply to a {self.kind} link"
                 )
-        if self.kind in ("veth", "macvlan", "vlan", "vxlan", "wireguard") and (
-            getattr(self, block_kind) is None and self.state != "absent"
-        ):
-            raise FieldError((block_kind,), f"a {self.kind} link needs a '{block_kind}' block")
+        needed = REQUIRED_BLOCK.get(self.kind)
+        if needed is not None and getattr(self, needed) is None and self.state != "absent":
+            raise FieldError((needed,), f"a {self.kind} link needs a '{needed}' block")
         if self.kind == "ethernet" and self.state == "absent":
             raise FieldError(("state",), "an ethernet device cannot be deleted; set state: down")
         self._unique_addresses()
@@ -319,47 +302,13 @@ class Rule(SpecModel):
         return self
 
 
-_SYSCTL = re.compile(r"^net(\.[A-Za-z0-9_\-@]+)+$")
-
-# net.* keys whose value has several fields (the kernel prints them tab-separated);
-# None: any number of names. Every other key takes ONE field: the kernel keeps the
-# first of "1 0", reads back "1", and the value would never match (ResidualDrift).
-SYSCTL_FIELDS: dict[str, int | None] = {
-    "net.ipv4.tcp_rmem": 3,
-    "net.ipv4.tcp_wmem": 3,
-    "net.ipv4.tcp_mem": 3,
-    "net.ipv4.udp_mem": 3,
-    "net.ipv4.ip_local_port_range": 2,
-    "net.ipv4.ping_group_range": 2,
-    "net.sctp.sctp_mem": 3,
-    "net.sctp.sctp_rmem": 3,
-    "net.sctp.sctp_wmem": 3,
-    "net.ipv4.tcp_allowed_congestion_control": None,
-}
-
-
-def sysctl_fields_problem(key: str, value: str) -> str | None:
-    """Why `value` can never read back as itself for `key`, or None.
-
-    Shared with registry.drivers.net.system (the registry's check of net.sysctl_set).
-    """
-    fields = value.split()
-    if not fields:
-        return f"{key} needs a value"
-    want = SYSCTL_FIELDS.get(key, 1)
-    if want is None or len(fields) == want:
-        return None
-    if want == 1:
-        return (
-            f"{key} takes one value, not {len(fields)} ({value!r}): the kernel would keep "
-            "the first and the value would never match"
-        )
-    return f"{key} takes {want} fields separated by spaces, not {len(fields)} ({value!r})"
+# net.* sysctls: the key and value rules and SYSCTL_FIELDS (how many fields a key
+# takes) are contract.vocab.netvalues', shared with registry.drivers.net.system.
 
 
 def _sysctl_key(value: str) -> str:
     key = value.replace("/", ".")
-    if not _SYSCTL.fullmatch(key) or len(key) > 200:
+    if not is_sysctl_key(key):
         raise ValueError(f"sysctl {value!r} must be a net.* key like net.ipv4.ip_forward")
     return key
 
@@ -370,12 +319,7 @@ def _sysctl_value(value: object) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
-    if (
-        isinstance(value, str)
-        and len(value) < 256
-        and value.isascii()
-        and value.replace("\t", " ").isprintable()
-    ):
+    if is_sysctl_text(value):
         return " ".join(value.split())
     raise ValueError("sysctl value must be a number or a short single-line ASCII string")
 
@@ -385,36 +329,8 @@ SysctlValue = Annotated[
     str, BeforeValidator(_sysctl_value, json_schema_input_type=bool | int | str)
 ]
 
-# Resolver files net.dns_set may manage (whole-file rewrites): resolv.conf, a network
-# namespace's resolv.conf (`ip netns exec` binds /etc/netns/NAME/resolv.conf over it)
-# and unbound drop-ins. Nothing else: the file is replaced whole, at medium risk.
-# systemd-resolved's files under /run/systemd/resolve are resolved's own (it rewrites
-# them); configure resolved itself instead. Shared with registry.drivers.net.system.
-RESOLV_CONF = "/etc/resolv.conf"
-UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
-_FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
-RESOLVER_FILES = {
-    "resolvconf": re.compile(rf"/etc/resolv\.conf|/etc/netns/{_FILE_PART}/resolv\.conf"),
-    "unbound": re.compile(rf"/etc/unbound/unbound\.conf\.d/{_FILE_PART}\.conf"),
-}
-RESOLVER_FILE_HELP = {
-    "resolvconf": "/etc/resolv.conf or /etc/netns/NAME/resolv.conf",
-    "unbound": "a file /etc/unbound/unbound.conf.d/NAME.conf",
-}
-
-
-def resolver_path_problem(resolver: str, path: str) -> str | None:
-    """Why `path` is not a file the `resolver` may manage, or None."""
-    pattern = RESOLVER_FILES.get(resolver)
-    if pattern is None:
-        return f"unknown resolver {resolver!r}"
-    if pattern.fullmatch(path):
-        return None
-    return (
-        f"{path!r} is not a resolver file for {resolver}: the whole file is rewritten, so "
-        f"only {RESOLVER_FILE_HELP[resolver]} may be managed"
-    )
-
+# Resolver files net.dns_set may manage (RESOLVER_FILES, resolver_path_problem) are
+# contract.vocab.netvalues', shared with registry.drivers.net.system.
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"^{_LABEL}(\.{_LABEL})*\.?$"

@@ -5,7 +5,10 @@ networks (checked with `ipaddress`), ports and port ranges, nft identifiers,
 sha256 digests, absolute normalised paths, URLs, sizes, file modes, secret
 references, package names and version constraints. A validator raises
 ValueError with a short message; the loader prefixes it with file:line:col and
-the field path. Used only by the models in this package.
+the field path. The rules the registry applies too (interface names, ports,
+MAC addresses, nft identifiers) are contract.vocab's; this module wraps them
+as pydantic types. Used by the models in this package (and `is_ifname`, a
+re-export, by controllers.network).
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+from contract.vocab.netvalues import IFNAME_CHARS, canonical_mac, canonical_port_range
+from contract.vocab.netvalues import IFNAME_RE as IFNAME_RE
+from contract.vocab.netvalues import is_ifname as is_ifname
+from contract.vocab.nft import is_nft_ident
 
 
 class FieldError(ValueError):
@@ -38,28 +46,13 @@ class FieldError(ValueError):
 # into the files and command lines these values reach.
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_NFT_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 
-# Interface names. Linux (dev_valid_name) takes 1-15 bytes other than '/', ':' and
-# whitespace, and not "." or "..". aios takes less: ASCII letters, digits, '_', '.' and
-# '-', not starting with '-'. A name reaches `ip -batch` lines (whose parser splits words
-# at whitespace and at a leading '"' or "'", cuts the line at '#' and joins the next line
-# after a '\'), nft scripts (inside "..."), sysctl paths and `wg` argv; anything outside
-# this set could change the words of a command, and a leading '-' reads as an option.
-# '@' (ip prints a veth as `name@peer`) and '%' (IPv6 scope ids) are left out for the
-# same reason: the name would not read back as itself. contract.catalogue.netschema.IFNAME_RE is
-# the same rule for the registry (tests keep the two equal, character by character).
-IFNAME_CHARS = "A-Za-z0-9_.-"
-IFNAME_RE = re.compile(rf"(?!\.\.?$)(?!-)[{IFNAME_CHARS}]{{1,15}}")  # used with fullmatch
+# Interface names: the rule (IFNAME_RE, is_ifname; why it is narrower than Linux's) is
+# contract.vocab.netvalues', shared with the registry; `_ifname` says what is wrong.
 _IFNAME_BAD = re.compile(rf"[^{IFNAME_CHARS}]")
-
-
-def is_ifname(value: object) -> bool:
-    """Whether `value` is an interface name aios can manage (see IFNAME_RE)."""
-    return isinstance(value, str) and IFNAME_RE.fullmatch(value) is not None
 
 
 def _dns1123(value: str) -> str:
@@ -93,7 +86,7 @@ def _ifname(value: str) -> str:
 
 
 def _nft_ident(value: str) -> str:
-    if len(value) > 64 or not _NFT_IDENT.fullmatch(value):
+    if not is_nft_ident(value):
         raise ValueError(
             f"nft identifier {value!r} must start with a letter and contain only "
             "letters, digits, '_', '.', '-' (at most 64 characters)"
@@ -176,43 +169,14 @@ IpAddress = Annotated[str, AfterValidator(_address)]
 RouteDest = Annotated[str, AfterValidator(_route_dest)]
 AddressOrNetwork = Annotated[str, AfterValidator(_address_or_network)]
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-
-def _mac(value: str) -> str:
-    lowered = value.lower()
-    if not _MAC.fullmatch(lowered):
-        raise ValueError(f"invalid MAC address {value!r}; expected e.g. 02:00:5e:00:00:01")
-    return lowered
-
-
-MacAddress = Annotated[str, AfterValidator(_mac)]
+MacAddress = Annotated[str, AfterValidator(canonical_mac)]
 
 # --- ports -------------------------------------------------------------------
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-
-def _port_range(value: object) -> str:
-    """A port (22), a range ("8000-8080"), canonicalised to a string."""
-    if isinstance(value, bool):
-        raise ValueError("port must be a number or a range like '8000-8080'")
-    if isinstance(value, int):
-        lo = hi = value
-    elif isinstance(value, str) and re.fullmatch(r"\d{1,5}(-\d{1,5})?", value):
-        lo_s, _, hi_s = value.partition("-")
-        lo, hi = int(lo_s), int(hi_s or lo_s)
-    else:
-        raise ValueError(f"port {value!r} must be a number 1-65535 or a range like '8000-8080'")
-    for port in (lo, hi):
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range 1-65535")
-    if lo > hi:
-        raise ValueError(f"port range {value!r} runs backwards")
-    return str(lo) if lo == hi else f"{lo}-{hi}"
-
-
-PortRange = Annotated[str, BeforeValidator(_port_range, json_schema_input_type=int | str)]
+# A port (22) or a range ("8000-8080"), canonicalised to a string (contract.vocab.netvalues).
+PortRange = Annotated[str, BeforeValidator(canonical_port_range, json_schema_input_type=int | str)]
 
 # --- digests, paths, urls ----------------------------------------------------
 

@@ -4,8 +4,10 @@ Kind-specific options are nested objects named after the kind, mirroring
 specs.network (`veth: {peer}`, `macvlan: {parent, mode}`, `vxlan: {...}`,
 `vlan`, `bond`, `bridge`, `tun` for tun and tap, `wireguard`); if/then clauses
 allow a block only with its kind and require it where the kind needs one.
-Used by contract.catalogue.net and, for the kind lists, registry.drivers.net.state's output
-schema.
+Which kinds exist, which can be created and which need a block are
+contract.vocab.links' (`kinds` below); this module only writes them as JSON
+Schema. Used by contract.catalogue.net (link_add/link_set/link_delete inputs,
+and STATE_KINDS for net.state's output schema).
 """
 
 from __future__ import annotations
@@ -22,49 +24,14 @@ from contract.catalogue.netschema import (
 )
 from contract.catalogue.parts import anchored
 from contract.tooldef import JSON, obj_schema
+from contract.vocab import links as kinds
 
-CREATABLE_KINDS = (
-    "veth",
-    "bridge",
-    "macvlan",
-    "vxlan",
-    "vlan",
-    "bond",
-    "wireguard",
-    "tun",
-    "tap",
-    "ifb",
-    "dummy",
-)
-STATE_KINDS = ("ethernet", "loopback", *CREATABLE_KINDS, "other")
-# The kind that owns each option block (tun and tap share `tun`).
-BLOCK_KINDS: dict[str, tuple[str, ...]] = {
-    "veth": ("veth",),
-    "bridge": ("bridge",),
-    "macvlan": ("macvlan",),
-    "vxlan": ("vxlan",),
-    "vlan": ("vlan",),
-    "bond": ("bond",),
-    "wireguard": ("wireguard",),
-    "tun": ("tun", "tap"),
-}
-REQUIRED_BLOCK = {
-    "veth": "veth",
-    "macvlan": "macvlan",
-    "vxlan": "vxlan",
-    "vlan": "vlan",
-    "wireguard": "wireguard",
-}
-MACVLAN_MODES = ["private", "vepa", "bridge", "passthru", "source"]
-BOND_MODES = [
-    "balance-rr",
-    "active-backup",
-    "balance-xor",
-    "broadcast",
-    "802.3ad",
-    "balance-tlb",
-    "balance-alb",
-]
+# The kind lists are contract.vocab.links' (one table for the registry, the spec
+# language and the controller); these names are what the schemas enumerate.
+CREATABLE_KINDS = kinds.CREATABLE_KINDS  # link_add's kind enum
+STATE_KINDS = kinds.KINDS  # net.state's kind enum (contract.catalogue.net)
+MACVLAN_MODES = list(kinds.MACVLAN_MODES)
+BOND_MODES = list(kinds.BOND_MODES)
 PORT: JSON = {"type": "integer", "minimum": 1, "maximum": 65535}
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 ENDPOINT: JSON = {
@@ -160,11 +127,11 @@ BLOCKS: dict[str, JSON] = {
 def _kind_rules() -> list[JSON]:
     """if/then clauses: a block only with its kind; required blocks for some kinds."""
     rules: list[JSON] = []
-    for block, kinds in BLOCK_KINDS.items():
+    for block, owners in kinds.BLOCK_KINDS.items():
         rules.append(
-            {"if": {"required": [block]}, "then": {"properties": {"kind": {"enum": list(kinds)}}}}
+            {"if": {"required": [block]}, "then": {"properties": {"kind": {"enum": list(owners)}}}}
         )
-    for kind, block in REQUIRED_BLOCK.items():
+    for kind, block in kinds.REQUIRED_BLOCK.items():
         rules.append(
             {"if": {"properties": {"kind": {"const": kind}}}, "then": {"required": [block]}}
         )

@@ -22,27 +22,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Link kinds (contract.vocab.links): VIRTUAL_KINDS aios may create and delete (everything
+# else is an existing device), CHILD_KINDS whose `parent` is a lower device they die
+# with, MASTER_KINDS that take ports.
+from contract.vocab.links import CHILD_KINDS as CHILD_KINDS
+from contract.vocab.links import MASTER_KINDS as MASTER_KINDS
+from contract.vocab.links import VIRTUAL_KINDS as VIRTUAL_KINDS
+
 Family = Literal["inet", "inet6"]
 Table = int | str
-# Kinds aios may create and delete; everything else is an existing device.
-VIRTUAL_KINDS = frozenset(
-    {
-        "veth",
-        "bridge",
-        "macvlan",
-        "vxlan",
-        "vlan",
-        "bond",
-        "wireguard",
-        "tun",
-        "tap",
-        "ifb",
-        "dummy",
-    }
-)
-# Kinds whose `parent` is a lower device they die with.
-CHILD_KINDS = frozenset({"macvlan", "vlan", "vxlan"})
-MASTER_KINDS = frozenset({"bridge", "bond"})
 DEFAULT_RULE_PRIORITIES = frozenset({0, 32766, 32767})
 MANAGED_ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")
 RESOLV_CONF = "/etc/resolv.conf"

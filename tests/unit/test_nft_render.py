@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contract.vocab.nft import check_rule_text
 from registry.core.errors import ToolError
 from registry.drivers.nft import ruleset as nft
-from specs.firewall import check_rule_text
 
 TABLE = {
     "family": "inet",

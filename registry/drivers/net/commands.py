@@ -5,7 +5,7 @@ family inet6 need `ip -6`), `SysctlCmd`, `FileCmd` (a whole file, or its
 removal) and `ExecCmd` (another program run in the namespace, e.g. `wg set`,
 as argv). Values are re-checked here, so a bad one fails with the field's
 name before anything runs: interface names against the allow-list
-(contract.catalogue.netschema.IFNAME_RE), addresses with `ipaddress` (no IPv6 scope
+(contract.vocab.netvalues.IFNAME_RE), addresses with `ipaddress` (no IPv6 scope
 ids), everything else as an ip batch word. `IpCmd` holds words, not text,
 and refuses any word that could change the line's word boundaries (see
 `IpCmd`). `touches` names the objects an operation changes. Called by
@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contract.catalogue.netschema import IFNAME_RE
 from contract.tooldef import JSON
+from contract.vocab.netvalues import check_endpoint, is_ifname
 from registry.core.errors import ToolError
 from registry.drivers.net.system import dns_path, render_dns, sysctl_key, sysctl_value
-from specs.network import check_endpoint
 
 # The words an `ip -batch` line may hold. iproute2 reads a batch line like this: it
 # cuts the line at the first '#', joins it with the next line when it ends in '\',
@@ -123,7 +122,6 @@ def fail(field_name: str, message: str) -> ToolError:
     return ToolError(f"{field_name}: {message}")
 
 
-_IFNAME = re.compile(IFNAME_RE)
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _WG_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=")
 _NAME_KEYS = {"name", "dev", "peer", "parent", "master", "iif", "oif"}
@@ -150,8 +148,8 @@ def _full(pattern: re.Pattern[str], value: object) -> bool:
 
 
 def is_name(value: object) -> bool:
-    """Whether `value` is an interface name the net tools accept."""
-    return _full(_IFNAME, value)
+    """Whether `value` is an interface name the net tools accept (the spec's rule too)."""
+    return is_ifname(value)
 
 
 def name(value: object, field_name: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NotRequired, TypedDict
 
 from contract.tooldef import JSON
+from contract.vocab.links import CREATABLE_KINDS
 from registry.core.errors import ToolError
 from registry.drivers.net import commands as netcmd
 from registry.drivers.net.commands import Cmd, FileCmd, Known, SysctlCmd, ip
@@ -31,7 +32,9 @@ _IMMUTABLE: dict[str, tuple[str, ...]] = {
     "tun": ("owner", "group", "multi_queue"),
     "tap": ("owner", "group", "multi_queue"),
 }
-_CREATABLE = {"veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "tun", "tap", "ifb", "dummy"}
+# Kinds a restore can recreate from a before-image: every kind net.link_add creates
+# but wireguard, whose private key the before-image does not hold.
+_CREATABLE = frozenset(CREATABLE_KINDS) - {"wireguard"}
 
 
 class FileState(TypedDict):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from contract.tooldef import JSON
+from contract.vocab.links import CREATABLE_KINDS
 from registry.core.errors import ToolError
 from registry.core.tool import ToolContext
 from registry.drivers.net.system import read_resolver_file, read_sysctls
@@ -78,7 +79,9 @@ RuleState = TypedDict(
 )
 
 
-_KINDS = {"veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "wireguard", "ifb", "dummy"}
+# Kinds reported as the kernel names them (IFLA_INFO_KIND): those aios creates, except
+# tun and tap, which share the info kind "tun" and are told apart by its `type`.
+_KINDS = frozenset(CREATABLE_KINDS) - {"tun", "tap"}
 _NAMED_TABLES = {"main": "main", "local": "local", "default": "default"}
 
 # --- links -------------------------------------------------------------------

@@ -5,11 +5,12 @@ one `ip netns exec NS grep -H` process for any number of keys, or /proc/sys
 directly without a namespace — because /proc/sys/net shows the namespace of
 the reading process. Resolver files are resolv.conf, or an unbound
 forward-zone file, parsed and rendered here (net.dns_set manages the whole
-file, so only resolver files may be named: specs.network.RESOLVER_FILES,
+file, so only resolver files may be named: contract.vocab.netvalues.RESOLVER_FILES,
 the rule the spec validator applies too). A sysctl value must read back as
 itself: one field, except for the multi-value keys of
-specs.network.SYSCTL_FIELDS. Called by registry.drivers.net.state (net.state),
-registry.drivers.net.commands (builders),
+contract.vocab.netvalues.SYSCTL_FIELDS (the key and value rules are shared
+with the spec validator likewise). Called by registry.drivers.net.state
+(net.state), registry.drivers.net.commands (builders),
 registry.drivers.net.run (writes) and registry.drivers.net.snapshot (before-images).
 """
 
@@ -17,19 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 from pathlib import Path
 from typing import TypedDict
 
 from contract.tooldef import JSON
+from contract.vocab.netvalues import (
+    RESOLV_CONF,
+    UNBOUND_FORWARD,
+    is_sysctl_key,
+    is_sysctl_text,
+    resolver_path_problem,
+    sysctl_fields_problem,
+)
 from registry.core.errors import ToolError
 from registry.core.tool import ToolContext
-from specs.network import resolver_path_problem, sysctl_fields_problem
 
-RESOLV_CONF = "/etc/resolv.conf"
-UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
 MANAGED_HEADER = "# Managed by aios-reconciler (net.dns_set): the whole file is rewritten.\n"
-_SYSCTL_KEY = re.compile(r"^net(\.[A-Za-z0-9_@-]+)+$")
 
 
 class DnsState(TypedDict):
@@ -44,7 +48,7 @@ class DnsState(TypedDict):
 
 
 def sysctl_key(key: str) -> str:
-    if not isinstance(key, str) or not _SYSCTL_KEY.fullmatch(key) or len(key) > 200:
+    if not is_sysctl_key(key):
         raise ToolError(f"key: {key!r} is not a net.* sysctl key (only net.* keys may be set)")
     return key
 
@@ -56,12 +60,7 @@ def sysctl_value(value: object, key: str | None = None) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
-    if (
-        not isinstance(value, str)
-        or len(value) >= 256
-        or not value.isascii()
-        or not value.replace("\t", " ").isprintable()
-    ):
+    if not is_sysctl_text(value):
         raise ToolError("value: must be a number, a boolean or a one-line ASCII string")
     problem = sysctl_fields_problem(key, value) if key is not None else None
     if problem:

@@ -8,11 +8,11 @@ whatever the caller validated: families, hooks, types, policies, set types
 and flags are one of their words; table, chain and set names are nft
 identifiers (`ref` checks every table reference, also for listings, whose
 argv nft joins into one command line); a chain's `device` is an interface
-name of the allow-list (contract.catalogue.netschema.IFNAME_RE) inside "..."; set
+name of the allow-list (contract.vocab.netvalues.IFNAME_RE) inside "..."; set
 elements are checked against their type and comments are printable ASCII
-without '"' or '\\' (specs.firewall, the validator's own checks); rules are
-single statements (specs.firewall.check_rule_text). `check_rule` validates a rule string with
-specs.firewall.check_rule_text behind a precompiled fast path. `canonical`
+without '"' or '\\'; rules are single statements (`check_rule`). Every one of
+these words and checks is contract.vocab.nft's, the spec validator's own, so
+both layers judge alike. `canonical`
 removes counter values; `split_ruleset` cuts `nft list ruleset` into tables;
 `aios_rules` parses it the way aiOS's firewall.rules does (contract §3.2).
 The async helpers run nft in the context's namespace; text listings go
@@ -31,39 +31,42 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from contract.catalogue.firewall import FAMILIES, HOOKS, SET_FLAGS, SET_TYPES
-from contract.catalogue.netschema import IFNAME_RE
 from contract.tooldef import JSON
+from contract.vocab.netvalues import is_ifname
+from contract.vocab.nft import (
+    CHAIN_TYPES,
+    FAMILIES,
+    HOOKS,
+    POLICIES,
+    SET_FLAGS,
+    SET_TYPES,
+    check_comment,
+    check_element,
+    check_rule_text,
+    is_nft_ident,
+)
 from registry.core.errors import ToolError
 from registry.core.process import ProcessRunner
 from registry.core.tool import CommandResult, ToolContext
 from registry.drivers.nft import libnft
-from specs.firewall import check_comment, check_element, check_rule_text
 
 Ref = tuple[str, str]  # (family, name)
 
-_SIMPLE_RULE = re.compile(r"[\w .,:/@$*!=<>&|^~+-]+", re.ASCII)  # used with fullmatch
-_COMMAND_START = re.compile(
-    r"^(add|create|delete|destroy|flush|insert|replace|reset|list|include|define|redefine|"
-    r"undefine|table|chain|rename|monitor|export|import|describe)\b"
-)
 _COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
 _ERROR = re.compile(r"^[^\s:]+:(\d+):[\d-]+: Error: (.*)$", re.MULTILINE)
 _TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{$")
 _IFACE_REF = re.compile(r'\b[io]if\s+(\{[^}]*\}|"[^"]*"|\S+)')
-_IFNAME = re.compile(IFNAME_RE)  # used with fullmatch
-_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")  # used with fullmatch
 _PRIORITY_NAME = re.compile(r"(raw|mangle|dstnat|filter|security|srcnat|out)( *[-+] *[0-9]{1,4})?")
 _WORDS = {
     "family": frozenset(FAMILIES),
     "hook": frozenset(HOOKS),
-    "type": frozenset(("filter", "nat", "route")),
-    "policy": frozenset(("accept", "drop")),
+    "type": frozenset(CHAIN_TYPES),
+    "policy": frozenset(POLICIES),
 }
 
 
 def _ident(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+    if not is_nft_ident(value):
         raise ToolError(
             f"{what}: invalid nft identifier {value!r} (a letter, then letters, digits, "
             "'_', '.', '-'; at most 64)"
@@ -78,11 +81,9 @@ def _word(value: object, key: str, where: str) -> str:
 
 
 def check_rule(rule: str) -> str:
-    """The rule, stripped, if it is one safe nft statement; ToolError otherwise."""
-    if len(rule) <= 4096 and _SIMPLE_RULE.fullmatch(rule):
-        stripped = rule.strip()
-        if stripped and not _COMMAND_START.match(stripped):
-            return stripped
+    """The rule, stripped, if it is one safe nft statement; ToolError otherwise.
+
+    contract.vocab.nft.check_rule_text, fast path included: the spec validator's check."""
     try:
         return check_rule_text(rule)
     except ValueError as exc:
@@ -176,7 +177,7 @@ def _chain_head(chain: JSON, origin: str = "chain") -> str:
     head += _word(chain.get("hook"), "hook", origin)
     if chain.get("device"):
         device = chain["device"]
-        if not isinstance(device, str) or not _IFNAME.fullmatch(device):
+        if not is_ifname(device):
             raise ToolError(
                 f"{origin}: device: invalid interface name {device!r} (1-15 of letters, "
                 "digits, '_', '.', '-', not starting with '-', not '.' or '..')"
@@ -306,7 +307,7 @@ def referenced_interfaces(tables: Iterable[JSON]) -> list[str]:
                 for group in _IFACE_REF.findall(rule):
                     for token in group.strip("{}").split(","):
                         name = token.strip().strip('"')
-                        if _IFNAME.fullmatch(name):
+                        if is_ifname(name):
                             names[name] = None
     return list(names)
 
