@@ -35,8 +35,8 @@ from registry.core.atomicfile import write_atomic
 from registry.core.process import spawn_detached, stop_group
 from registry.drivers.pkg.apt import apt_config_path, ensure_dpkg_root
 from sandbox import debrepo
+from sandbox.box import Sandbox, SandboxError
 from sandbox.demo import DEMO_MODELS, MODEL_PORT, gguf_chunks
-from sandbox.lifecycle import Sandbox, SandboxError
 
 REPO_URL = f"http://127.0.0.1:{MODEL_PORT}/apt"
 SOURCES = "etc/apt/sources.list.d/sandbox.list"

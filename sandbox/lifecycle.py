@@ -1,14 +1,15 @@
 """Sandboxes: a registry in its own network and mount namespace over a scratch root.
 
 `up(name)` creates network namespace `aios-<name>` (lo up), the directories
-under `<base>/<name>/` (base: $AIOS_SANDBOX_DIR, default
+under `<base>/<name>/` (sandbox.box.layout; base: $AIOS_SANDBOX_DIR, default
 /var/lib/aios/sandboxes) — `root/` (the scratch root: etc/, var/lib/aios/
 models, …), `registry/` (the registry's state dir), `state/` (reserved for the
 engine) — and starts
 `ip netns exec aios-<name> unshare -m --propagation private <python> -c
 '…main()' registry serve --listen unix://<dir>/registry.sock --root <dir>/root
 --state-dir <dir>/registry --profile full` detached (own session, log in
-`registry.log`). It waits for the socket and health SERVING, records
+`registry.log`). It waits for the socket and the standard gRPC health check to answer SERVING
+(`_serving`, grpc.health.v1 directly: the sandbox never imports the reconciler), records
 meta.json, then runs sandbox.content.provision (package repository,
 model server). Mounts the registry makes stay in its private mount namespace;
 links and rules stay in the netns. Read state back with
@@ -25,15 +26,16 @@ file server). A failed restart leaves everything in place too: only `down`
 deletes a sandbox's content. Mounts the dead registry made died with its
 private mount namespace; the next apply mounts them again.
 
-`down(name)`: sandbox_content.teardown, SIGTERM to the registry's process
+`down(name)`: sandbox.content.teardown, SIGTERM to the registry's process
 group (SIGKILL after a grace period) and to anything else left in the netns,
 detach loop devices backed by files under the sandbox dir, delete the netns,
 and remove the dir — unless something under it is still mounted in the host's
 mount namespace, which is reported and left alone. Both are idempotent;
 `down` of an unknown sandbox is a no-op with a note.
 
-Used by reconciler.cli.sandbox, the engine's `--sandbox NAME` (via `load`),
-sandbox.content and system tests.
+The records (Sandbox, SandboxError, layout, read, load, is_running, list_sandboxes)
+live in sandbox.box and are re-exported here. Used by reconciler.cli.sandbox, the
+CLI's `--sandbox NAME` (via `load`), bench/ and system tests.
 """
 
 from __future__ import annotations
@@ -42,147 +44,54 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from registry.core.process import spawn_detached, stop_group
+from sandbox.box import (
+    BASE_ENV,
+    DEFAULT_BASE,
+    NAME_RE,
+    Sandbox,
+    SandboxError,
+    base_dir,
+    check_name,
+    is_running,
+    layout,
+    list_sandboxes,
+    load,
+    read,
+)
 
-BASE_ENV = "AIOS_SANDBOX_DIR"
-DEFAULT_BASE = Path("/var/lib/aios/sandboxes")
-NAME_RE = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,18}[a-z0-9])?$")
+__all__ = [  # the records of sandbox.box, re-exported: callers use this module
+    "BASE_ENV",
+    "DEFAULT_BASE",
+    "NAME_RE",
+    "Sandbox",
+    "SandboxError",
+    "base_dir",
+    "check_name",
+    "down",
+    "is_running",
+    "layout",
+    "list_sandboxes",
+    "load",
+    "mounts_under",
+    "netns_exists",
+    "read",
+    "start",
+    "up",
+]
+
 START_TIMEOUT_S = 15.0
 STOP_GRACE_S = 10.0
 ROOT_DIRS = ("etc", "tmp", "var/lib/aios/models", "var/lib/dpkg", "var/cache", "srv", "mnt")
-
-
-class SandboxError(Exception):
-    """A sandbox could not be created, found or removed; the message says why."""
-
-
-def base_dir() -> Path:
-    return Path(os.environ.get(BASE_ENV) or DEFAULT_BASE)
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """Where a sandbox lives; `pid` is its registry's (None before it starts)."""
-
-    name: str
-    dir: Path
-    netns: str
-    root: Path
-    registry_state: Path  # the registry's --state-dir
-    state: Path  # reserved for the reconciler's own state (engine)
-    socket: Path
-    log: Path
-    pid: int | None = None
-    created: str = ""
-    profile: str = "full"
-    restarted: str = ""  # when `up` last restarted it after its registry died
-
-    @property
-    def address(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def meta_path(self) -> Path:
-        return self.dir / "meta.json"
-
-    @property
-    def state_dir(self) -> Path:
-        """The reconciler's state dir for this sandbox (alias of `state`)."""
-        return self.state
-
-    def running(self) -> bool:
-        return is_running(self)
-
-    def to_json(self) -> dict[str, object]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-
-def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
-        raise SandboxError(
-            f"invalid sandbox name {name!r}: use a DNS label of at most 20 characters "
-            "(lowercase letters, digits, '-', not starting or ending with '-')"
-        )
-
-
-def layout(name: str, base: Path | None = None) -> Sandbox:
-    check_name(name)
-    d = (base or base_dir()) / name
-    return Sandbox(
-        name=name,
-        dir=d,
-        netns=f"aios-{name}",
-        root=d / "root",
-        registry_state=d / "registry",
-        state=d / "state",
-        socket=d / "registry.sock",
-        log=d / "registry.log",
-    )
-
-
-def load(name: str, base: Path | None = None) -> Sandbox | None:
-    """The recorded sandbox `name`, or None when there is none."""
-    try:
-        return read(name, base)
-    except SandboxError:
-        return None
-
-
-def read(name: str, base: Path | None = None) -> Sandbox:
-    """The recorded sandbox `name`; SandboxError when there is none."""
-    box = layout(name, base)
-    try:
-        data = json.loads(box.meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SandboxError(f"no sandbox {name} (no {box.meta_path})") from None
-    pid = data.get("pid")
-    return Sandbox(
-        name=name,
-        dir=box.dir,
-        netns=str(data.get("netns", box.netns)),
-        root=Path(data.get("root", box.root)),
-        registry_state=Path(data.get("registry_state", box.registry_state)),
-        state=Path(data.get("state", box.state)),
-        socket=Path(data.get("socket", box.socket)),
-        log=Path(data.get("log", box.log)),
-        pid=int(pid) if pid else None,
-        created=str(data.get("created", "")),
-        profile=str(data.get("profile", "full")),
-        restarted=str(data.get("restarted", "")),
-    )
-
-
-def is_running(box: Sandbox) -> bool:
-    """The recorded pid is alive and is this sandbox's registry (not a reused pid)."""
-    if box.pid is None:
-        return False
-    try:
-        cmdline = Path(f"/proc/{box.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(box.socket).encode() in b" ".join(cmdline)
-
-
-def list_sandboxes(base: Path | None = None) -> list[tuple[Sandbox, bool]]:
-    root = base or base_dir()
-    if not root.is_dir():
-        return []
-    found = []
-    for meta in sorted(root.glob("*/meta.json")):
-        with contextlib.suppress(SandboxError, ValueError):
-            box = read(meta.parent.name, root)
-            found.append((box, is_running(box)))
-    return found
 
 
 def _run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -218,17 +127,36 @@ def _start_registry(box: Sandbox, profile: str) -> int:
     return spawn_detached(argv, log=box.log, cwd=box.dir)
 
 
-async def _wait_serving(box: Sandbox, pid: int, limit_s: float) -> None:
-    from reconciler.client import RegistryClient
+async def _serving(address: str, deadline_s: float) -> bool:
+    """True when the registry at `address` answers the standard health check with SERVING.
 
+    A plain grpc.health.v1 Check on a channel of its own (the sandbox does not import
+    the reconciler's client); any RPC error (not listening yet, refused, deadline) is
+    False. grpc is imported here, not at module load: `--sandbox NAME` only reads records.
+    """
+    import grpc
+    from grpc_health.v1 import health_pb2
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            response = await check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_s)
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def _wait_serving(box: Sandbox, pid: int, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if _is_zombie(pid):
             raise SandboxError(f"the registry exited during start-up:\n{_log_tail(box)}")
-        if box.socket.exists():
-            async with RegistryClient(box.address) as client:
-                if await client.health(deadline_s=1.0):
-                    return
+        if box.socket.exists() and await _serving(box.address, deadline_s=1.0):
+            return
         await asyncio.sleep(0.1)
     raise SandboxError(f"the registry did not serve within {limit_s:.0f} s:\n{_log_tail(box)}")
 
@@ -269,12 +197,8 @@ async def start(
     box = layout(name, base)
     if box.meta_path.exists():
         current = read(name, base)
-        if is_running(current):
-            from reconciler.client import RegistryClient
-
-            async with RegistryClient(current.address) as client:
-                if await client.health(deadline_s=2.0):
-                    return current, "running"
+        if is_running(current) and await _serving(current.address, deadline_s=2.0):
+            return current, "running"
         return await _restart(current, profile or current.profile, limit_s), "restarted"
     profile = profile or "full"
     try:
