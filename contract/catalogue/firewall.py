@@ -4,7 +4,7 @@ A Table is structured data — family, name, named sets, chains with their
 hook, priority, policy and rules — which the tools render to nft text
 themselves (registry.drivers.nft.ruleset); callers never send raw nft scripts, so nothing
 outside the declared tables can be touched. Rule strings are single nft
-statements, re-checked by the tools with specs.firewall.check_rule_text.
+statements, re-checked by the tools with contract.vocab.nft.check_rule_text.
 aiOS's `firewall.rules`, `firewall.add_rule` and `firewall.delete_rule` keep
 aiOS's inputs and outputs (contract §3.2). Every ToolSpec is made by
 contract.tooldef.define with schemas tagged as documents. Read by
@@ -17,20 +17,14 @@ from __future__ import annotations
 from contract.catalogue.netschema import IFNAME
 from contract.catalogue.parts import anchored, document
 from contract.tooldef import JSON, ToolSpec, define, obj_schema
+from contract.vocab import nft
 
-FAMILIES = ["inet", "ip", "ip6", "arp", "bridge", "netdev"]
-HOOKS = ["prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"]
-SET_TYPES = [
-    "ipv4_addr",
-    "ipv6_addr",
-    "ether_addr",
-    "inet_proto",
-    "inet_service",
-    "mark",
-    "ifname",
-]
-SET_FLAGS = ["constant", "interval", "timeout", "dynamic"]
-NFT_IDENT_RE = anchored(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+# The words and the identifier rule are contract.vocab.nft's (the spec validator's too).
+FAMILIES = list(nft.FAMILIES)
+HOOKS = list(nft.HOOKS)
+SET_TYPES = list(nft.SET_TYPES)
+SET_FLAGS = list(nft.SET_FLAGS)
+NFT_IDENT_RE = anchored(nft.NFT_IDENT_PATTERN)
 
 IDENT: JSON = {
     "type": "string",

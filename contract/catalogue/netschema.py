@@ -18,6 +18,7 @@ from typing import Any
 
 from contract.catalogue.parts import anchored
 from contract.tooldef import JSON, obj_schema
+from contract.vocab.netvalues import IFNAME_PATTERN
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_RE = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
@@ -27,9 +28,9 @@ _P6 = r"/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 
 
 # Interface names aios manages: 1-15 of ASCII letters, digits, '_', '.', '-', not
-# starting with '-', not "." or ".." (specs.types.IFNAME_RE is the same rule, and says
-# why: names reach ip batch lines, nft scripts, sysctl paths and wg argv).
-IFNAME_RE = r"(?!\.\.?$)(?!-)[A-Za-z0-9_.-]{1,15}"
+# starting with '-', not "." or ".." (contract.vocab.netvalues: the rule the spec
+# validator and the net drivers apply too, and why).
+IFNAME_RE = IFNAME_PATTERN
 IFNAME: JSON = {
     "type": "string",
     "pattern": anchored(IFNAME_RE),
@@ -123,7 +124,7 @@ SYSCTL_VALUE: JSON = {
     "ASCII; spaces or tabs separate the fields of the multi-value keys (net.ipv4.tcp_rmem "
     "takes 3, ip_local_port_range 2, ...); every other key takes one field.",
 }
-# Files dns_set may rewrite whole (specs.network.RESOLVER_FILES is the same rule per
+# Files dns_set may rewrite whole (contract.vocab.netvalues.RESOLVER_FILES is the same rule per
 # resolver: resolv.conf or a namespace's resolv.conf, unbound drop-ins).
 _FILE_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 RESOLVER_FILE: JSON = {

@@ -208,6 +208,20 @@ def test_the_firewall_words_are_the_vocabulary() -> None:
     assert set(nft.SET_FLAGS) - set(nft.DECLARABLE_SET_FLAGS) == {"dynamic"}
 
 
+def test_the_firewall_tool_schemas_enumerate_the_vocabulary() -> None:
+    from contract.catalogue import firewall as fw_schemas
+    from contract.catalogue import netschema
+    from contract.catalogue.parts import anchored
+
+    assert (list(nft.FAMILIES), list(nft.HOOKS)) == (fw_schemas.FAMILIES, fw_schemas.HOOKS)
+    assert (
+        list(nft.SET_TYPES),
+        list(nft.SET_FLAGS),
+    ) == (fw_schemas.SET_TYPES, fw_schemas.SET_FLAGS)
+    assert anchored(nft.NFT_IDENT_PATTERN) == fw_schemas.NFT_IDENT_RE
+    assert netschema.IFNAME_RE is netvalues.IFNAME_PATTERN
+
+
 @pytest.mark.parametrize(
     ("key", "value", "ok"),
     [
