@@ -14,8 +14,8 @@ cheap to import. Nothing it defines is redefined elsewhere.
   nft words and rule text, mkfs and mount option allow-lists.
 - `schemacheck`: JSON Schema validators whose `pattern` means the whole string.
 - `_gen`: the gRPC stubs generated from proto/aios/*.proto
-  (scripts/gen_protos.py); imported only by reconciler.client, the registry
-  and the sandbox's readiness check.
+  (scripts/gen_protos.py); imported only by reconciler.client and the
+  registry.
 
 Layer rules (pyproject.toml [tool.importlinter], tests/unit/test_import_graph.py)
 and the picture: ARCHITECTURE.md.
