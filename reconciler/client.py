@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
@@ -48,6 +48,9 @@ from reconciler.sdk.errors import (
     ToolNotFound,
     ToolRejected,
 )
+
+if TYPE_CHECKING:
+    from reconciler.sdk.ports import Registry
 
 DEFAULT_ADDRESS = "localhost:50052"
 DEFAULT_AGENT = "aios-reconciler"
@@ -287,3 +290,9 @@ class RegistryClient:
         except grpc.aio.AioRpcError:
             return False
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+if TYPE_CHECKING:  # mypy proves the client is the engine's registry port
+
+    def _is_a_registry_port(client: RegistryClient) -> Registry:
+        return client

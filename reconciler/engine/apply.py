@@ -24,9 +24,9 @@ Reconciling in the store before the first call (`mark_reconciling`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.engine.execute import ExecOutcome, Executor, ProgressFn, execute
+from reconciler.engine.execute import ExecOutcome, ProgressFn, execute
 from reconciler.engine.planning import Blame, DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Outcome, Report, reconciling_status
@@ -34,6 +34,7 @@ from reconciler.engine.store import ResourceStatus, Store
 from reconciler.engine.verify import describe
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import Plan, plan_difference
+from reconciler.sdk.ports import Registry
 
 if TYPE_CHECKING:
     from reconciler.engine.reconcile import ApplyResult, Planned
@@ -69,7 +70,7 @@ def saved_domain_problem(saved: Plan, fresh: DomainWork) -> tuple[bool, str] | N
 @dataclass
 class ApplyRun:
     target: str
-    client: Any
+    client: Registry
     store: Store
     planned: Planned
     result: ApplyResult
@@ -153,10 +154,9 @@ class ApplyRun:
         self.report_left_out(work)
         if work.steps:
             self.mark_reconciling(work)
-            client: Executor = self.client
             outcome: ExecOutcome = await execute(
                 controller.transactions(work.steps),
-                client=client,
+                client=self.client,
                 catalogue=catalogue,
                 store=self.store,
                 run=self.run,

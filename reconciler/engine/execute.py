@@ -13,30 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from contract.tooldef import ToolSpec
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Call
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import canonical_digest
+from reconciler.sdk.ports import Registry
 
 ProgressFn = Callable[[str, int, int, str], None]  # tool, done, total, message
-
-
-class Executor(Protocol):
-    """The part of the registry client the executor needs."""
-
-    async def call(
-        self,
-        tool: str,
-        args: Mapping[str, Any],
-        *,
-        reason: str,
-        on_progress: Callable[[int, int, str], None] | None = None,
-    ) -> Any: ...
-
-    async def rollback(self, execution_id: str, reason: str) -> None: ...
 
 
 @dataclass
@@ -81,7 +66,7 @@ class Journal:
 async def execute(
     calls: Sequence[Call],
     *,
-    client: Executor,
+    client: Registry,
     catalogue: Mapping[str, ToolSpec],
     store: Store,
     run: str,
@@ -116,7 +101,7 @@ async def execute(
 async def _undo(
     outcome: ExecOutcome,
     *,
-    client: Executor,
+    client: Registry,
     catalogue: Mapping[str, ToolSpec],
     journal: Journal,
 ) -> None:

@@ -33,10 +33,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from contract.tooldef import ToolSpec
-from reconciler.engine.verify import Memo, Verdict, verify_plan
+from reconciler.engine.verify import Verdict, verify_plan
 from reconciler.sdk.controller import Controller, Desired, Diff, StateReader
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import DomainPlan, PlanFailure, Step
+from reconciler.sdk.ports import Cache
 
 MAX_ISOLATE = 24  # units (resources, pruned or owned keys) tried one by one, at most
 
@@ -273,7 +274,7 @@ async def _plan_once(
 
 
 def replan(
-    work: DomainWork, catalogue: Mapping[str, ToolSpec], *, memo: Memo | None = None
+    work: DomainWork, catalogue: Mapping[str, ToolSpec], *, memo: Cache | None = None
 ) -> DomainWork:
     """Diff, plan and verify against `work.state` (already observed)."""
     controller, desired, state = work.controller, work.desired, work.state

@@ -11,28 +11,19 @@ Used by reconciler.engine.reconcile.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from contract.tooldef import ToolSpec
 from reconciler.sdk.errors import PlanRejected, ToolFailed, ToolNotFound
-
-
-class Caller(Protocol):
-    """The part of reconciler.client.RegistryClient the engine uses for reads."""
-
-    async def call(self, tool: str, args: Mapping[str, Any], *, reason: str) -> Any: ...
-
-
-class Cache(Protocol):
-    def cache_get(self, key: str) -> str | None: ...
-
-    def cache_put(self, key: str, value: str) -> None: ...
+from reconciler.sdk.ports import Cache, Registry
 
 
 class ReadOnlyReader:
+    """A StateReader (reconciler.sdk.ports) over the registry client."""
+
     def __init__(
         self,
-        client: Caller,
+        client: Registry,
         catalogue: Mapping[str, ToolSpec],
         *,
         reason: str,

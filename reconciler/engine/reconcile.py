@@ -48,6 +48,7 @@ from reconciler.engine.store import Generation, ResourceStatus, Store
 from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.errors import PlanRejected, StalePlan
 from reconciler.sdk.plan import Plan, PlanBinding, PlanFailure, canonical_digest
+from reconciler.sdk.ports import Registry
 from specs.base import Resource
 from specs.kinds import KIND_MODELS
 from specs.specset import SpecSet
@@ -106,7 +107,7 @@ class Engine:
         self,
         target: Target,
         store: Store,
-        client: Any,
+        client: Registry,
         controllers: Mapping[str, Controller[Any]],
     ) -> None:
         self.target = target

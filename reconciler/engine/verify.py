@@ -22,22 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from contract.tooldef import ToolSpec
 from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.plan import Change, Step, canonical_digest, canonical_json
+from reconciler.sdk.ports import Cache
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-
-class Memo(Protocol):
-    """A persistent string cache (the StateReader offers one)."""
-
-    def cache_get(self, key: str) -> str | None: ...
-
-    def cache_put(self, key: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +55,7 @@ def verify_plan(
     catalogue: Mapping[str, ToolSpec],
     *,
     planned_resources: frozenset[str],
-    memo: Memo | None = None,
+    memo: Cache | None = None,
 ) -> Verdict:
     """Check `steps` against the catalogue, the risk policy and the effect model.
 
@@ -141,7 +134,7 @@ def short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def schema_errors(spec: ToolSpec, value: Mapping[str, Any], memo: Memo | None = None) -> list[str]:
+def schema_errors(spec: ToolSpec, value: Mapping[str, Any], memo: Cache | None = None) -> list[str]:
     """JSON Schema errors as `$.path: message`; empty schema: nothing to check."""
     if not spec.input_schema:
         return []

@@ -22,30 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from reconciler.sdk.plan import Change, NoOp, Step, canonical_digest
+from reconciler.sdk.ports import StateReader as StateReader  # controllers import it from here
 from specs.base import Resource
 
 JSON = dict[str, Any]
-
-
-class StateReader(Protocol):
-    """Read-only access to the registry for observe(): write tools are refused."""
-
-    async def read(self, tool: str, args: Mapping[str, Any]) -> JSON: ...
-
-    def has_tool(self, tool: str) -> bool: ...
-
-    def cache_get(self, key: str) -> str | None:
-        """A value a controller cached earlier (persists across runs), or None."""
-        ...
-
-    def cache_put(self, key: str, value: str) -> None:
-        """Cache a derived value (e.g. nft's canonical form of a desired table)."""
-        ...
 
 
 @dataclass(frozen=True)
