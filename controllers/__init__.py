@@ -1,36 +1,50 @@
 """Domain controllers, one package per domain, all of one shape.
 
-`all_controllers()` instantiates them for the engine (the CLI wires them in;
-the engine itself does not import controllers). A domain package that does
-not export `CONTROLLER` yet (still being built) is skipped, so the others
-can run; its kinds are then not reconciled.
+Each package declares its domain once, in domain.py (a specs.domains.Domain:
+its kinds, its controller class, the domains it runs after), and
+`DEFAULT_DOMAINS` lists those declarations in run order. That list is the
+source of truth the composition root (reconciler.cli.common) hands the engine
+and the loader: the kind -> domain map, the domain order, the default
+dependencies and the kind table all derive from it (the engine itself never
+imports controllers).
+
+Importing this package, or a domain package, reads the declarations only.
+`load_controller(domain)` imports a domain's controller on first use and
+returns its one instance (the same object as the package's `CONTROLLER`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.sdk.controller import Controller
+from controllers.firewall.domain import DOMAIN as FIREWALL
+from controllers.models.domain import DOMAIN as MODELS
+from controllers.network.domain import DOMAIN as NETWORK
+from controllers.packages.domain import DOMAIN as PACKAGES
+from controllers.storage.domain import DOMAIN as STORAGE
+from specs.domains import Domain, Domains
 
-DOMAIN_PACKAGES = {
-    "storage": "controllers.storage",
-    "packages": "controllers.packages",
-    "models": "controllers.models",
-    "network": "controllers.network",
-    "firewall": "controllers.firewall",
-}
+if TYPE_CHECKING:
+    from reconciler.sdk.controller import Controller
+
+DEFAULT_DOMAINS = Domains((STORAGE, PACKAGES, MODELS, NETWORK, FIREWALL))
+
+_INSTANCES: dict[str, Controller[Any]] = {}
 
 
-def all_controllers(domains: tuple[str, ...] | None = None) -> dict[str, Controller[Any]]:
-    """Domain -> controller instance, importing only the requested domains."""
-    out: dict[str, Controller[Any]] = {}
-    for domain, module in DOMAIN_PACKAGES.items():
-        if domains is not None and domain not in domains:
-            continue
-        controller = getattr(importlib.import_module(module), "CONTROLLER", None)
-        if controller is None:
-            continue  # a domain under construction
-        assert isinstance(controller, Controller)
-        out[domain] = controller
-    return out
+def load_controller(domain: Domain) -> Controller[Any]:
+    """The controller `domain` declares, imported and instantiated once."""
+    found = _INSTANCES.get(domain.controller)
+    if found is None:
+        from reconciler.sdk.controller import Controller
+
+        module, _, attr = domain.controller.partition(":")
+        made = getattr(importlib.import_module(module), attr)()
+        if not isinstance(made, Controller) or made.domain != domain.name:
+            raise TypeError(f"{domain.controller} is not the {domain.name} domain's Controller")
+        found = _INSTANCES.setdefault(domain.controller, made)
+    return found
+
+
+__all__ = ["DEFAULT_DOMAINS", "load_controller"]

@@ -25,11 +25,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from specs.kinds import DEFAULT_KINDS
 from specs.types import Dns1123, FieldError, LabelKey, Mode
 
 API_VERSION = "aios.dev/v1"
-KINDS = ("Network", "Firewall", "Packages", "Storage", "Models")
-Kind = Literal["Network", "Firewall", "Packages", "Storage", "Models"]
+KINDS = DEFAULT_KINDS.names  # the spec language's kinds, in listing order (specs.kinds)
 
 # A path inside a document, in YAML key names: ("spec", "links", 0, "name").
 Loc = tuple[str | int, ...]
@@ -59,7 +59,9 @@ class Claim(BaseModel):
     loc: Loc  # path to the field naming it, from the document root
 
 
-_DEPENDS_ON = r"^(Network|Firewall|Packages|Storage|Models)/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# dependsOn names the spec language's own kinds (a kind a fixture domain adds is not
+# referable: the pattern is part of the published JSON Schema).
+_DEPENDS_ON = rf"^({'|'.join(KINDS)})/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def _depends_on_ref(value: str) -> str:

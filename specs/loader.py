@@ -5,6 +5,10 @@ The public entry points, used by `aios validate`, the engine and the daemon:
     load_paths(paths)     files and directory trees, as given on a command line
     load_documents(docs)  (path label, raw bytes) pairs, e.g. from the Apply RPC
 
+Both take `kinds`, the kind table documents are validated against
+(specs.kinds.KindTable): the spec language's own by default; the engine
+commands pass the table of the domains they run (specs.domains.Domains.kinds).
+
 Both return a `SpecSet` or raise `SpecError` carrying ALL issues found (every
 file, every document, then the checks across resources), sorted by path,
 line and column. Each issue formats as
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specs.errors import Issue, SpecError
+from specs.kinds import DEFAULT_KINDS, KindTable
 from specs.parsing import YAML, parse
 from specs.specset import Origin, SpecSet
 
@@ -76,7 +81,7 @@ __all__ = [
 ]
 
 
-def load_paths(paths: Sequence[str | Path]) -> SpecSet:
+def load_paths(paths: Sequence[str | Path], kinds: KindTable = DEFAULT_KINDS) -> SpecSet:
     """Load files and directory trees into one SpecSet, or raise SpecError."""
     issues: list[Issue] = []
     sources: list[tuple[str, bytes]] = []
@@ -86,10 +91,12 @@ def load_paths(paths: Sequence[str | Path]) -> SpecSet:
             if data is not None:
                 sources.append((label, data))
     with _gc_paused():
-        return _load(sources, issues)
+        return _load(sources, issues, kinds)
 
 
-def load_documents(docs: Sequence[tuple[str, bytes]]) -> SpecSet:
+def load_documents(
+    docs: Sequence[tuple[str, bytes]], kinds: KindTable = DEFAULT_KINDS
+) -> SpecSet:
     """Load (path label, raw bytes) pairs into one SpecSet, or raise SpecError."""
     issues: list[Issue] = []
     sources = []
@@ -99,7 +106,7 @@ def load_documents(docs: Sequence[tuple[str, bytes]]) -> SpecSet:
         else:
             sources.append((label, data))
     with _gc_paused():
-        return _load(sources, issues)
+        return _load(sources, issues, kinds)
 
 
 @contextmanager
@@ -253,7 +260,7 @@ def decode(label: str, data: bytes) -> str | Issue:
 # --- documents -> SpecSet ----------------------------------------------------
 
 
-def _load(sources: Sequence[tuple[str, bytes]], issues: list[Issue]) -> SpecSet:
+def _load(sources: Sequence[tuple[str, bytes]], issues: list[Issue], kinds: KindTable) -> SpecSet:
     from specs.crosscheck import Placed, check
     from specs.validation import resource_label, validate_document
 
@@ -271,11 +278,11 @@ def _load(sources: Sequence[tuple[str, bytes]], issues: list[Issue]) -> SpecSet:
         for doc in docs:
             if doc.broken:
                 continue
-            resource, doc_issues = validate_document(doc, label)
+            resource, doc_issues = validate_document(doc, label, kinds)
             if resource is None:
                 issues += doc_issues
                 if isinstance(doc.value, dict):
-                    failed.add(resource_label(doc.value))
+                    failed.add(resource_label(doc.value, kinds))
             else:
                 placed.append(Placed(resource, label, doc.root))
     issues += check(placed, known=failed)

@@ -81,7 +81,7 @@ class SpecSet:
     ) -> SpecSet:
         """A SpecSet of already-validated resources (keys must be unique).
 
-        Resources are instances of the kind models (specs.kinds.KIND_MODELS).
+        Resources are instances of the kind models (specs.kinds.KindTable.model).
 
         `origins` (Kind/name -> Origin) says where each came from, if known;
         `places` (Kind/name -> (path, position tree)) is what the loader

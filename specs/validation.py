@@ -1,8 +1,10 @@
 """One parsed document -> a validated resource, or issues with file:line:col.
 
-Called by specs.loader for every document that parsed cleanly. The document's
-`kind` and `apiVersion` are checked first (an unknown kind is one error at
-the `kind` value naming the valid kinds); then the kind's model validates it
+Called by specs.loader for every document that parsed cleanly, with the
+loader's kind table (specs.kinds.KindTable; default the spec language's own).
+The document's `kind` and `apiVersion` are checked first (an unknown kind is
+one error at the `kind` value naming the table's kinds, in its order); then
+the kind's model validates it
 with pydantic (by YAML name only: `context_length` is an unknown field, the
 key is `contextLength`). Each pydantic error becomes an `Issue`:
 
@@ -27,23 +29,22 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
-from specs.base import API_VERSION, KINDS, Resource
+from specs.base import API_VERSION, Resource
 from specs.errors import Issue
-from specs.kinds import KIND_MODELS
+from specs.kinds import DEFAULT_KINDS, KindTable
 from specs.parsing import YAML, Document
 from specs.positions import field_path, locate
 from specs.types import FieldError
 
 _NAME_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,62}")
-_KIND_LIST = ", ".join(KINDS)
 
 
-def resource_label(value: dict[Any, Any]) -> str:
+def resource_label(value: dict[Any, Any], kinds: KindTable = DEFAULT_KINDS) -> str:
     """`Kind/name` as far as it is known: `?` stands in for a bad kind or name."""
     kind = value.get("kind")
     metadata = value.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    kind_part = kind if isinstance(kind, str) and kind in KIND_MODELS else "?"
+    kind_part = kind if isinstance(kind, str) and kind in kinds else "?"
     name_part = name if isinstance(name, str) and _NAME_LABEL.fullmatch(name) else "?"
     return f"{kind_part}/{name_part}"
 
@@ -66,7 +67,9 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def validate_document(doc: Document, path: str) -> tuple[Resource | None, list[Issue]]:
+def validate_document(
+    doc: Document, path: str, kinds: KindTable = DEFAULT_KINDS
+) -> tuple[Resource | None, list[Issue]]:
     """The resource in `doc`, or the issues that keep it from being one."""
     value = doc.value
     if value is None:
@@ -77,18 +80,18 @@ def validate_document(doc: Document, path: str) -> tuple[Resource | None, list[I
             f"not {describe(value)}"
         )
         return None, [Issue(path, doc.root[2], doc.root[3], YAML, "", message)]
-    label = resource_label(value)
-    issues = _envelope_issues(doc, path, label)
+    label = resource_label(value, kinds)
+    issues = _envelope_issues(doc, path, label, kinds)
     if issues:
         return None, issues
-    model = KIND_MODELS[value["kind"]]
+    model = kinds.model(value["kind"])
     try:
         return model.model_validate(value, by_alias=True, by_name=False), []
     except ValidationError as exc:
         return None, _issues(exc, doc, path, label, model)
 
 
-def _envelope_issues(doc: Document, path: str, label: str) -> list[Issue]:
+def _envelope_issues(doc: Document, path: str, label: str, kinds: KindTable) -> list[Issue]:
     """Problems with kind and apiVersion that keep the kind's model from running.
 
     A missing apiVersion on a known kind is left to the model, which then
@@ -98,16 +101,17 @@ def _envelope_issues(doc: Document, path: str, label: str) -> list[Issue]:
     assert isinstance(value, dict)
     issues = []
     kind = value.get("kind")
-    known = isinstance(kind, str) and kind in KIND_MODELS
+    known = isinstance(kind, str) and kind in kinds
+    kind_list = ", ".join(kinds)
     root_line, root_col = locate(doc.root, ())
     if "kind" not in value:
         issues.append(Issue(path, root_line, root_col, label, "kind", "field required"))
     elif not known:
-        message = f"kind must be one of {_KIND_LIST}; got {describe(kind)}"
+        message = f"kind must be one of {kind_list}; got {describe(kind)}"
         if isinstance(kind, str):
-            close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(kind, kinds.names, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            message = f"unknown kind {kind!r}{hint}; kind must be one of {_KIND_LIST}"
+            message = f"unknown kind {kind!r}{hint}; kind must be one of {kind_list}"
         line, col = locate(doc.root, ("kind",))
         issues.append(Issue(path, line, col, label, "kind", message))
     if "apiVersion" not in value:

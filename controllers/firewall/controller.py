@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from controllers.firewall import effects, export, observe, plan
 from controllers.firewall.desired import declared
 from controllers.firewall.diff import diff
+from controllers.firewall.domain import DOMAIN
 from controllers.firewall.state import FirewallState, table_ref
 from reconciler.sdk.controller import JSON, Call, Controller, Desired, Diff, StateReader
 from reconciler.sdk.plan import Step
@@ -30,8 +31,9 @@ from specs.firewall import Firewall
 
 
 class FirewallController(Controller[FirewallState]):
-    domain: ClassVar[str] = "firewall"
-    kinds: ClassVar[tuple[str, ...]] = ("Firewall",)
+    domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
+    kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
+    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("firewall",)
     state_model: ClassVar[type[BaseModel]] = FirewallState
 

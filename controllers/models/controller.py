@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from controllers.models import diff as diff_module
 from controllers.models import effects, export, observe, plan
+from controllers.models.domain import DOMAIN
 from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
@@ -24,10 +25,10 @@ from specs.base import Resource
 
 
 class ModelsController(Controller[ModelsState]):
-    domain: ClassVar[str] = "models"
-    kinds: ClassVar[tuple[str, ...]] = ("Models",)
+    domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
+    kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
     namespaces: ClassVar[tuple[str, ...]] = ("model",)
-    observes_changes_of: ClassVar[frozenset[str]] = frozenset({"storage", "packages"})
+    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     state_model = ModelsState
 
     async def observe(self, reader: StateReader, desired: Desired) -> ModelsState:

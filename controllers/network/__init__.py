@@ -4,10 +4,34 @@ Modules: state (the typed actual state and object keys), observe (one
 net.state read), desired (the declared objects), diff and diff_links,
 plan, plan_addresses and steps (the rules planner), effects, effects_ip and
 world (the effect model), export, controller (the wiring).
+
+`DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
+the engine is handed, via controllers.load_controller) and `NetworkController` are
+imported on first use, so reading the declaration imports no controller code.
 """
 
-from controllers.network.controller import NetworkController
+from __future__ import annotations
 
-CONTROLLER = NetworkController()
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CONTROLLER", "NetworkController"]
+from controllers.network.domain import DOMAIN
+
+if TYPE_CHECKING:
+    from controllers.network.controller import NetworkController
+
+    CONTROLLER: NetworkController
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CONTROLLER":
+        from controllers import load_controller
+
+        return load_controller(DOMAIN)
+    if name == "NetworkController":
+        from controllers.network.controller import NetworkController
+
+        return NetworkController
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CONTROLLER", "DOMAIN", "NetworkController"]

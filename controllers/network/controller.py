@@ -23,6 +23,7 @@ from controllers.network import diff as diff_mod
 from controllers.network import effects, export, observe
 from controllers.network import plan as plan_mod
 from controllers.network.desired import wanted
+from controllers.network.domain import DOMAIN
 from controllers.network.state import NetState, dns_path_for
 from reconciler.sdk.controller import JSON, Call, Controller, Desired, Diff, StateReader
 from reconciler.sdk.plan import Change, Step
@@ -33,8 +34,9 @@ _INVENTORIED = ("link:", "route:", "rule:")
 
 
 class NetworkController(Controller[NetState]):
-    domain: ClassVar[str] = "network"
-    kinds: ClassVar[tuple[str, ...]] = ("Network",)
+    domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
+    kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
+    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("net",)
     state_model: ClassVar[type[BaseModel]] = NetState
 

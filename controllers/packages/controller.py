@@ -12,7 +12,7 @@ depends lists, whatever the step claims. It runs only when EVERY package the
 transaction removes is declared `state: absent` with `force: true` (force
 covers the whole transaction: a removal without a spec item, e.g. of an
 undeclared inventory package, cannot carry it). Used through
-controllers.all_controllers().
+controllers.load_controller().
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from controllers.packages import diff as diff_mod
 from controllers.packages import effects, export, observe, plan
+from controllers.packages.domain import DOMAIN
 from controllers.packages.state import PackagesState
 from controllers.packages.wanted import Wanted
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
@@ -30,10 +31,10 @@ from specs.base import Resource
 
 
 class PackagesController(Controller[PackagesState]):
-    domain: ClassVar[str] = "packages"
-    kinds: ClassVar[tuple[str, ...]] = ("Packages",)
+    domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
+    kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
     namespaces: ClassVar[tuple[str, ...]] = ("pkg",)
-    observes_changes_of: ClassVar[frozenset[str]] = frozenset({"storage"})
+    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     state_model = PackagesState
 
     async def observe(self, reader: StateReader, desired: Desired) -> PackagesState:

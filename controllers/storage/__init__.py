@@ -1,10 +1,32 @@
 """The storage controller: observe, diff, plan (rules), effects (simulation).
 
-`CONTROLLER` is the instance controllers.all_controllers() hands the engine.
+`DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
+the engine is handed, via controllers.load_controller) and `StorageController` are
+imported on first use, so reading the declaration imports no controller code.
 """
 
-from controllers.storage.controller import StorageController
+from __future__ import annotations
 
-CONTROLLER = StorageController()
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CONTROLLER", "StorageController"]
+from controllers.storage.domain import DOMAIN
+
+if TYPE_CHECKING:
+    from controllers.storage.controller import StorageController
+
+    CONTROLLER: StorageController
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CONTROLLER":
+        from controllers import load_controller
+
+        return load_controller(DOMAIN)
+    if name == "StorageController":
+        from controllers.storage.controller import StorageController
+
+        return StorageController
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CONTROLLER", "DOMAIN", "StorageController"]

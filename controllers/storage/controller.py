@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from controllers.storage import diff as diff_module
 from controllers.storage import effects, export, observe, plan
 from controllers.storage.diff import describe_fs
+from controllers.storage.domain import DOMAIN
 from controllers.storage.items import gather
 from controllers.storage.state import StorageState
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
@@ -36,8 +37,9 @@ from specs.storage import Storage
 
 
 class StorageController(Controller[StorageState]):
-    domain: ClassVar[str] = "storage"
-    kinds: ClassVar[tuple[str, ...]] = ("Storage",)
+    domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
+    kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
+    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("storage", "fs")
     state_model = StorageState
 

@@ -6,7 +6,10 @@ Target selection (every engine command): `--registry ADDR` (default from
 directory; `apply` brings it up if needed), `--state-dir DIR`. Errors become
 exit codes here, in one place: 1 failure, 2 changes pending (plan/diff),
 3 stale saved plan, 4 destructive step refused, 70 internal error.
-Used by reconciler.cli.plan_cmds and reconciler.cli.inspect_cmds.
+This is the composition root: `domains()` is the list of domain declarations
+(controllers.DEFAULT_DOMAINS) every engine command hands the engine, the
+loader (its kind table) and the kind choices; LazyControllers loads their
+controllers. Used by reconciler.cli.plan_cmds and reconciler.cli.inspect_cmds.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,6 +28,9 @@ from reconciler.engine.reconcile import Engine, Target
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Controller
 from reconciler.sdk.errors import AiosError, DestructiveRefused, StalePlan
+
+if TYPE_CHECKING:
+    from specs.domains import Domains
 
 EXIT_FAILED = 1
 EXIT_CHANGES = 2
@@ -94,31 +100,38 @@ def resolve_target(
     )
 
 
+def domains() -> Domains:
+    """The domain declarations this aios runs (the built-in ones)."""
+    from controllers import DEFAULT_DOMAINS
+
+    return DEFAULT_DOMAINS
+
+
 class LazyControllers(Mapping[str, Controller[Any]]):
-    """Domain -> controller, each domain package imported on first use.
+    """Domain -> controller, each domain's controller imported on first use.
 
     The engine asks only for the domains a spec set involves, so `aios apply`
     of Network + Firewall specs never imports the storage, packages or models
-    controllers. Iterating imports every domain (export, status of all).
+    controllers (only their declarations). Iterating imports every domain
+    (export, status of all). `only` limits the mapping to some domain names;
+    `declared` is the list of declarations (default: `domains()`).
     """
 
-    def __init__(self, domains: tuple[str, ...] | None = None) -> None:
-        from controllers import DOMAIN_PACKAGES
-
-        self._domains = tuple(d for d in DOMAIN_PACKAGES if domains is None or d in domains)
-        self._loaded: dict[str, Controller[Any] | None] = {}
+    def __init__(
+        self, only: tuple[str, ...] | None = None, declared: Domains | None = None
+    ) -> None:
+        self.declared = declared if declared is not None else domains()
+        self._domains = tuple(d for d in self.declared.names if only is None or d in only)
+        self._loaded: dict[str, Controller[Any]] = {}
 
     def __getitem__(self, domain: str) -> Controller[Any]:
         if domain not in self._domains:
             raise KeyError(domain)
         if domain not in self._loaded:
-            from controllers import all_controllers
+            from controllers import load_controller
 
-            self._loaded[domain] = all_controllers((domain,)).get(domain)
-        found = self._loaded[domain]
-        if found is None:
-            raise KeyError(domain)  # a domain package that exports no CONTROLLER yet
-        return found
+            self._loaded[domain] = load_controller(self.declared[domain])
+        return self._loaded[domain]
 
     def __iter__(self) -> Iterator[str]:
         return (d for d in self._domains if d in self)
@@ -129,15 +142,17 @@ class LazyControllers(Mapping[str, Controller[Any]]):
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    target: Target, domains: tuple[str, ...] | None = None
+    target: Target, only: tuple[str, ...] | None = None
 ) -> AsyncIterator[Engine]:
-    """An Engine with a registry client and the store; closed afterwards."""
+    """An Engine with a registry client, the store and the declared domains (all,
+    or the `only` ones' controllers); closed afterwards."""
     from reconciler.client import RegistryClient
 
     store = Store(target.state_dir)
     client = RegistryClient(target.address, agent_id=target.agent_id)
+    declared = domains()
     try:
-        yield Engine(target, store, client, LazyControllers(domains))
+        yield Engine(target, store, client, LazyControllers(only, declared), declared)
     finally:
         await client.close()
         store.close()

@@ -17,15 +17,21 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import EXIT_FAILED, open_engine, resolve_target, run, target_options
-from reconciler.engine.order import KIND_DOMAIN
+from reconciler.cli.common import (
+    EXIT_FAILED,
+    domains,
+    open_engine,
+    resolve_target,
+    run,
+    target_options,
+)
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.reconcile import load_generation
 from reconciler.engine.status import interrupted, run_of, writer_active
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Desired
 
-KINDS = click.Choice(sorted(KIND_DOMAIN))
+KINDS = click.Choice(sorted(domains().kind_domain))  # the declared domains' kinds
 OUTPUT = click.option(
     "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", help="Output format."
 )
@@ -111,13 +117,14 @@ def get(
 ) -> None:
     """Print the actual state of KIND's domain (or of what resource NAME declares)."""
     target = resolve_target(registry, sandbox, state_dir)
-    domain = KIND_DOMAIN[kind]
+    domain = domains().kind_domain[kind]
 
     async def go() -> Any:
         async with open_engine(target, (domain,)) as engine:
             controller = engine.controllers[domain]
             current = engine.store.current_generation(target.name)
-            resources = [r for r in load_generation(current) if r.kind == kind]
+            stored = load_generation(current, engine.domains.kinds)
+            resources = [r for r in stored if r.kind == kind]
             if name is not None:
                 resources = [r for r in resources if r.metadata.name == name]
                 if not resources:
@@ -140,10 +147,10 @@ def export(
 ) -> None:
     """Print the target's current state as spec documents (all kinds, or KIND)."""
     target = resolve_target(registry, sandbox, state_dir)
-    domains = (KIND_DOMAIN[kind],) if kind else None
+    only = (domains().kind_domain[kind],) if kind else None
 
     async def go() -> list[dict[str, Any]]:
-        async with open_engine(target, domains) as engine:
+        async with open_engine(target, only) as engine:
             reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="aios export")
             documents: list[dict[str, Any]] = []
             for domain, controller in engine.controllers.items():

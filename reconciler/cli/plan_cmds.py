@@ -26,6 +26,7 @@ from reconciler.cli.common import (
     EXIT_DESTRUCTIVE,
     EXIT_FAILED,
     EXIT_STALE,
+    domains,
     echo_err,
     isatty,
     open_engine,
@@ -52,7 +53,7 @@ FILES = click.option(
 def _load(paths: tuple[Path, ...]):  # type: ignore[no-untyped-def]
     from specs.loader import load_paths
 
-    return load_paths(list(paths))
+    return load_paths(list(paths), domains().kinds)  # the kinds of the declared domains
 
 
 def _show(plan: Plan, *, verbose: bool) -> None:
@@ -249,7 +250,7 @@ def rollback(
                 raise PermanentError(
                     f"{target.name} has no generation {generation}; see aios history"
                 )
-            specset = SpecSet.from_resources(tuple(load_generation(stored)))
+            specset = SpecSet.from_resources(tuple(load_generation(stored, engine.domains.kinds)))
             merge = engine.merge(specset, replace=True)
             return await _apply(engine, merge, saved=None, assume_yes=assume_yes, verbose=False)
 

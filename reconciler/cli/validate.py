@@ -2,8 +2,10 @@
 
 Loaded lazily by reconciler.cli.main (COMMANDS) when one of these commands
 runs; everything heavy (pydantic models, the YAML parser) is imported inside
-the command, so `aios --help` stays fast. Exit codes: 0 valid, 1 invalid
-input, 70 an internal error (mapped by reconciler.cli.main).
+the command, so `aios --help` stays fast; the kind names come from the
+pydantic-free kind table (specs.kinds.DEFAULT_KINDS, which a test holds
+equal to the domain declarations). Exit codes: 0 valid, 1 invalid input, 70
+an internal error (mapped by reconciler.cli.main).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import json
 
 import click
 
-KIND_NAMES = ("Network", "Firewall", "Packages", "Storage", "Models")  # = specs.base.KINDS
+from specs.kinds import DEFAULT_KINDS
+
+KIND_NAMES = DEFAULT_KINDS.names
 
 
 @click.command()

@@ -46,11 +46,6 @@ from reconciler.cli.launch import HEADER, namespaces, signature
 WARM_MODULES = (
     "jsonschema",
     "ruamel.yaml",
-    "controllers.firewall",
-    "controllers.models",
-    "controllers.network",
-    "controllers.packages",
-    "controllers.storage",
     "reconciler.cli.common",
     "reconciler.cli.inspect_cmds",
     "reconciler.cli.main",
@@ -78,9 +73,12 @@ def warm_up() -> None:
     """Import what commands use and build the spec validators once."""
     for name in WARM_MODULES:
         importlib.import_module(name)
-    from specs.kinds import KIND_MODELS
+    from controllers import load_controller
+    from reconciler.cli.common import domains
 
-    for model in KIND_MODELS.values():
+    for domain in domains():  # every declared domain's controller and spec models
+        load_controller(domain)
+    for model in domains().kinds.models().values():
         model.model_rebuild(force=True)
     # Keep what is imported out of the collector's reach: a child touching
     # these objects would otherwise copy their pages (copy-on-write) on the

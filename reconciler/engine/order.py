@@ -1,11 +1,13 @@
-"""Which domain runs after which: default edges plus the specs' dependsOn.
+"""Which domain runs after which: the declared defaults plus the specs' dependsOn.
 
-Storage before packages before models (packages may need a mounted
-filesystem; models live on mounts); network before firewall (rules name
-interfaces). `metadata.dependsOn` between resources adds an edge between
-their domains. A domain-level cycle is a spec error. Used by the engine to
-schedule domains: each runs when the domains it depends on have finished,
-independent ones concurrently.
+The default edges come from the domain declarations the engine is given
+(specs.domains.Domains, built by the composition root from
+controllers.DEFAULT_DOMAINS): storage before packages before models
+(packages may need a mounted filesystem; models live on mounts), network
+before firewall (rules name interfaces). `metadata.dependsOn` between
+resources adds an edge between their domains. A domain-level cycle is a spec
+error. Used by the engine to schedule domains: each runs when the domains it
+depends on have finished, independent ones concurrently.
 """
 
 from __future__ import annotations
@@ -14,37 +16,18 @@ from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
 from specs.base import Resource
+from specs.domains import Domains
 from specs.errors import SpecError
 
-KIND_DOMAIN = {
-    "Network": "network",
-    "Firewall": "firewall",
-    "Packages": "packages",
-    "Storage": "storage",
-    "Models": "models",
-}
-DOMAINS = ("storage", "packages", "models", "network", "firewall")
-DEFAULT_DEPENDENCIES: Mapping[str, frozenset[str]] = {
-    "storage": frozenset(),
-    "packages": frozenset({"storage"}),
-    "models": frozenset({"storage", "packages"}),
-    "network": frozenset(),
-    "firewall": frozenset({"network"}),
-}
 
-
-def domain_of(resource_key: str) -> str:
-    return KIND_DOMAIN[resource_key.split("/", 1)[0]]
-
-
-def dependencies(resources: Iterable[Resource]) -> dict[str, frozenset[str]]:
+def dependencies(resources: Iterable[Resource], domains: Domains) -> dict[str, frozenset[str]]:
     """Domain -> domains it waits for; raises SpecError on a domain cycle."""
-    deps = {d: set(v) for d, v in DEFAULT_DEPENDENCIES.items()}
+    deps = {d: set(v) for d, v in domains.dependencies.items()}
     reasons: dict[tuple[str, str], str] = {}
     for resource in resources:
-        mine = KIND_DOMAIN[resource.kind]
+        mine = domains.kind_domain[resource.kind]
         for ref in resource.metadata.depends_on:
-            theirs = domain_of(ref)
+            theirs = domains.domain_of(ref)
             if theirs != mine:
                 deps[mine].add(theirs)
                 reasons.setdefault((mine, theirs), f"{resource.key} dependsOn {ref}")

@@ -40,7 +40,7 @@ from contract.tooldef import ToolSpec
 from reconciler import __version__
 from reconciler.engine.apply import ApplyRun, saved_domain_problem
 from reconciler.engine.execute import ProgressFn
-from reconciler.engine.order import DOMAINS, KIND_DOMAIN, dependencies, domain_of
+from reconciler.engine.order import dependencies
 from reconciler.engine.planning import DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Report, next_status
@@ -48,9 +48,9 @@ from reconciler.engine.store import Generation, ResourceStatus, Store
 from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.errors import PlanRejected, StalePlan
 from reconciler.sdk.plan import Plan, PlanBinding, PlanFailure, canonical_digest
-from reconciler.sdk.ports import Registry
 from specs.base import Resource
-from specs.kinds import KIND_MODELS
+from specs.domains import Domains
+from specs.kinds import DEFAULT_KINDS, KindTable
 from specs.specset import SpecSet
 
 
@@ -107,13 +107,15 @@ class Engine:
         self,
         target: Target,
         store: Store,
-        client: Registry,
+        client: Any,
         controllers: Mapping[str, Controller[Any]],
+        domains: Domains,
     ) -> None:
         self.target = target
         self.store = store
         self.client = client
         self.controllers = controllers
+        self.domains = domains  # kinds, order, default dependencies (specs.domains)
         self._catalogue: dict[str, ToolSpec] | None = None
 
     # --- inputs ----------------------------------------------------------------
@@ -133,7 +135,8 @@ class Engine:
         dropped = set(before) - set(incoming) if (prune or replace) else set()
         # Only resources the incoming set does not replace are rebuilt (validated again).
         kept = () if replace else (k for k in before if k not in incoming and k not in dropped)
-        merged = {**{k: load_document(before[k]) for k in kept}, **incoming}
+        kinds = self.domains.kinds
+        merged = {**{k: load_document(before[k], kinds) for k in kept}, **incoming}
         specset = SpecSet.from_resources(tuple(merged.values()))
         owned = self.store.inventory(self.target.name)
         pruned = {key: owned.get(key, frozenset()) for key in sorted(dropped)}
@@ -146,13 +149,13 @@ class Engine:
         return Merge(specset, pruned, previous, number)
 
     def desired(self, domain: str, merge: Merge) -> Desired:
-        kinds = {k for k, d in KIND_DOMAIN.items() if d == domain}
+        kinds = set(self.domains[domain].kinds)
         owned = self.store.inventory(self.target.name, domain)
         return Desired(
             domain=domain,
             resources=tuple(r for r in merge.specset.resources if r.kind in kinds),
             owned={k: v for k, v in owned.items() if k not in merge.pruned},
-            pruned={k: v for k, v in merge.pruned.items() if domain_of(k) == domain},
+            pruned={k: v for k, v in merge.pruned.items() if self.domains.domain_of(k) == domain},
         )
 
     def involved(self, merge: Merge) -> list[str]:
@@ -162,18 +165,20 @@ class Engine:
         nothing else).
         """
         wanted = self._wanted(merge)
-        return [d for d in DOMAINS if d in wanted and d in self.controllers]
+        return [d for d in self.domains.names if d in wanted and d in self.controllers]
 
     def _wanted(self, merge: Merge) -> set[str]:
-        wanted = {KIND_DOMAIN[r.kind] for r in merge.specset.resources}
-        wanted.update(domain_of(k) for k in merge.pruned)
+        wanted = {self.domains.kind_domain[r.kind] for r in merge.specset.resources}
+        wanted.update(self.domains.domain_of(k) for k in merge.pruned)
         return wanted
 
     def uncontrolled(self, merge: Merge) -> dict[str, tuple[str, ...]]:
         """Domains the set involves that this aios has no controller for -> their resources."""
-        missing = [d for d in DOMAINS if d in self._wanted(merge) and d not in self.controllers]
+        wanted = self._wanted(merge)
+        missing = [d for d in self.domains.names if d in wanted and d not in self.controllers]
         keys = [r.key for r in merge.specset.resources] + list(merge.pruned)
-        return {d: tuple(sorted(k for k in keys if domain_of(k) == d)) for d in missing}
+        of = self.domains.domain_of
+        return {d: tuple(sorted(k for k in keys if of(k) == d)) for d in missing}
 
     # --- plan --------------------------------------------------------------------
 
@@ -303,7 +308,7 @@ class Engine:
                            f"this aios has no controller for the {domain} domain", 0, False)
                     for key in keys
                 )  # fmt: skip
-            deps = dependencies(merge.specset.resources)
+            deps = dependencies(merge.specset.resources, self.domains)
             done: dict[str, asyncio.Event] = {d: asyncio.Event() for d in planned.works}
             ok: dict[str, bool] = {}
             changed: dict[str, bool] = {}
@@ -343,7 +348,7 @@ class Engine:
                         "InternalError",
                         f"{type(outcome).__name__}: {outcome}",
                     )
-            forgotten = [key for key in merge.pruned if ok.get(domain_of(key), False)]
+            forgotten = [key for key in merge.pruned if ok.get(self.domains.domain_of(key), False)]
             for key in forgotten:
                 self.store.forget_resource(self.target.name, key)
             applied = self.applied_set(merge, result, forgotten)
@@ -377,12 +382,12 @@ class Engine:
             if resource.key not in not_applied:
                 resources.append(resource)
             elif resource.key in before:
-                kept = _revalidated(before[resource.key])
+                kept = _revalidated(before[resource.key], self.domains.kinds)
                 if kept is not None:
                     resources.append(kept)
         for key in merge.pruned:
             if key not in forgotten and key in before:
-                kept = _revalidated(before[key])
+                kept = _revalidated(before[key], self.domains.kinds)
                 if kept is not None:
                     resources.append(kept)
         return SpecSet.from_resources(resources)
@@ -453,24 +458,27 @@ def documents(specset: SpecSet) -> list[dict[str, Any]]:
     return [r.model_dump(mode="json", by_alias=True, exclude_unset=True) for r in specset.resources]
 
 
-def _revalidated(doc: Mapping[str, Any]) -> Resource | None:
+def _revalidated(doc: Mapping[str, Any], kinds: KindTable) -> Resource | None:
     """A stored document as a resource again; None when it no longer validates."""
     try:
-        return load_document(doc)
+        return load_document(doc, kinds)
     except ValueError:
         return None
 
 
-def load_generation(generation: Generation | None) -> list[Resource]:
+def load_generation(
+    generation: Generation | None, kinds: KindTable = DEFAULT_KINDS
+) -> list[Resource]:
     """Rebuild the validated resources a stored generation holds."""
     if generation is None:
         return []
-    return [load_document(doc) for doc in generation.documents]
+    return [load_document(doc, kinds) for doc in generation.documents]
 
 
-def load_document(doc: Mapping[str, Any]) -> Resource:
-    """One stored document, validated again into its kind's model."""
-    return KIND_MODELS[doc["kind"]].model_validate(doc)
+def load_document(doc: Mapping[str, Any], kinds: KindTable = DEFAULT_KINDS) -> Resource:
+    """One stored document, validated again into its kind's model (`kinds`: the
+    engine's kind table, Engine.domains.kinds)."""
+    return kinds.model(doc["kind"]).model_validate(doc)
 
 
 def generation_documents(generation: Generation | None) -> dict[str, Mapping[str, Any]]:

@@ -22,6 +22,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from contract.tooldef import ToolSpec
+from controllers import DEFAULT_DOMAINS
 from reconciler.engine import reconcile
 from reconciler.engine.reconcile import Engine, Target, load_generation
 from reconciler.engine.store import Store
@@ -295,7 +296,7 @@ def engine(tmp_path: Path) -> Engine:
         "firewall": ToyController("firewall", "Firewall"),
     }
     target = Target(name="toy", address="memory", state_dir=tmp_path / "state")
-    return Engine(target, Store(target.state_dir), FakeRegistry(), controllers)
+    return Engine(target, Store(target.state_dir), FakeRegistry(), controllers, DEFAULT_DOMAINS)
 
 
 def fake(engine: Engine) -> FakeRegistry:
@@ -446,9 +447,9 @@ async def test_merge_rebuilds_only_stored_resources_the_applied_set_does_not_rep
     rebuilt: list[str] = []
     real = reconcile.load_document
 
-    def counting(doc: Any) -> Any:
+    def counting(doc: Any, *kinds: Any) -> Any:
         rebuilt.append(f"{doc['kind']}/{doc['metadata']['name']}")
-        return real(doc)
+        return real(doc, *kinds)
 
     monkeypatch.setattr(reconcile, "load_document", counting)
     merge = engine.merge(specset(network("lan", {"net.a": "2"})))
@@ -645,7 +646,7 @@ async def main():
     controllers = {"network": t.ToyController("network", "Network")}
     target = t.Target(name="toy", address="memory", state_dir=Path(sys.argv[1]))
     registry = Hanging()
-    engine = t.Engine(target, t.Store(target.state_dir), registry, controllers)
+    engine = t.Engine(target, t.Store(target.state_dir), registry, controllers, t.DEFAULT_DOMAINS)
     first = await t.apply(engine, t.specset(t.network("lan", {"net.a": "1"})))
     assert first.all_ready
     registry.hang = True
