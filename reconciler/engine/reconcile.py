@@ -48,6 +48,7 @@ from reconciler.engine.store import Generation, ResourceStatus, Store
 from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.errors import PlanRejected, StalePlan
 from reconciler.sdk.plan import Plan, PlanBinding, PlanFailure, canonical_digest
+from reconciler.sdk.ports import Registry
 from specs.base import Resource
 from specs.domains import Domains
 from specs.kinds import DEFAULT_KINDS, KindTable
@@ -107,7 +108,7 @@ class Engine:
         self,
         target: Target,
         store: Store,
-        client: Any,
+        client: Registry,
         controllers: Mapping[str, Controller[Any]],
         domains: Domains,
     ) -> None:
