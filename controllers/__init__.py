@@ -9,8 +9,9 @@ dependencies and the kind table all derive from it (the engine itself never
 imports controllers).
 
 Importing this package, or a domain package, reads the declarations only.
-`load_controller(domain)` imports a domain's controller on first use and
-returns its one instance (the same object as the package's `CONTROLLER`).
+`load_controller(domain)` imports a domain's controller on first use: the
+declaration names the package's `CONTROLLER` (made on first access, once), or
+a Controller class, which is instantiated once.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ _INSTANCES: dict[str, Controller[Any]] = {}
 
 
 def load_controller(domain: Domain) -> Controller[Any]:
-    """The controller `domain` declares, imported and instantiated once."""
+    """The controller `domain` declares (an instance, or a class made once)."""
     found = _INSTANCES.get(domain.controller)
     if found is None:
         from reconciler.sdk.controller import Controller
 
         module, _, attr = domain.controller.partition(":")
-        made = getattr(importlib.import_module(module), attr)()
+        named = getattr(importlib.import_module(module), attr)
+        made = named() if isinstance(named, type) else named
         if not isinstance(made, Controller) or made.domain != domain.name:
             raise TypeError(f"{domain.controller} is not the {domain.name} domain's Controller")
         found = _INSTANCES.setdefault(domain.controller, made)

@@ -6,7 +6,7 @@ Each controller package declares itself once, in a light module
     DOMAIN = Domain(
         name="packages",
         kinds={"Packages": "specs.packages:Packages"},
-        controller="controllers.packages.controller:PackagesController",
+        controller="controllers.packages:CONTROLLER",
         after=frozenset({"storage"}),
         observes_changes_of=frozenset({"storage"}),
     )
@@ -50,7 +50,7 @@ class Domain:
 
     name: str  # "network"; also the controller's `domain`
     kinds: Mapping[str, str]  # kind -> "module:Class" of its pydantic model
-    controller: str  # "module:Class" of its Controller (instantiated without arguments)
+    controller: str  # "module:attr": its Controller instance, or a class made without arguments
     after: frozenset[str] = frozenset()  # default dependencies: domains it runs after
     observes_changes_of: frozenset[str] = frozenset()  # a subset of `after`
 
@@ -60,7 +60,7 @@ class Domain:
         if not self.kinds:
             raise ValueError(f"domain {self.name} declares no kinds")
         if not _PATH.fullmatch(self.controller):
-            message = f"controller {self.controller!r} is not 'module:Class'"
+            message = f"controller {self.controller!r} is not 'module:attr'"
             raise ValueError(f"domain {self.name}: {message}")
         if self.name in self.after:
             raise ValueError(f"domain {self.name} cannot run after itself")

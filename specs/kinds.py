@@ -1,10 +1,10 @@
 """The table of spec kinds: kind name -> the pydantic model that validates it.
 
 A `KindTable` names each kind's model by import path ("specs.network:Network")
-and imports a model only when asked (`model(kind)`), so the table itself is
-pydantic-free: `aios validate`'s command module reads kind names from it
-without importing any model, and a document of one kind imports only its
-kind's model.
+and imports a model only when asked (`model(kind, Resource)`), so the table
+itself is pydantic-free and imports nothing from specs (specs.base imports
+it): `aios validate`'s command module reads kind names from it without
+importing any model, and a document of one kind imports only its kind's model.
 
 `DEFAULT_KINDS` is the spec language's own table, in the order messages, the
 JSON Schema and `aios schema` list the kinds. It is the one table specs keeps
@@ -23,20 +23,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from specs.base import Resource
-    from specs.firewall import Firewall
-    from specs.models import Models
-    from specs.network import Network
-    from specs.packages import Packages
-    from specs.storage import Storage
-
-    # The default kinds' models, for type annotations only (specs.specset).
-    AnyResource: TypeAlias = Network | Firewall | Packages | Storage | Models
+M = TypeVar("M", bound=type)
 
 
 class KindTable(Mapping[str, str]):
@@ -50,7 +39,7 @@ class KindTable(Mapping[str, str]):
             if not (kind[:1].isupper() and kind.isalnum() and module and attr):
                 raise ValueError(f"kind {kind!r}: model path {path!r} is not 'module:Class'")
         self._paths = dict(paths)
-        self._models: dict[str, type[Resource]] = {}
+        self._models: dict[str, object] = {}
 
     def __getitem__(self, kind: str) -> str:
         return self._paths[kind]
@@ -69,22 +58,21 @@ class KindTable(Mapping[str, str]):
         """The kind names in listing order."""
         return tuple(self._paths)
 
-    def model(self, kind: str) -> type[Resource]:
-        """The model of `kind`, imported on first use; KeyError for an unknown kind."""
+    def model(self, kind: str, base: M) -> M:
+        """The model of `kind` (checked to subclass `base`, e.g. specs.base.Resource),
+        imported on first use; KeyError for an unknown kind."""
         found = self._models.get(kind)
         if found is None:
             module, _, attr = self._paths[kind].partition(":")
             found = getattr(importlib.import_module(module), attr)
-            from specs.base import Resource
-
-            if not (isinstance(found, type) and issubclass(found, Resource)):
-                raise TypeError(f"{self._paths[kind]} is not a specs.base.Resource model")
             self._models[kind] = found
-        return found
+        if not (isinstance(found, type) and issubclass(found, base)):
+            raise TypeError(f"{self._paths[kind]} is not a {base.__name__}")
+        return found  # type: ignore[return-value]  # checked just above
 
-    def models(self) -> dict[str, type[Resource]]:
+    def models(self, base: M) -> dict[str, M]:
         """Every kind's model (imports them all)."""
-        return {kind: self.model(kind) for kind in self._paths}
+        return {kind: self.model(kind, base) for kind in self._paths}
 
 
 DEFAULT_KINDS = KindTable(

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic.json_schema import models_json_schema
 
-from specs.base import API_VERSION
+from specs.base import API_VERSION, Resource
 from specs.kinds import DEFAULT_KINDS, KindTable
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -32,7 +32,7 @@ SPEC_ID = f"{BASE_ID}/spec.json"
 def _definitions(table: KindTable, kinds: tuple[str, ...]) -> dict[str, Any]:
     """`$defs` holding each kind's model (named after the kind) and its parts."""
     mode: Literal["validation"] = "validation"
-    models = [(table.model(kind), mode) for kind in kinds]
+    models = [(table.model(kind, Resource), mode) for kind in kinds]
     _, top = models_json_schema(models, by_alias=True, ref_template="#/$defs/{model}")
     definitions: dict[str, Any] = top.get("$defs", {})
     for definition in definitions.values():

@@ -26,8 +26,17 @@ from typing import TYPE_CHECKING, cast
 from specs.positions import Entry, locate, walk
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from specs.base import Resource
-    from specs.kinds import AnyResource
+    from specs.firewall import Firewall
+    from specs.models import Models
+    from specs.network import Network
+    from specs.packages import Packages
+    from specs.storage import Storage
+
+    # The spec language's kind models (specs.kinds.DEFAULT_KINDS), for annotations only.
+    AnyResource: TypeAlias = Network | Firewall | Packages | Storage | Models
 
 
 @dataclass(frozen=True, slots=True)

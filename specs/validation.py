@@ -84,7 +84,7 @@ def validate_document(
     issues = _envelope_issues(doc, path, label, kinds)
     if issues:
         return None, issues
-    model = kinds.model(value["kind"])
+    model = kinds.model(value["kind"], Resource)
     try:
         return model.model_validate(value, by_alias=True, by_name=False), []
     except ValidationError as exc:

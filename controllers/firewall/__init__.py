@@ -5,7 +5,7 @@ atomically (one nft transaction per reconcile); see controller.py for the
 map of the modules.
 
 `DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
-the engine is handed, via controllers.load_controller) and `FirewallController` are
+the engine is handed: DOMAIN.controller names it) and `FirewallController` are
 imported on first use, so reading the declaration imports no controller code.
 """
 
@@ -22,15 +22,14 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name not in ("CONTROLLER", "FirewallController"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from controllers.firewall.controller import FirewallController
+
     if name == "CONTROLLER":
-        from controllers import load_controller
-
-        return load_controller(DOMAIN)
-    if name == "FirewallController":
-        from controllers.firewall.controller import FirewallController
-
-        return FirewallController
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["CONTROLLER"] = FirewallController()  # made once: later lookups find the global
+        return globals()["CONTROLLER"]
+    return FirewallController
 
 
 __all__ = ["CONTROLLER", "DOMAIN", "FirewallController"]

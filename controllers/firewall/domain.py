@@ -14,6 +14,6 @@ from specs.domains import Domain
 DOMAIN = Domain(
     name="firewall",
     kinds={"Firewall": "specs.firewall:Firewall"},
-    controller="controllers.firewall.controller:FirewallController",
+    controller="controllers.firewall:CONTROLLER",
     after=frozenset({"network"}),
 )

@@ -14,7 +14,7 @@ from specs.domains import Domain
 DOMAIN = Domain(
     name="models",
     kinds={"Models": "specs.models:Models"},
-    controller="controllers.models.controller:ModelsController",
+    controller="controllers.models:CONTROLLER",
     after=frozenset({"storage", "packages"}),
     observes_changes_of=frozenset({"storage", "packages"}),
 )

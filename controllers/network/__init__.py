@@ -6,7 +6,7 @@ plan, plan_addresses and steps (the rules planner), effects, effects_ip and
 world (the effect model), export, controller (the wiring).
 
 `DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
-the engine is handed, via controllers.load_controller) and `NetworkController` are
+the engine is handed: DOMAIN.controller names it) and `NetworkController` are
 imported on first use, so reading the declaration imports no controller code.
 """
 
@@ -23,15 +23,14 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name not in ("CONTROLLER", "NetworkController"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from controllers.network.controller import NetworkController
+
     if name == "CONTROLLER":
-        from controllers import load_controller
-
-        return load_controller(DOMAIN)
-    if name == "NetworkController":
-        from controllers.network.controller import NetworkController
-
-        return NetworkController
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["CONTROLLER"] = NetworkController()  # made once: later lookups find the global
+        return globals()["CONTROLLER"]
+    return NetworkController
 
 
 __all__ = ["CONTROLLER", "DOMAIN", "NetworkController"]

@@ -13,5 +13,5 @@ from specs.domains import Domain
 DOMAIN = Domain(
     name="network",
     kinds={"Network": "specs.network:Network"},
-    controller="controllers.network.controller:NetworkController",
+    controller="controllers.network:CONTROLLER",
 )

@@ -4,7 +4,7 @@ Kind Packages (specs/packages.py) on apt/dpkg or apk through the registry's
 pkg.state / pkg.repos / pkg.ensure tools; see controllers.packages.controller.
 
 `DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
-the engine is handed, via controllers.load_controller) and `PackagesController` are
+the engine is handed: DOMAIN.controller names it) and `PackagesController` are
 imported on first use, so reading the declaration imports no controller code.
 """
 
@@ -21,15 +21,14 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name not in ("CONTROLLER", "PackagesController"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from controllers.packages.controller import PackagesController
+
     if name == "CONTROLLER":
-        from controllers import load_controller
-
-        return load_controller(DOMAIN)
-    if name == "PackagesController":
-        from controllers.packages.controller import PackagesController
-
-        return PackagesController
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["CONTROLLER"] = PackagesController()  # made once: later lookups find the global
+        return globals()["CONTROLLER"]
+    return PackagesController
 
 
 __all__ = ["CONTROLLER", "DOMAIN", "PackagesController"]

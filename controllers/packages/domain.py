@@ -14,7 +14,7 @@ from specs.domains import Domain
 DOMAIN = Domain(
     name="packages",
     kinds={"Packages": "specs.packages:Packages"},
-    controller="controllers.packages.controller:PackagesController",
+    controller="controllers.packages:CONTROLLER",
     after=frozenset({"storage"}),
     observes_changes_of=frozenset({"storage"}),
 )

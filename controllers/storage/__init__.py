@@ -1,7 +1,7 @@
 """The storage controller: observe, diff, plan (rules), effects (simulation).
 
 `DOMAIN` (domain.py) is the domain's declaration. `CONTROLLER` (the instance
-the engine is handed, via controllers.load_controller) and `StorageController` are
+the engine is handed: DOMAIN.controller names it) and `StorageController` are
 imported on first use, so reading the declaration imports no controller code.
 """
 
@@ -18,15 +18,14 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name not in ("CONTROLLER", "StorageController"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from controllers.storage.controller import StorageController
+
     if name == "CONTROLLER":
-        from controllers import load_controller
-
-        return load_controller(DOMAIN)
-    if name == "StorageController":
-        from controllers.storage.controller import StorageController
-
-        return StorageController
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["CONTROLLER"] = StorageController()  # made once: later lookups find the global
+        return globals()["CONTROLLER"]
+    return StorageController
 
 
 __all__ = ["CONTROLLER", "DOMAIN", "StorageController"]

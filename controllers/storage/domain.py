@@ -13,5 +13,5 @@ from specs.domains import Domain
 DOMAIN = Domain(
     name="storage",
     kinds={"Storage": "specs.storage:Storage"},
-    controller="controllers.storage.controller:StorageController",
+    controller="controllers.storage:CONTROLLER",
 )

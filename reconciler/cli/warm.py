@@ -75,10 +75,11 @@ def warm_up() -> None:
         importlib.import_module(name)
     from controllers import load_controller
     from reconciler.cli.common import domains
+    from specs.base import Resource
 
     for domain in domains():  # every declared domain's controller and spec models
         load_controller(domain)
-    for model in domains().kinds.models().values():
+    for model in domains().kinds.models(Resource).values():
         model.model_rebuild(force=True)
     # Keep what is imported out of the collector's reach: a child touching
     # these objects would otherwise copy their pages (copy-on-write) on the

@@ -479,7 +479,7 @@ def load_generation(
 def load_document(doc: Mapping[str, Any], kinds: KindTable = DEFAULT_KINDS) -> Resource:
     """One stored document, validated again into its kind's model (`kinds`: the
     engine's kind table, Engine.domains.kinds)."""
-    return kinds.model(doc["kind"]).model_validate(doc)
+    return kinds.model(doc["kind"], Resource).model_validate(doc)
 
 
 def generation_documents(generation: Generation | None) -> dict[str, Mapping[str, Any]]:
