@@ -1,1 +1,6 @@
-"""registry.drivers.net."""
+"""Network drivers: read (state, system), build commands (commands, revert), run them
+(run), take and restore before-images (snapshot), and aiOS's probes (probe).
+
+Value checks shared with the spec language come from contract.vocab. Used by the
+`net.*` handlers (registry.handlers.net).
+"""

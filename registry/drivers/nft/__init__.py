@@ -1,1 +1,6 @@
-"""registry.drivers.nft."""
+"""nftables drivers: render, list, load and canonicalise rulesets (ruleset) and read
+listings in process through libnftables (libnft).
+
+Identifier and rule-text checks come from contract.vocab.nft. Used by the `firewall.*`
+handlers (registry.handlers.firewall).
+"""
