@@ -21,9 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from reconciler.sdk.plan import canonical_json
+from reconciler.sdk.plan import Frozen, canonical_json
 
 Ref = tuple[str, str]  # (family, name)
 OBJECT_PREFIX = "nft-table:"
@@ -31,10 +29,6 @@ CACHE_PREFIX = "nft-canon:"
 # Bump when the structured form the planner sends (or its rendering) changes meaning:
 # it is part of every digest, so cached canonical texts of the old form are never used.
 FORM_VERSION = 1
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LiveTable(Frozen):

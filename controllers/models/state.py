@@ -10,11 +10,7 @@ where it came from). Must not import specs (the effect model uses it).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from reconciler.sdk.plan import Frozen
 
 
 class ModelFile(Frozen):

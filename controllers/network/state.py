@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 # Link kinds (contract.vocab.links): VIRTUAL_KINDS aios may create and delete (everything
 # else is an existing device), CHILD_KINDS whose `parent` is a lower device they die
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.vocab.links import CHILD_KINDS as CHILD_KINDS
 from contract.vocab.links import MASTER_KINDS as MASTER_KINDS
 from contract.vocab.links import VIRTUAL_KINDS as VIRTUAL_KINDS
+from reconciler.sdk.plan import Frozen
 
 Family = Literal["inet", "inet6"]
 Table = int | str
@@ -35,10 +36,6 @@ DEFAULT_RULE_PRIORITIES = frozenset({0, 32766, 32767})
 MANAGED_ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")
 RESOLV_CONF = "/etc/resolv.conf"
 UNBOUND_FORWARD = "/etc/unbound/unbound.conf.d/aios-forward.conf"
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LinkState(Frozen):

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
+
+from reconciler.sdk.plan import Frozen
 
 Backend = Literal["apt", "apk"]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Pkg(Frozen):
@@ -53,7 +51,8 @@ class Repo(Frozen):
 class PackagesState(Frozen):
     backend: Backend
     packages: tuple[Pkg, ...] = ()
-    available: dict[str, tuple[str, ...]] = {}  # declared names -> versions, newest first
+    # declared names -> versions, newest first
+    available: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     repositories: tuple[Repo, ...] = ()
 
     def package(self, name: str) -> Pkg | None:

@@ -36,6 +36,11 @@ RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 class Frozen(BaseModel):
+    """The base of all frozen data in the reconciler: plan records here and every
+    controller's state model (controllers/<domain>/state.py). Immutable, so a state
+    or plan can be shared and fingerprinted; unknown fields are refused, so a saved
+    plan or a recorded state with a typo does not load silently."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
