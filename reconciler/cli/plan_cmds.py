@@ -262,7 +262,7 @@ async def _apply(
 ) -> ApplyResult | None:
     planned = await engine.plan(merge)
     if saved is not None:
-        engine.check_saved(saved, planned)  # stale or altered: refused before anything shows
+        planned = engine.check_saved(saved, planned)  # stale or altered: refused here
     shown = planned.plan  # a saved plan runs only when it equals this one
     _show(shown, verbose=verbose)
     pending = shown.has_changes or bool(merge.pruned)

@@ -1,17 +1,25 @@
-"""Apply one domain of a planned run: re-check, execute, verify, report.
+"""Apply one domain of a planned run: re-check, execute, verify; return what happened.
 
-`ApplyRun` holds what one `Engine.apply` call shares between its domains (the
-registry client, the store, the plan, the result being built, the saved plan
-being executed). `domain()` re-observes when needed (a saved plan is old; a
-domain whose observation depends on another domain's changes, such as models
-on storage's mounts, is re-planned after it), refuses stale, altered,
-destructive or rejected plans, executes the calls (journaled, undone on
-failure), records the inventory, re-observes and requires an empty diff, and
-reports per resource. Used by reconciler.engine.reconcile.
+`apply_domain(context, work, dep_changed=...)` runs one domain and returns a
+frozen `DomainOutcome` (its reports per resource, one-line summary, the
+calls it executed, the inventory it changed, the statuses it marked); it
+writes only the journal and the Reconciling marks of resources it is about
+to change. reconciler.engine.reconcile (`Engine.apply`) folds the outcomes
+into the ApplyResult and the store; nothing here holds or mutates what
+another domain produced. `ApplyContext` is what every domain of one apply
+reads (registry client, store, catalogue, run id, saved plan, modes).
 
-What runs is always the freshly planned `work.steps`, which `verify_plan`
-checked (planning.replan): a saved plan is only a claim about them, accepted
-when it equals them (`saved_domain_problem`), never executed itself.
+A domain is re-observed before it runs when that is needed (a saved plan is
+old; a domain whose observation depends on another domain's changes, such as
+models on storage's mounts, is re-planned after it); the outcome then holds
+that fresh `DomainWork`, never written back into the planned run. Stale,
+altered, destructive or rejected plans are refused; the calls are executed
+(journaled, undone on failure), and the domain is re-observed: the diff must
+be empty. What runs is always the freshly planned `work.steps`, which
+`verify_plan` checked (planning.replan): a saved plan is only a claim about
+them, accepted when it equals them (`saved_domain_problem`; the binding and
+the planned content are checked once, by Engine.check_saved, before any
+domain runs), never executed itself.
 
 Reports name the resource that caused a failure: a resource left out of the
 plan carries its own error, a refused domain names the resources whose steps
@@ -23,21 +31,22 @@ Reconciling in the store before the first call (`mark_reconciling`).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from contract.tooldef import ToolSpec
 from reconciler.engine.execute import ExecOutcome, ProgressFn, execute
 from reconciler.engine.planning import Blame, DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Outcome, Report, reconciling_status
 from reconciler.engine.store import ResourceStatus, Store
 from reconciler.engine.verify import describe
+from reconciler.sdk.controller import Call
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import Plan, plan_difference
 from reconciler.sdk.ports import Registry
 
-if TYPE_CHECKING:
-    from reconciler.engine.reconcile import ApplyResult, Planned
+Objects = Mapping[str, frozenset[str]]  # resource key -> object keys
 
 
 def saved_domain_problem(saved: Plan, fresh: DomainWork) -> tuple[bool, str] | None:
@@ -67,294 +76,389 @@ def saved_domain_problem(saved: Plan, fresh: DomainWork) -> tuple[bool, str] | N
     return (False, f"{name}: {why}") if why else None
 
 
-@dataclass
-class ApplyRun:
+@dataclass(frozen=True)
+class ApplyContext:
+    """What every domain of one `Engine.apply` reads; nothing in it changes while it runs."""
+
     target: str
     client: Registry
     store: Store
-    planned: Planned
-    result: ApplyResult
+    catalogue: Mapping[str, ToolSpec]
     run: str
-    saved: Plan | None
-    assume_yes: bool
-    progress: ProgressFn | None
-    # Statuses as they were before this run marked their resources Reconciling.
-    before: dict[str, ResourceStatus | None] = field(default_factory=dict)
+    generation: int
+    modes: Mapping[str, str]  # resource key -> spec mode (enforce, audit, propose)
+    saved: Plan | None = None
+    assume_yes: bool = False
+    progress: ProgressFn | None = None
+    marked: frozenset[str] = frozenset()  # resources marked Reconciling before any domain ran
 
-    def mark_reconciling(self, work: DomainWork) -> None:
-        """Persist Reconciling for the resources `work`'s steps change (before they run)."""
-        if work.blocked or not work.steps:
-            return
-        keys = work.resources_of_steps(range(len(work.steps))) | set(work.desired.pruned)
-        for key in sorted(keys - set(self.before)):
-            previous = self.store.status(self.target, key)
-            self.before[key] = previous
-            self.store.put_status(
-                self.target,
-                reconciling_status(key, work.domain, previous, run=self.run, steps=len(work.steps)),
-            )
-
-    async def domain(self, work: DomainWork, *, dep_changed: bool) -> tuple[bool, bool]:
-        """Run one domain; returns (ok, changed anything)."""
-        domain, controller = work.domain, work.controller
-        planned, result, saved = self.planned, self.result, self.saved
-        catalogue = planned.catalogue
-        if work.error is None and (saved is not None or dep_changed):
-            # Re-observe: a saved plan is old, and dependencies may have moved the state.
-            reader = ReadOnlyReader(
-                self.client, catalogue, reason="aios apply: observe", cache=self.store
-            )
-            fresh = await plan_domain(controller, work.declared or work.desired, reader, catalogue)
-            if saved is not None:
-                problem = saved_domain_problem(saved, fresh)
-                if problem is not None:
-                    stale, message = problem
-                    if stale:
-                        result.stale.append(domain)
-                        self.stall(fresh, "StalePlan", f"{message}; run aios plan again")
-                    else:
-                        self.stall(
-                            fresh,
-                            "PlanAltered",
-                            f"the saved plan does not match a fresh plan: {message}; "
-                            "nothing of it ran",
-                        )
-                    return False, False
-            elif (
-                fresh.plan is not None
-                and work.plan is not None
-                and fresh.plan.steps != work.plan.steps
-                and not self.assume_yes
-            ):
-                self.stall(
-                    fresh,
-                    "PlanChanged",
-                    "the plan changed after its dependencies ran; review it with "
-                    "aios plan and apply again",
-                )
-                return False, False
-            work = fresh
-            planned.works[domain] = fresh
-        if work.error is not None:
-            kind: Outcome = "degraded" if work.error.retryable else "stalled"
-            self.report_blocked(work, kind, type(work.error).__name__, str(work.error))
-            result.outcomes[domain] = f"observe/plan failed: {work.error}"
-            return False, False
-        if work.verdict.destructive:
-            result.destructive_refused.append(domain)
-            self.report_blocked(
-                work, "stalled", "DestructiveRefused", " ".join(work.verdict.destructive)
-            )
-            result.outcomes[domain] = "refused: destructive step without force"
-            return False, False
-        if work.verdict.findings:
-            self.report_blocked(work, "stalled", "PlanRejected", " ".join(work.verdict.findings))
-            result.outcomes[domain] = "plan rejected by the verifier"
-            return False, False
-        self.report_left_out(work)
-        if work.steps:
-            self.mark_reconciling(work)
-            outcome: ExecOutcome = await execute(
-                controller.transactions(work.steps),
-                client=self.client,
-                catalogue=catalogue,
-                store=self.store,
-                run=self.run,
-                target=self.target,
-                domain=domain,
-                reason=f"aios apply {self.target} generation {planned.merge.generation}",
-                progress=self.progress,
-            )
-            if not outcome.ok:
-                self.report_step_failure(work, outcome)
-                result.outcomes[domain] = outcome.summary()
-                return False, bool(outcome.not_undone)
-            self.record_inventory(work)
-        ok, changed = await self.verify_after(work, executed=bool(work.steps))
-        if work.left_out:
-            result.outcomes[domain] += f"; left out: {', '.join(sorted(work.left_out))}"
-        return ok and not work.left_out, changed
-
-    async def verify_after(self, work: DomainWork, *, executed: bool) -> tuple[bool, bool]:
-        """Re-observe after executing; the diff must be empty. Reports per resource."""
-        domain, controller = work.domain, work.controller
-        planned, result = self.planned, self.result
-        state = work.state
-        if executed:
-            reader = ReadOnlyReader(
-                self.client, planned.catalogue, reason="aios apply: verify", cache=self.store
-            )
-            try:
-                state = await controller.observe(reader, work.desired)
-            except AiosError as exc:
-                for key in work.resource_keys:
-                    result.reports.append(
-                        Report(
-                            key, domain, "degraded", "VerifyFailed", str(exc), self.count(work, key)
-                        )
-                    )
-                result.outcomes[domain] = f"could not re-observe: {exc}"
-                return False, True
-        assert state is not None
-        after = controller.diff(work.desired, state)
-        by_resource: dict[str, list[str]] = {}
-        for change in after.changes:
-            by_resource.setdefault(change.resource, []).append(describe(change))
-        planned_keys = work.planned_resources
-        for key in work.resource_keys:
-            residual = by_resource.get(key, [])
-            resource_changes = self.count(work, key)
-            if not residual:
-                reason = "Reconciled" if resource_changes else "UpToDate"
-                result.reports.append(
-                    Report(
-                        key,
-                        domain,
-                        "ready",
-                        reason,
-                        f"{resource_changes} change(s) applied"
-                        if resource_changes
-                        else "no changes needed",
-                        resource_changes,
-                    )
-                )
-            elif key not in planned_keys:
-                result.reports.append(self.unplanned_report(work, key, residual))
-            else:
-                result.reports.append(
-                    Report(
-                        key,
-                        domain,
-                        "degraded",
-                        "ResidualDrift",
-                        "after apply: " + "; ".join(residual[:5]),
-                        len(residual),
-                    )
-                )
-        ok = not any(c.resource in planned_keys for c in after.changes)
-        result.outcomes[domain] = (
-            f"{len(work.steps)} step(s) applied" if executed else "no changes"
-        ) + ("" if ok else "; residual drift remains")
-        return ok, executed
-
-    def unplanned_report(self, work: DomainWork, key: str, residual: list[str]) -> Report:
-        """A resource in audit or propose mode whose drift was reported, not planned."""
-        mode = self.mode(key)
-        drift: Outcome = "drifted" if mode == "audit" else "proposed"
-        reason = "DriftDetected" if mode == "audit" else "AwaitingApproval"
-        return Report(key, work.domain, drift, reason, "; ".join(residual[:5]), len(residual))
-
-    def record_inventory(self, work: DomainWork) -> None:
-        """Objects this run created join the inventory; removed ones leave it."""
-        added: dict[str, set[str]] = {}
-        removed: dict[str, set[str]] = {}
-        satisfied = {cid for step in work.steps for cid in step.satisfies}
-        for change in work.diff.changes:
-            if change.id not in satisfied:
-                continue
-            if work.controller.created(change):
-                added.setdefault(change.resource, set()).add(change.object)
-            elif change.op == "remove" and not change.field:
-                removed.setdefault(change.resource, set()).add(change.object)
-        if added or removed:
-            self.store.update_inventory(self.target, work.domain, added=added, removed=removed)
+    def reader(self, reason: str) -> ReadOnlyReader:
+        return ReadOnlyReader(self.client, self.catalogue, reason=reason, cache=self.store)
 
     def mode(self, key: str) -> str:
-        resource = self.planned.merge.specset.get(key)
-        return resource.spec.mode if resource is not None else "enforce"
+        return self.modes.get(key, "enforce")
 
-    @staticmethod
-    def count(work: DomainWork, key: str) -> int:
-        return sum(1 for c in work.diff.changes if c.resource == key)
 
-    def stall(self, work: DomainWork, reason: str, message: str) -> None:
-        self.report_all(work, "stalled", reason, message)
-        self.result.outcomes[work.domain] = f"{reason}: {message}"
+@dataclass(frozen=True)
+class DomainOutcome:
+    """What applying one domain did; Engine.apply folds these into its ApplyResult.
 
-    def report_all(self, work: DomainWork, outcome: Outcome, reason: str, message: str) -> None:
-        """The same report for every resource of the domain; none of them was applied."""
-        for key in work.all_keys:
-            self.result.reports.append(
-                Report(key, work.domain, outcome, reason, message, self.count(work, key), False)
+    `ok`: every resource of the domain is as declared (dependents may run).
+    `changed`: the domain changed something on the target (a domain that
+    observes its changes is re-planned). `work`: the plan that ran (a fresh
+    re-plan when the domain was re-observed). `executed`: (call, execution
+    id) of the calls that ran and stayed. `added`/`removed`: inventory
+    changes. `marked`: statuses as they were before this domain marked them
+    Reconciling (resources a re-plan added).
+    """
+
+    domain: str
+    ok: bool
+    changed: bool
+    summary: str
+    reports: tuple[Report, ...] = ()
+    work: DomainWork | None = None
+    executed: tuple[tuple[Call, str], ...] = ()
+    added: Objects = field(default_factory=dict)
+    removed: Objects = field(default_factory=dict)
+    marked: Mapping[str, ResourceStatus | None] = field(default_factory=dict)
+    stale: bool = False
+    destructive_refused: bool = False
+
+
+def mark_reconciling(
+    store: Store, target: str, run: str, work: DomainWork, *, skip: Collection[str] = ()
+) -> dict[str, ResourceStatus | None]:
+    """Persist Reconciling for the resources `work`'s steps change (before they run).
+
+    Returns their statuses as they were before (resources in `skip` are left alone).
+    """
+    if work.blocked or not work.steps:
+        return {}
+    keys = work.resources_of_steps(range(len(work.steps))) | set(work.desired.pruned)
+    before: dict[str, ResourceStatus | None] = {}
+    for key in sorted(keys - set(skip)):
+        previous = store.status(target, key)
+        before[key] = previous
+        store.put_status(
+            target,
+            reconciling_status(key, work.domain, previous, run=run, steps=len(work.steps)),
+        )
+    return before
+
+
+async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool) -> DomainOutcome:
+    """Run one domain (module doc) and say what happened."""
+    domain = work.domain
+    marked: dict[str, ResourceStatus | None] = {}
+    if work.error is None and (ctx.saved is not None or dep_changed):
+        # Re-observe: a saved plan is old, and dependencies may have moved the state.
+        fresh = await plan_domain(
+            work.controller,
+            work.declared or work.desired,
+            ctx.reader("aios apply: observe"),
+            ctx.catalogue,
+        )
+        if ctx.saved is not None:
+            problem = saved_domain_problem(ctx.saved, fresh)
+            if problem is not None:
+                stale, message = problem
+                if stale:
+                    return stalled(
+                        fresh, "StalePlan", f"{message}; run aios plan again", stale=True
+                    )
+                return stalled(
+                    fresh,
+                    "PlanAltered",
+                    f"the saved plan does not match a fresh plan: {message}; nothing of it ran",
+                )
+        elif (
+            fresh.plan is not None
+            and work.plan is not None
+            and fresh.plan.steps != work.plan.steps
+            and not ctx.assume_yes
+        ):
+            return stalled(
+                fresh,
+                "PlanChanged",
+                "the plan changed after its dependencies ran; review it with "
+                "aios plan and apply again",
             )
+        work = fresh
+    if work.error is not None:
+        kind: Outcome = "degraded" if work.error.retryable else "stalled"
+        return DomainOutcome(
+            domain,
+            ok=False,
+            changed=False,
+            summary=f"observe/plan failed: {work.error}",
+            reports=report_blocked(work, kind, type(work.error).__name__, str(work.error)),
+            work=work,
+        )
+    if work.verdict.destructive:
+        return DomainOutcome(
+            domain,
+            ok=False,
+            changed=False,
+            summary="refused: destructive step without force",
+            reports=report_blocked(
+                work, "stalled", "DestructiveRefused", " ".join(work.verdict.destructive)
+            ),
+            work=work,
+            destructive_refused=True,
+        )
+    if work.verdict.findings:
+        return DomainOutcome(
+            domain,
+            ok=False,
+            changed=False,
+            summary="plan rejected by the verifier",
+            reports=report_blocked(
+                work, "stalled", "PlanRejected", " ".join(work.verdict.findings)
+            ),
+            work=work,
+        )
+    left_out = report_left_out(work)
+    executed: tuple[tuple[Call, str], ...] = ()
+    if work.steps:
+        marked = mark_reconciling(ctx.store, ctx.target, ctx.run, work, skip=ctx.marked)
+        outcome: ExecOutcome = await execute(
+            work.controller.transactions(work.steps),
+            client=ctx.client,
+            catalogue=ctx.catalogue,
+            store=ctx.store,
+            run=ctx.run,
+            target=ctx.target,
+            domain=domain,
+            reason=f"aios apply {ctx.target} generation {ctx.generation}",
+            progress=ctx.progress,
+        )
+        if not outcome.ok:
+            return DomainOutcome(
+                domain,
+                ok=False,
+                changed=bool(outcome.not_undone),
+                summary=outcome.summary(),
+                reports=left_out + report_step_failure(ctx, work, outcome),
+                work=work,
+                marked=marked,
+            )
+        executed = tuple(outcome.executed)
+    verified = await verify_after(ctx, work, executed=bool(work.steps))
+    summary = verified.summary
+    if work.left_out:
+        summary += f"; left out: {', '.join(sorted(work.left_out))}"
+    added, removed = inventory_changes(work) if work.steps else ({}, {})
+    return DomainOutcome(
+        domain,
+        ok=verified.ok and not work.left_out,
+        changed=verified.changed,
+        summary=summary,
+        reports=left_out + verified.reports,
+        work=work,
+        executed=executed,
+        added=added,
+        removed=removed,
+        marked=marked,
+    )
 
-    def report_blocked(self, work: DomainWork, outcome: Outcome, reason: str, message: str) -> None:
-        """A domain that may not run: the blamed resources carry their own error, the
-        others say which resources blocked them (all carry the error when none is known)."""
-        culprits = work.blamed
-        if not culprits:
-            self.report_all(work, outcome, reason, message)
-            return
-        names = ", ".join(sorted(culprits))
-        for key in work.all_keys:
-            blame = culprits.get(key)
-            if blame is not None:
-                report = Report(
-                    key,
-                    work.domain,
-                    self.kind(blame, outcome),
-                    blame.reason,
-                    blame.message,
-                    self.count(work, key),
-                    False,
-                )
-            else:
-                report = Report(
-                    key,
-                    work.domain,
-                    "stalled",
-                    "Blocked",
-                    f"not applied: the {work.domain} domain could not run because of "
-                    f"{names} ({reason})",
-                    self.count(work, key),
-                    False,
-                )
-            self.result.reports.append(report)
 
-    def report_left_out(self, work: DomainWork) -> None:
-        """Resources planned out of this apply: each with its own error."""
-        for key, blame in sorted(work.left_out.items()):
-            self.result.reports.append(
+@dataclass(frozen=True)
+class Verified:
+    ok: bool
+    changed: bool
+    summary: str
+    reports: tuple[Report, ...]
+
+
+async def verify_after(ctx: ApplyContext, work: DomainWork, *, executed: bool) -> Verified:
+    """Re-observe after executing; the diff must be empty. Reports per resource."""
+    domain, controller = work.domain, work.controller
+    state = work.state
+    if executed:
+        try:
+            state = await controller.observe(ctx.reader("aios apply: verify"), work.desired)
+        except AiosError as exc:
+            failed = tuple(
+                Report(key, domain, "degraded", "VerifyFailed", str(exc), count(work, key))
+                for key in work.resource_keys
+            )
+            return Verified(False, True, f"could not re-observe: {exc}", failed)
+    assert state is not None
+    after = controller.diff(work.desired, state)
+    by_resource: dict[str, list[str]] = {}
+    for change in after.changes:
+        by_resource.setdefault(change.resource, []).append(describe(change))
+    planned_resources = work.planned_resources
+    reports: list[Report] = []
+    for key in work.resource_keys:
+        residual = by_resource.get(key, [])
+        resource_changes = count(work, key)
+        if not residual:
+            reason = "Reconciled" if resource_changes else "UpToDate"
+            message = (
+                f"{resource_changes} change(s) applied" if resource_changes else "no changes needed"
+            )
+            reports.append(Report(key, domain, "ready", reason, message, resource_changes))
+        elif key not in planned_resources:
+            reports.append(unplanned_report(ctx, work, key, residual))
+        else:
+            reports.append(
                 Report(
                     key,
-                    work.domain,
-                    self.kind(blame, "stalled"),
-                    blame.reason,
-                    f"{blame.message} (not applied; the rest of the {work.domain} domain "
-                    "went ahead without it)",
-                    0,
-                    False,
+                    domain,
+                    "degraded",
+                    "ResidualDrift",
+                    "after apply: " + "; ".join(residual[:5]),
+                    len(residual),
                 )
             )
+    ok = not any(c.resource in planned_resources for c in after.changes)
+    summary = (f"{len(work.steps)} step(s) applied" if executed else "no changes") + (
+        "" if ok else "; residual drift remains"
+    )
+    return Verified(ok, executed, summary, tuple(reports))
 
-    def report_step_failure(self, work: DomainWork, outcome: ExecOutcome) -> None:
-        """A failed call is charged to the resources whose steps it ran."""
-        summary = outcome.summary()
-        failed = outcome.failed.steps if outcome.failed is not None else ()
-        culprits = work.resources_of_steps(failed) or set(work.resource_keys)
-        touched = work.resources_of_steps(range(len(work.steps))) | set(work.desired.pruned)
-        names = ", ".join(sorted(culprits))
-        for key in work.resource_keys:
-            changes = self.count(work, key)
-            if key in culprits:
-                report = Report(key, work.domain, "degraded", "StepFailed", summary, changes, False)
-            elif key in touched or outcome.not_undone:
-                report = Report(
-                    key,
-                    work.domain,
-                    "degraded",
-                    "RolledBack" if not outcome.not_undone else "StepFailed",
-                    f"not applied: a call for {names} failed; {summary}",
-                    changes,
-                    False,
-                )
-            elif changes:  # drift of a resource in audit or propose mode, as observed
-                residual = [describe(c) for c in work.diff.changes if c.resource == key]
-                report = self.unplanned_report(work, key, residual)
-            else:
-                report = Report(key, work.domain, "ready", "UpToDate", "no changes needed")
-            self.result.reports.append(report)
 
-    @staticmethod
-    def kind(blame: Blame, default: Outcome) -> Outcome:
-        return "degraded" if blame.retryable else default
+def inventory_changes(work: DomainWork) -> tuple[Objects, Objects]:
+    """Objects the executed steps created join the inventory; removed ones leave it."""
+    added: dict[str, set[str]] = {}
+    removed: dict[str, set[str]] = {}
+    satisfied = {cid for step in work.steps for cid in step.satisfies}
+    for change in work.diff.changes:
+        if change.id not in satisfied:
+            continue
+        if work.controller.created(change):
+            added.setdefault(change.resource, set()).add(change.object)
+        elif change.op == "remove" and not change.field:
+            removed.setdefault(change.resource, set()).add(change.object)
+    return _frozen(added), _frozen(removed)
+
+
+def _frozen(objects: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+    return {key: frozenset(values) for key, values in objects.items()}
+
+
+def count(work: DomainWork, key: str) -> int:
+    """How many of the planned diff's changes belong to resource `key`."""
+    return sum(1 for c in work.diff.changes if c.resource == key)
+
+
+def stalled(work: DomainWork, reason: str, message: str, *, stale: bool = False) -> DomainOutcome:
+    """The domain did not run: every resource reports Stalled with `reason`."""
+    return DomainOutcome(
+        work.domain,
+        ok=False,
+        changed=False,
+        summary=f"{reason}: {message}",
+        reports=report_all(work, "stalled", reason, message),
+        work=work,
+        stale=stale,
+    )
+
+
+def unplanned_report(ctx: ApplyContext, work: DomainWork, key: str, residual: list[str]) -> Report:
+    """A resource in audit or propose mode whose drift was reported, not planned."""
+    mode = ctx.mode(key)
+    drift: Outcome = "drifted" if mode == "audit" else "proposed"
+    reason = "DriftDetected" if mode == "audit" else "AwaitingApproval"
+    return Report(key, work.domain, drift, reason, "; ".join(residual[:5]), len(residual))
+
+
+def report_all(work: DomainWork, outcome: Outcome, reason: str, message: str) -> tuple[Report, ...]:
+    """The same report for every resource of the domain; none of them was applied."""
+    return tuple(
+        Report(key, work.domain, outcome, reason, message, count(work, key), False)
+        for key in work.all_keys
+    )
+
+
+def report_blocked(
+    work: DomainWork, outcome: Outcome, reason: str, message: str
+) -> tuple[Report, ...]:
+    """A domain that may not run: the blamed resources carry their own error, the
+    others say which resources blocked them (all carry the error when none is known)."""
+    culprits = work.blamed
+    if not culprits:
+        return report_all(work, outcome, reason, message)
+    names = ", ".join(sorted(culprits))
+    reports: list[Report] = []
+    for key in work.all_keys:
+        blame = culprits.get(key)
+        if blame is not None:
+            report = Report(
+                key,
+                work.domain,
+                kind_of(blame, outcome),
+                blame.reason,
+                blame.message,
+                count(work, key),
+                False,
+            )
+        else:
+            report = Report(
+                key,
+                work.domain,
+                "stalled",
+                "Blocked",
+                f"not applied: the {work.domain} domain could not run because of "
+                f"{names} ({reason})",
+                count(work, key),
+                False,
+            )
+        reports.append(report)
+    return tuple(reports)
+
+
+def report_left_out(work: DomainWork) -> tuple[Report, ...]:
+    """Resources planned out of this apply: each with its own error."""
+    return tuple(
+        Report(
+            key,
+            work.domain,
+            kind_of(blame, "stalled"),
+            blame.reason,
+            f"{blame.message} (not applied; the rest of the {work.domain} domain "
+            "went ahead without it)",
+            0,
+            False,
+        )
+        for key, blame in sorted(work.left_out.items())
+    )
+
+
+def report_step_failure(
+    ctx: ApplyContext, work: DomainWork, outcome: ExecOutcome
+) -> tuple[Report, ...]:
+    """A failed call is charged to the resources whose steps it ran."""
+    summary = outcome.summary()
+    failed = outcome.failed.steps if outcome.failed is not None else ()
+    culprits = work.resources_of_steps(failed) or set(work.resource_keys)
+    touched = work.resources_of_steps(range(len(work.steps))) | set(work.desired.pruned)
+    names = ", ".join(sorted(culprits))
+    reports: list[Report] = []
+    for key in work.resource_keys:
+        changes = count(work, key)
+        if key in culprits:
+            report = Report(key, work.domain, "degraded", "StepFailed", summary, changes, False)
+        elif key in touched or outcome.not_undone:
+            report = Report(
+                key,
+                work.domain,
+                "degraded",
+                "RolledBack" if not outcome.not_undone else "StepFailed",
+                f"not applied: a call for {names} failed; {summary}",
+                changes,
+                False,
+            )
+        elif changes:  # drift of a resource in audit or propose mode, as observed
+            residual = [describe(c) for c in work.diff.changes if c.resource == key]
+            report = unplanned_report(ctx, work, key, residual)
+        else:
+            report = Report(key, work.domain, "ready", "UpToDate", "no changes needed")
+        reports.append(report)
+    return tuple(reports)
+
+
+def kind_of(blame: Blame, default: Outcome) -> Outcome:
+    return "degraded" if blame.retryable else default

@@ -32,13 +32,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from contract.tooldef import ToolSpec
 from reconciler import __version__
-from reconciler.engine.apply import ApplyRun, saved_domain_problem
+from reconciler.engine.apply import (
+    ApplyContext,
+    DomainOutcome,
+    apply_domain,
+    mark_reconciling,
+    saved_domain_problem,
+    stalled,
+)
 from reconciler.engine.execute import ProgressFn
 from reconciler.engine.order import dependencies
 from reconciler.engine.planning import DomainWork, plan_domain
@@ -79,16 +86,26 @@ class Merge:
         return documents(self.specset)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Planned:
+    """What Engine.plan made: the plan, the merge it is for, each domain's work.
+
+    `saved`: a saved plan Engine.check_saved accepted for this one (its
+    binding and content are then not checked again by Engine.apply).
+    """
+
     plan: Plan
     merge: Merge
-    works: dict[str, DomainWork]
+    works: Mapping[str, DomainWork]
     catalogue: Mapping[str, ToolSpec]
+    saved: Plan | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApplyResult:
+    """What Engine.apply concluded: the generation, reports per resource, and per
+    domain a one-line summary; `stale` and `destructive_refused` name domains."""
+
     generation: int
     reports: list[Report] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)  # domain -> one-line summary
@@ -242,15 +259,16 @@ class Engine:
         if problems:
             raise StalePlan("saved plan is stale: " + "; ".join(problems) + "; run aios plan again")
 
-    def check_saved(self, saved: Plan, planned: Planned, *, state: bool = True) -> None:
+    def check_saved(self, saved: Plan, planned: Planned, *, state: bool = True) -> Planned:
         """Accept `saved` only when it equals the fresh `planned` for the same binding.
 
         Raises StalePlan (exit 3) when the binding or (with `state`) any
         domain's observed state differs, PlanRejected (exit 1) when the
         content differs (an altered plan), naming the first difference.
-        Nothing is executed from `saved` itself: the apply runs the fresh,
-        verified steps. Without `state`, a domain whose state moved is left to
-        `apply`, which re-observes it and stalls it as StalePlan.
+        Returns `planned` with `saved` accepted: `apply` of it does not check
+        again. Nothing is executed from `saved` itself: the apply runs the
+        fresh, verified steps. Without `state`, a domain whose state moved is
+        left to `apply`, which re-observes it and stalls it as StalePlan.
         """
         self.check_binding(saved, planned)
         stale: list[str] = []
@@ -271,6 +289,7 @@ class Engine:
                     f"{altered[0]}; nothing was run; make a new one with aios plan --out"
                 ]
             )
+        return replace(planned, saved=saved)
 
     # --- apply -------------------------------------------------------------------
 
@@ -282,84 +301,95 @@ class Engine:
         saved: Plan | None = None,
         progress: ProgressFn | None = None,
     ) -> ApplyResult:
-        """Execute `planned`; with `saved`, only if the saved plan equals it (check_saved)."""
-        if saved is not None:
-            self.check_saved(saved, planned, state=False)
+        """Execute `planned`; with `saved`, only if the saved plan equals it (check_saved).
+
+        Each domain's `apply_domain` returns a DomainOutcome; they are folded
+        here: inventory as each domain ends, then reports, generation,
+        statuses and the run's summary.
+        """
+        if saved is not None and planned.saved is not saved:
+            planned = self.check_saved(saved, planned, state=False)
         merge = planned.merge
         with self.store.writer():
             run = uuid.uuid4().hex[:12]
             self.store.start_run(run, self.target.name, merge.generation)
-            result = ApplyResult(merge.generation)
-            runner = ApplyRun(
+            before: dict[str, ResourceStatus | None] = {}
+            for work in planned.works.values():  # persisted before the first call runs
+                before.update(mark_reconciling(self.store, self.target.name, run, work))
+            context = ApplyContext(
                 target=self.target.name,
                 client=self.client,
                 store=self.store,
-                planned=planned,
-                result=result,
+                catalogue=planned.catalogue,
                 run=run,
+                generation=merge.generation,
+                modes={r.key: r.spec.mode for r in merge.specset.resources},
                 saved=saved,
                 assume_yes=assume_yes,
                 progress=progress,
+                marked=frozenset(before),
             )
-            for work in planned.works.values():  # persisted before the first call runs
-                runner.mark_reconciling(work)
-            for domain, keys in self.uncontrolled(merge).items():
-                result.reports.extend(
-                    Report(key, domain, "stalled", "NoController",
-                           f"this aios has no controller for the {domain} domain", 0, False)
-                    for key in keys
-                )  # fmt: skip
+            uncontrolled = [
+                Report(key, domain, "stalled", "NoController",
+                       f"this aios has no controller for the {domain} domain", 0, False)
+                for domain, keys in self.uncontrolled(merge).items()
+                for key in keys
+            ]  # fmt: skip
             deps = dependencies(merge.specset.resources, self.domains)
             done: dict[str, asyncio.Event] = {d: asyncio.Event() for d in planned.works}
-            ok: dict[str, bool] = {}
-            changed: dict[str, bool] = {}
+            outcomes: dict[str, DomainOutcome] = {}
 
             async def run_domain(domain: str) -> None:
+                work = planned.works[domain]
+                outcome: DomainOutcome | None = None
                 try:
                     waits = [d for d in deps.get(domain, ()) if d in done]
                     for dep in waits:
                         await done[dep].wait()
-                    failed = [d for d in waits if not ok.get(d, False)]
-                    work = planned.works[domain]
-                    if failed and work.error is None:  # its own planning error says more
-                        runner.stall(
-                            work,
-                            "DependencyNotReady",
-                            f"waiting for domain(s) {', '.join(failed)} to be Ready",
-                        )
-                        ok[domain] = False
-                        return
-                    observes = work.controller.observes_changes_of
-                    dep_changed = any(changed.get(d) for d in waits if d in observes)
-                    ok[domain], changed[domain] = await runner.domain(work, dep_changed=dep_changed)
-                except Exception:
-                    ok[domain] = False
-                    raise
+                    failed = [d for d in waits if not (d in outcomes and outcomes[d].ok)]
+                    try:
+                        if failed and work.error is None:  # its own planning error says more
+                            outcome = stalled(
+                                work,
+                                "DependencyNotReady",
+                                f"waiting for domain(s) {', '.join(failed)} to be Ready",
+                            )
+                        else:
+                            observes = work.controller.observes_changes_of
+                            dep_changed = any(outcomes[d].changed for d in waits if d in observes)
+                            outcome = await apply_domain(context, work, dep_changed=dep_changed)
+                        self._record_inventory(outcome)
+                    except Exception as exc:  # one domain's bug never stops the others
+                        outcome = stalled(work, "InternalError", f"{type(exc).__name__}: {exc}")
                 finally:
+                    if outcome is not None:
+                        outcomes[domain] = outcome
                     done[domain].set()
 
             started = time.monotonic()
-            outcomes = await asyncio.gather(
-                *(run_domain(d) for d in planned.works), return_exceptions=True
+            await asyncio.gather(*(run_domain(d) for d in planned.works))
+            ran = [outcomes[d] for d in planned.works]  # in domain order
+            for outcome in ran:
+                before.update(outcome.marked)
+            ok = {o.domain: o.ok for o in ran}
+            result = ApplyResult(
+                merge.generation,
+                reports=uncontrolled + [r for o in ran for r in o.reports],
+                outcomes={o.domain: o.summary for o in ran},
+                stale=[o.domain for o in ran if o.stale],
+                destructive_refused=[o.domain for o in ran if o.destructive_refused],
             )
-            for domain, outcome in zip(planned.works, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    runner.stall(
-                        planned.works[domain],
-                        "InternalError",
-                        f"{type(outcome).__name__}: {outcome}",
-                    )
             forgotten = [key for key in merge.pruned if ok.get(self.domains.domain_of(key), False)]
             for key in forgotten:
                 self.store.forget_resource(self.target.name, key)
             applied = self.applied_set(merge, result, forgotten)
-            result.generation = self._record_generation(merge, applied, forgotten)
+            result = replace(result, generation=self._record_generation(merge, applied, forgotten))
             self._write_statuses(
                 result,
                 merge,
                 result.generation,
                 int((time.monotonic() - started) * 1000),
-                before=runner.before,
+                before=before,
                 forgotten=set(forgotten),
             )
             self._drop_unmanaged_statuses(applied, result)
@@ -369,6 +399,16 @@ class Engine:
                 "; ".join(f"{d}: {s}" for d, s in sorted(result.outcomes.items())),
             )
         return result
+
+    def _record_inventory(self, outcome: DomainOutcome) -> None:
+        """Objects a domain's calls created join the inventory; removed ones leave it."""
+        if outcome.added or outcome.removed:
+            self.store.update_inventory(
+                self.target.name,
+                outcome.domain,
+                added={k: set(v) for k, v in outcome.added.items()},
+                removed={k: set(v) for k, v in outcome.removed.items()},
+            )
 
     def applied_set(self, merge: Merge, result: ApplyResult, forgotten: list[str]) -> SpecSet:
         """The spec set that took effect (see the module doc): merge's resources, except
