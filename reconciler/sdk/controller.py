@@ -20,6 +20,7 @@ and what `aios get` prints.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -80,8 +81,13 @@ class Call:
 StateT = TypeVar("StateT", bound=BaseModel)
 
 
-class Controller(Generic[StateT]):
-    """Base class of the five domain controllers."""
+class Controller(ABC, Generic[StateT]):
+    """Base class of the domain controllers.
+
+    observe, diff, plan, simulate and export are abstract: a subclass that
+    leaves one out cannot be instantiated, and mypy reports it where the
+    class is instantiated. The rest have defaults a domain may override.
+    """
 
     domain: ClassVar[str]  # "network", "firewall", "packages", "storage", "models"
     kinds: ClassVar[tuple[str, ...]]  # spec kinds this controller reconciles
@@ -92,17 +98,22 @@ class Controller(Generic[StateT]):
     # engine observes and plans this domain again before executing it.
     observes_changes_of: ClassVar[frozenset[str]] = frozenset()
 
+    @abstractmethod
     async def observe(self, reader: StateReader, desired: Desired) -> StateT:
-        raise NotImplementedError
+        """The actual state, read through `reader` (registry reads only)."""
 
+    @abstractmethod
     def diff(self, desired: Desired, state: StateT) -> Diff:
-        raise NotImplementedError
+        """Changes from `state` to `desired`, and why the rest needs nothing. Pure."""
 
+    @abstractmethod
     def plan(self, diff: Diff, desired: Desired, state: StateT) -> tuple[Step, ...]:
-        raise NotImplementedError
+        """Steps that make `diff`'s changes, in a safe order. Pure. The engine fills
+        each step's `risk` from the live catalogue (the planner leaves it)."""
 
+    @abstractmethod
     def simulate(self, state: StateT, steps: Sequence[Step]) -> StateT:
-        raise NotImplementedError
+        """The state `steps` would leave (the domain's effect model). Pure."""
 
     def destructive(self, state: StateT, step: Step) -> str | None:
         """Why `step` destroys data on `state` (None: it does not)."""
@@ -112,9 +123,9 @@ class Controller(Generic[StateT]):
         """True when every spec item a destructive `step` touches has force: true."""
         return False
 
+    @abstractmethod
     def export(self, state: StateT) -> list[JSON]:
         """The observed state as spec documents (dicts in YAML key names)."""
-        raise NotImplementedError
 
     def scope(self, state: StateT, resources: Sequence[Resource]) -> JSON:
         """The part of `state` the given resources declare (`aios get KIND NAME`)."""
