@@ -2,7 +2,7 @@
 
 `RegistryClient(address, agent_id=..., task_id=...)` talks to our registry or
 a real aiOS one. Its public API has no proto types: `list_tools` returns
-ToolSpecs (registry.core.tool), `call` returns a ToolResult with the parsed
+ToolSpecs (contract.tooldef), `call` returns a ToolResult with the parsed
 output, `rollback` returns None or raises, `health` says whether the server
 answers the standard health check with SERVING.
 
@@ -19,8 +19,10 @@ catalogue marks idempotent; an unknown tool counts as not idempotent. Each
 call's deadline is at least the tool's timeout_ms plus a margin.
 
 Only this module and registry/ import contract._gen; importing it pulls in
-grpc and registry.core.tool, nothing heavier. Used by controllers (through the
-engine), the CLI and bench/.
+grpc and contract.tooldef, nothing heavier. It is the engine's
+reconciler.sdk.ports.Registry (the CLI's composition root, reconciler.cli.common,
+hands it to the engine; controllers reach it only through the engine's
+read-only reader); also used by `aios registry` and bench/.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@
   the resource at fault when it fails.
 - `verify`: the gate every plan passes (catalogue, JSON Schemas, risk policy,
   simulation with the domain's effect model).
-- `apply`: run one planned domain (re-check, execute, re-observe, report).
+- `apply`: run one planned domain (re-check, execute, re-observe, report)
+  and return its frozen DomainOutcome, which `reconcile` folds.
 - `execute`: calls through the registry client, journaled, undone on failure.
 - `reader`: the read-only registry view observe gets.
 - `order`: which domain waits for which (defaults plus dependsOn).

@@ -6,7 +6,8 @@ domain its tables into one `firewall.apply`). Every call is journaled as
 `started` before it is sent and `done`/`failed` after. When a call fails,
 the calls already made are rolled back in reverse order with the registry's
 Rollback(execution_id); the outcome says what was undone and what could not
-be, so status never hides a half-applied change. Used by the engine's apply.
+be, so status never hides a half-applied change. Used by
+reconciler.engine.apply.
 """
 
 from __future__ import annotations

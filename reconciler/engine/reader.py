@@ -5,7 +5,7 @@ writer (derived from its capabilities), so planning can never make a write
 call, whatever a controller or a model asks for. Records the reads it made.
 Also gives controllers a small persistent cache (the store's), e.g. for nft's
 canonical form of desired tables.
-Used by reconciler.engine.reconcile.
+Used by the engine (plan, apply, verify) and by `aios get` and `aios export`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Conditions follow the Kubernetes shape (type, status "True"/"False"/
 "Unknown", reason, message, lastTransitionTime); the transition time only
 moves when a condition's status changes. Each reconcile adds a history entry
 (generation, revision, outcome, changes, duration, message); the last five are
-kept. Used by the engine's apply and by `aios status`.
+kept. Used by the engine (apply reports, reconcile writes the statuses) and
+by `aios status`.
 
 While an apply runs, the resources it is about to change are marked
 Reconciling (`reconciling_status`, written before the first step executes;

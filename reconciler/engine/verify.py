@@ -3,7 +3,7 @@
 Checks, in order, and reports every finding (not just the first):
   1. each step's tool exists in the registry's catalogue and belongs to a
      namespace the domain may use, and is a write tool (plans change things);
-  2. each step's input, and each batched call the executor will make from the
+  2. each step's input, and each batched call the engine will send from the
      steps, validates against the tool's input JSON Schema;
   3. risk policy: a step the domain's effect model calls destructive runs only
      if every spec item it touches has `force: true` — `--yes` never counts;

@@ -1,9 +1,12 @@
 """Error types shared by the engine, the controllers, the client and the CLI.
 
-Every error says whether retrying can help. The engine's queue reads
-`retryable` and `delay`; the CLI maps the classes to exit codes. gRPC and LLM
-client exceptions are translated into these at the boundary (the registry
-client, the planners) and never leak further.
+Every error says whether retrying can help (`retryable`). The registry
+client retries a TemporaryError of an idempotent tool after `delay` (or its
+backoff, whichever is longer); the planner does not blame a resource for a
+retryable error and reports it as Degraded rather than Stalled (and a plan's
+failures carry `retryable`); the CLI maps the classes to exit codes. gRPC
+exceptions are translated into these at the boundary (reconciler.client) and
+never leak further.
 
     SpecError (specs.errors)       invalid specs (ValueError); carries every issue found
     AiosError                      base; `retryable` is False unless stated
