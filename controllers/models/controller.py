@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from controllers.models import diff as diff_module
 from controllers.models import effects, export, observe, plan
+from controllers.models.desired import models_resources
 from controllers.models.domain import DOMAIN
-from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
 from reconciler.sdk.plan import Step

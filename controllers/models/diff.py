@@ -20,7 +20,7 @@ states).
 
 from __future__ import annotations
 
-from controllers.models.observe import models_resources
+from controllers.models.desired import models_resources
 from controllers.models.state import ModelsState, parent_of, source_path
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.diffing import Collector

@@ -11,21 +11,16 @@ controllers.models.controller.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from controllers.models.desired import models_resources
 from controllers.models.state import ModelFile, ModelsState, source_path
 from reconciler.sdk.controller import Desired, StateReader
 from reconciler.sdk.errors import ToolFailed
-from specs.models import DEFAULT_MODEL_DIR, Models
+from specs.models import DEFAULT_MODEL_DIR
 
 TOOL = "model.list"
-
-
-def models_resources(desired: Desired) -> Iterator[Models]:
-    for resource in sorted(desired.resources, key=lambda r: r.key):
-        if isinstance(resource, Models):
-            yield resource
 
 
 def read_args(desired: Desired) -> list[dict[str, Any]]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from controllers.models.desired import declared
 from controllers.models.diff import expected_sha256
-from controllers.models.observe import models_resources
 from controllers.models.state import ModelsState
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.errors import PlanRejected
 from reconciler.sdk.plan import Change, Risk, Step
-from specs.models import Model
 
 
 @lru_cache(maxsize=1)
@@ -29,16 +28,8 @@ def _risks() -> dict[str, Risk]:
     return {name: spec.risk for name, spec in specs().items()}
 
 
-def _declared(desired: Desired) -> dict[str, Model]:
-    return {
-        resource.spec.path_of(model): model
-        for resource in models_resources(desired)
-        for model in resource.spec.models
-    }
-
-
 def plan(diff: Diff, desired: Desired, state: ModelsState) -> tuple[Step, ...]:
-    models = _declared(desired)
+    models = declared(desired)
     by_path: dict[str, list[Change]] = {}
     for change in diff.changes:
         by_path.setdefault(change.object.partition(":")[2], []).append(change)

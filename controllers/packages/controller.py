@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from controllers.packages import diff as diff_mod
 from controllers.packages import effects, export, observe, plan
+from controllers.packages.desired import Wanted
 from controllers.packages.domain import DOMAIN
 from controllers.packages.state import PackagesState
-from controllers.packages.wanted import Wanted
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
 from reconciler.sdk.plan import Step
 from specs.base import Resource

@@ -26,10 +26,10 @@ states).
 
 from __future__ import annotations
 
+from controllers.packages.desired import Wanted, WantedPackage, WantedRepo
 from controllers.packages.removals import Removal, undeclared
 from controllers.packages.state import PackagesState, Pkg, removal_closure
 from controllers.packages.versions import Constraint, compare, parse_constraint, resolve, satisfies
-from controllers.packages.wanted import Wanted, WantedPackage, WantedRepo
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.errors import PermanentError
 from reconciler.sdk.plan import Change, NoOp

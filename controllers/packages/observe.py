@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controllers.packages.desired import Wanted
 from controllers.packages.state import Backend, PackagesState, Pkg, Repo
 from controllers.packages.versions import newest_first
-from controllers.packages.wanted import Wanted
 from reconciler.sdk.controller import Desired, StateReader
 from reconciler.sdk.errors import ToolFailed
 

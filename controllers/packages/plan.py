@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from controllers.packages.desired import Wanted
 from controllers.packages.state import PackagesState, Repo
-from controllers.packages.wanted import Wanted
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.plan import Change, Step
 from registry.handlers.index import specs as catalogue_specs

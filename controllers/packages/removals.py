@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controllers.packages.desired import Wanted
 from controllers.packages.state import PackagesState
-from controllers.packages.wanted import Wanted
 from reconciler.sdk.controller import Desired
 
 

@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 
 from controllers.storage import diff as diff_module
 from controllers.storage import effects, export, observe, plan
+from controllers.storage.desired import gather
 from controllers.storage.diff import describe_fs
 from controllers.storage.domain import DOMAIN
-from controllers.storage.items import gather
 from controllers.storage.state import StorageState
 from reconciler.sdk.controller import JSON, Controller, Desired, Diff, StateReader
 from reconciler.sdk.plan import Step

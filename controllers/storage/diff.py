@@ -16,7 +16,7 @@ predicted states).
 from __future__ import annotations
 
 from controllers.storage import diff_paths
-from controllers.storage.items import (
+from controllers.storage.desired import (
     Item,
     Items,
     fstab_entry,

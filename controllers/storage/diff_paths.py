@@ -18,7 +18,7 @@ controllers.storage.diff.
 
 from __future__ import annotations
 
-from controllers.storage.items import Item, Items
+from controllers.storage.desired import Item, Items
 from controllers.storage.state import PathState, StorageState, shadowing
 from reconciler.sdk.controller import Desired
 from reconciler.sdk.diffing import Collector

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controllers.storage.items import gather
+from controllers.storage.desired import gather
 from controllers.storage.state import (
     FsState,
     FstabEntry,

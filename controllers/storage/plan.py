@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from controllers.storage.desired import Items, fstab_entry, gather, label_candidates
 from controllers.storage.diff import REMOUNTING_FIELDS, describe_fs, remade
-from controllers.storage.items import Items, fstab_entry, gather, label_candidates
 from controllers.storage.options import for_fresh_mount, missing
 from controllers.storage.state import FstabEntry, StorageState, depth, is_under
 from reconciler.sdk.controller import Desired, Diff
