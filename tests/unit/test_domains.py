@@ -1,0 +1,102 @@
+"""The domain declarations are the one source of truth, and the hand-kept tables agree.
+
+controllers/<domain>/domain.py declares each domain; controllers.DEFAULT_DOMAINS
+lists them in run order. What must stay hand-kept because of layering is
+checked here: the spec language's kind table (specs.kinds.DEFAULT_KINDS, which
+specs keeps because it cannot import controllers), each Controller class's
+domain/kinds/observes_changes_of, every controller package being declared, and
+the CLI's kind choices. The derived tables are pinned to today's values, and
+Domains refuses inconsistent declarations.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from controllers import DEFAULT_DOMAINS, load_controller
+from reconciler.cli import inspect_cmds, validate
+from reconciler.engine.order import dependencies
+from specs.base import KINDS
+from specs.domains import Domain, Domains
+from specs.kinds import DEFAULT_KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_spec_side_kind_table_is_the_declared_one() -> None:
+    assert dict(DEFAULT_KINDS) == dict(DEFAULT_DOMAINS.kinds)
+    assert DEFAULT_KINDS.names == DEFAULT_DOMAINS.kinds.names == KINDS
+
+
+def test_every_controller_package_is_declared_once() -> None:
+    packages = sorted(p.parent.name for p in (ROOT / "controllers").glob("*/__init__.py"))
+    assert sorted(DEFAULT_DOMAINS.names) == packages
+    for name in packages:
+        assert (ROOT / "controllers" / name / "domain.py").is_file()
+
+
+@pytest.mark.parametrize("name", DEFAULT_DOMAINS.names)
+def test_each_controller_reads_its_declaration(name: str) -> None:
+    declared = DEFAULT_DOMAINS[name]
+    controller = load_controller(declared)
+    assert controller.domain == name
+    assert controller.kinds == tuple(declared.kinds)
+    assert controller.observes_changes_of == declared.observes_changes_of
+    assert load_controller(declared) is controller
+    for kind in declared.kinds:
+        model = DEFAULT_KINDS.model(kind, object)
+        assert getattr(model, "KIND", None) == kind
+
+
+def test_derived_tables_are_todays() -> None:
+    assert DEFAULT_DOMAINS.names == ("storage", "packages", "models", "network", "firewall")
+    assert DEFAULT_DOMAINS.kind_domain == {
+        "Network": "network",
+        "Firewall": "firewall",
+        "Packages": "packages",
+        "Storage": "storage",
+        "Models": "models",
+    }
+    assert dict(DEFAULT_DOMAINS.dependencies) == {
+        "storage": frozenset(),
+        "packages": frozenset({"storage"}),
+        "models": frozenset({"storage", "packages"}),
+        "network": frozenset(),
+        "firewall": frozenset({"network"}),
+    }
+    assert dependencies((), DEFAULT_DOMAINS) == dict(DEFAULT_DOMAINS.dependencies)
+
+
+def test_cli_kind_choices_come_from_the_tables() -> None:
+    assert DEFAULT_KINDS.names == validate.KIND_NAMES
+    assert list(inspect_cmds.KINDS.choices) == sorted(DEFAULT_DOMAINS.kind_domain)
+
+
+def test_the_independence_contract_covers_every_domain_package() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    independence = [c for c in contracts if c["type"] == "independence"]
+    assert any(c["modules"] == ["controllers.*"] for c in independence)
+
+
+def _domain(name: str, kind: str, **kw: object) -> Domain:
+    return Domain(name=name, kinds={kind: f"x.{name}:{kind}"}, controller=f"x.{name}:C", **kw)  # type: ignore[arg-type]
+
+
+def test_inconsistent_declarations_are_refused() -> None:
+    a = _domain("a", "Aa")
+    with pytest.raises(ValueError, match="declared twice"):
+        Domains([a, a])
+    with pytest.raises(ValueError, match="kind Aa is declared by domains a and b"):
+        Domains([a, _domain("b", "Aa")])
+    with pytest.raises(ValueError, match="runs after c, which must be declared before it"):
+        Domains([_domain("b", "Bb", after=frozenset({"c"})), _domain("c", "Cc")])
+    with pytest.raises(ValueError, match="observes changes of a, which it does not run after"):
+        _domain("b", "Bb", observes_changes_of=frozenset({"a"}))
+    with pytest.raises(ValueError, match="cannot run after itself"):
+        _domain("b", "Bb", after=frozenset({"b"}))
+    with pytest.raises(ValueError, match="declares no kinds"):
+        Domain(name="b", kinds={}, controller="x:C")
