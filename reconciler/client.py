@@ -9,14 +9,18 @@ answers the standard health check with SERVING.
 Error mapping (reconciler.sdk.errors), the same for both registries:
   NOT_FOUND, or INTERNAL with "Unknown tool"            -> ToolNotFound
   UNAVAILABLE, DEADLINE_EXCEEDED, transport failures    -> RegistryUnavailable
-  success=false "Rate limit exceeded"                   -> RateLimited (delay 0.2 s)
+  success=false "Rate limit exceeded"                   -> RateLimited (delay 0.2 s, before_run)
   success=false "Invalid input:", "Capability denied:",
     "Invalid JSON input", "fs.<op>: missing required field"/"invalid JSON input"
                                                         -> ToolRejected
   any other success=false, undecodable output, other gRPC codes -> ToolFailed
-Temporary errors are retried (bounded, exponential backoff) only for tools the
-catalogue marks idempotent; an unknown tool counts as not idempotent. Each
-call's deadline is at least the tool's timeout_ms plus a margin.
+  UNAVAILABLE "failed to connect to all addresses"     -> RegistryUnavailable, before_run
+Temporary errors are retried (reconciler.sdk.retry: bounded, max(delay,
+exponential backoff)) `attempts - 1` times, only for tools the catalogue marks
+idempotent; an unknown tool counts as not idempotent. The engine's client is
+made with attempts=1 (reconciler.cli.common): the engine retries its own calls
+(Engine.retry), so no call is retried by both. Each call's deadline is at
+least the tool's timeout_ms plus a margin.
 
 Only this module and registry/ import contract._gen; importing it pulls in
 grpc and contract.tooldef, nothing heavier. It is the engine's
@@ -45,11 +49,11 @@ from reconciler.sdk.errors import (
     AiosError,
     RateLimited,
     RegistryUnavailable,
-    TemporaryError,
     ToolFailed,
     ToolNotFound,
     ToolRejected,
 )
+from reconciler.sdk.retry import Retry
 
 if TYPE_CHECKING:
     from reconciler.sdk.ports import Registry
@@ -62,6 +66,7 @@ _REJECTED = re.compile(
     r"fs\.\w+: (missing required field|invalid JSON input))"
 )
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+_NEVER_SENT = "failed to connect to all addresses"  # gRPC core: no connection, nothing sent
 ProgressCallback = Callable[[int, int, str], None]  # done, total, message
 
 
@@ -109,7 +114,11 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, tool: str = "") -> AiosError:
     ):
         return ToolNotFound(details or f"Tool not found: {tool}")
     if code in _UNAVAILABLE:
-        return RegistryUnavailable(f"registry unavailable ({code.name}): {details}")
+        # A connection that never opened carried no call: sending it again is safe.
+        never_sent = code == grpc.StatusCode.UNAVAILABLE and details.startswith(_NEVER_SENT)
+        return RegistryUnavailable(
+            f"registry unavailable ({code.name}): {details}", before_run=never_sent
+        )
     return ToolFailed(f"registry error {code.name}: {details}")
 
 
@@ -212,15 +221,12 @@ class RegistryClient:
     async def _call_with_retries(
         self, tool: str, args: Mapping[str, Any], reason: str, deadline: float, idempotent: bool
     ) -> ToolResult:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._call_once(tool, args, reason, deadline)
-            except TemporaryError as exc:
-                if not idempotent or attempt >= self.attempts:
-                    raise
-                await asyncio.sleep(max(exc.delay, self.backoff_s * 2 ** (attempt - 1)))
+        retry = Retry(retries=self.attempts - 1, backoff_s=self.backoff_s)
+        return await retry.run(
+            lambda: self._call_once(tool, args, reason, deadline),
+            safe=lambda _error: idempotent,
+            say=False,
+        )
 
     async def _call_once(
         self, tool: str, args: Mapping[str, Any], reason: str, deadline: float

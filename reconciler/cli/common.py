@@ -149,7 +149,7 @@ async def open_engine(
     from reconciler.client import RegistryClient
 
     store = Store(target.state_dir)
-    client = RegistryClient(target.address, agent_id=target.agent_id)
+    client = RegistryClient(target.address, agent_id=target.agent_id, attempts=1)  # Engine.retry
     declared = domains()
     try:
         yield Engine(target, store, client, LazyControllers(only, declared), declared)

@@ -129,7 +129,8 @@ def get(
                 resources = [r for r in resources if r.metadata.name == name]
                 if not resources:
                     raise click.ClickException(f"{kind}/{name} is not managed on {target.name}")
-            reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="aios get")
+            catalogue = await engine.catalogue()
+            reader = ReadOnlyReader(engine.client, catalogue, reason="aios get", retry=engine.retry)
             state = await controller.observe(reader, Desired(domain, tuple(resources)))
             if name is not None:
                 return controller.scope(state, resources)
@@ -151,7 +152,10 @@ def export(
 
     async def go() -> list[dict[str, Any]]:
         async with open_engine(target, only) as engine:
-            reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="aios export")
+            catalogue = await engine.catalogue()
+            reader = ReadOnlyReader(
+                engine.client, catalogue, reason="aios export", retry=engine.retry
+            )
             documents: list[dict[str, Any]] = []
             for domain, controller in engine.controllers.items():
                 state = await controller.observe(reader, Desired(domain, ()))

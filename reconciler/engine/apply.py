@@ -45,6 +45,7 @@ from reconciler.sdk.controller import Call
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import Plan, plan_difference
 from reconciler.sdk.ports import Registry
+from reconciler.sdk.retry import NO_RETRY, Retry
 
 Objects = Mapping[str, frozenset[str]]  # resource key -> object keys
 
@@ -91,9 +92,12 @@ class ApplyContext:
     assume_yes: bool = False
     progress: ProgressFn | None = None
     marked: frozenset[str] = frozenset()  # resources marked Reconciling before any domain ran
+    retry: Retry = NO_RETRY  # the engine's policy for TemporaryErrors (Engine.retry)
 
     def reader(self, reason: str) -> ReadOnlyReader:
-        return ReadOnlyReader(self.client, self.catalogue, reason=reason, cache=self.store)
+        return ReadOnlyReader(
+            self.client, self.catalogue, reason=reason, cache=self.store, retry=self.retry
+        )
 
     def mode(self, key: str) -> str:
         return self.modes.get(key, "enforce")
@@ -232,6 +236,7 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
             domain=domain,
             reason=f"aios apply {ctx.target} generation {ctx.generation}",
             progress=ctx.progress,
+            retry=ctx.retry,
         )
         if not outcome.ok:
             return DomainOutcome(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from contract.tooldef import ToolSpec
 from reconciler.engine.store import Store
@@ -21,6 +22,7 @@ from reconciler.sdk.controller import Call
 from reconciler.sdk.errors import AiosError
 from reconciler.sdk.plan import canonical_digest
 from reconciler.sdk.ports import Registry
+from reconciler.sdk.retry import NO_RETRY, Retry, refused_before_run
 
 ProgressFn = Callable[[str, int, int, str], None]  # tool, done, total, message
 
@@ -75,7 +77,14 @@ async def execute(
     domain: str,
     reason: str,
     progress: ProgressFn | None = None,
+    retry: Retry = NO_RETRY,
 ) -> ExecOutcome:
+    """Send `calls` in order; on the first failure undo the ones made (module doc).
+
+    A call the registry refused before running it (a TemporaryError with
+    `before_run`: rate limited, no connection) is sent again under `retry`;
+    one that may have run is never sent twice.
+    """
     journal = Journal(store, run, target, domain)
     outcome = ExecOutcome(ok=True)
     for index, call in enumerate(calls):
@@ -83,9 +92,10 @@ async def execute(
         journal.record(index, call, "started", digest=digest)
         on_progress = _progress_for(call.tool, progress)
         try:
-            result = await client.call(
-                call.tool, call.input, reason=reason, on_progress=on_progress
+            send = partial(
+                client.call, call.tool, call.input, reason=reason, on_progress=on_progress
             )
+            result = await retry.run(send, safe=refused_before_run)
         except AiosError as exc:
             journal.record(index, call, "failed", digest=digest, error=str(exc))
             outcome.ok = False

@@ -3,6 +3,9 @@
 Wraps the registry client and refuses every tool the catalogue marks as a
 writer (derived from its capabilities), so planning can never make a write
 call, whatever a controller or a model asks for. Records the reads it made.
+With a `retry` (the engine's), a read that fails with a TemporaryError is
+sent again after max(delay, backoff), a bounded number of times: a read
+changes nothing, so running it twice is safe.
 Also gives controllers a small persistent cache (the store's), e.g. for nft's
 canonical form of desired tables.
 Used by the engine (plan, apply, verify) and by `aios get` and `aios export`.
@@ -16,6 +19,7 @@ from typing import Any
 from contract.tooldef import ToolSpec
 from reconciler.sdk.errors import PlanRejected, ToolFailed, ToolNotFound
 from reconciler.sdk.ports import Cache, Registry
+from reconciler.sdk.retry import NO_RETRY, Retry
 
 
 class ReadOnlyReader:
@@ -28,8 +32,10 @@ class ReadOnlyReader:
         *,
         reason: str,
         cache: Cache | None = None,
+        retry: Retry = NO_RETRY,
     ) -> None:
         self._client = client
+        self._retry = retry
         self._catalogue = catalogue
         self._reason = reason
         self._cache = cache
@@ -56,7 +62,7 @@ class ReadOnlyReader:
         if spec.writes:
             raise PlanRejected([f"observe may only read: {tool} is a write tool"])
         self.calls.append(tool)
-        result = await self._client.call(tool, args, reason=self._reason)
+        result = await self._retry.run(lambda: self._client.call(tool, args, reason=self._reason))
         output = result.output
         if not isinstance(output, dict):
             raise ToolFailed(f"{tool} returned {type(output).__name__}, not a JSON object")

@@ -56,6 +56,7 @@ from reconciler.sdk.controller import Controller, Desired
 from reconciler.sdk.errors import PlanRejected, StalePlan
 from reconciler.sdk.plan import Plan, PlanBinding, PlanFailure, canonical_digest
 from reconciler.sdk.ports import Registry
+from reconciler.sdk.retry import Retry, Sleep
 from specs.base import Resource
 from specs.domains import Domains
 from specs.kinds import DEFAULT_KINDS, KindTable
@@ -128,12 +129,20 @@ class Engine:
         client: Registry,
         controllers: Mapping[str, Controller[Any]],
         domains: Domains,
+        *,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """`retries`, `backoff_s`, `sleep`: how a TemporaryError of a read or of a
+        write the registry refused before running it is retried (reconciler.sdk.retry);
+        `client` must not retry on its own (the CLI makes it with attempts=1)."""
         self.target = target
         self.store = store
         self.client = client
         self.controllers = controllers
         self.domains = domains  # kinds, order, default dependencies (specs.domains)
+        self.retry = Retry(retries=retries, backoff_s=backoff_s, sleep=sleep)
         self._catalogue: dict[str, ToolSpec] | None = None
 
     # --- inputs ----------------------------------------------------------------
@@ -203,7 +212,7 @@ class Engine:
     async def plan(self, merge: Merge) -> Planned:
         catalogue = await self.catalogue()
         reader = ReadOnlyReader(
-            self.client, catalogue, reason="aios plan: observe", cache=self.store
+            self.client, catalogue, reason="aios plan: observe", cache=self.store, retry=self.retry
         )
         domains = self.involved(merge)
         works = await asyncio.gather(
@@ -328,6 +337,7 @@ class Engine:
                 assume_yes=assume_yes,
                 progress=progress,
                 marked=frozenset(before),
+                retry=self.retry,
             )
             uncontrolled = [
                 Report(key, domain, "stalled", "NoController",

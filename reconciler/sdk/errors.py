@@ -1,18 +1,22 @@
 """Error types shared by the engine, the controllers, the client and the CLI.
 
-Every error says whether retrying can help (`retryable`). The registry
-client retries a TemporaryError of an idempotent tool after `delay` (or its
-backoff, whichever is longer); the planner does not blame a resource for a
-retryable error and reports it as Degraded rather than Stalled (and a plan's
-failures carry `retryable`); the CLI maps the classes to exit codes. gRPC
-exceptions are translated into these at the boundary (reconciler.client) and
-never leak further.
+Every error says whether retrying can help (`retryable`). A TemporaryError
+also says after how long (`delay`) and whether the registry refused the call
+before running it (`before_run`: a rate limit, a connection that never
+opened), so sending it again cannot run it twice. The engine retries with
+reconciler.sdk.retry: an observe's reads on any TemporaryError, a write only
+when `before_run`, each after max(delay, backoff), a bounded number of times;
+the last error then says how often it was retried (`retried`). The planner
+does not blame a resource for a retryable error and reports it as Degraded
+rather than Stalled (a plan's failures carry `retryable`); the CLI maps the
+classes to exit codes. gRPC exceptions are translated into these at the
+boundary (reconciler.client) and never leak further.
 
     SpecError (specs.errors)       invalid specs (ValueError); carries every issue found
     AiosError                      base; `retryable` is False unless stated
     ├── TemporaryError             retry after `delay` seconds (backoff applies)
     │   ├── RegistryUnavailable    transport failure, deadline, UNAVAILABLE
-    │   └── RateLimited            the registry's token bucket said no
+    │   └── RateLimited            the registry's token bucket said no (before_run)
     └── PermanentError             retrying the same input cannot succeed
         ├── ToolNotFound           the registry has no such tool
         ├── ToolRejected           the registry refused the call (schema, capability)
@@ -42,13 +46,30 @@ class AiosError(Exception):
 
 
 class TemporaryError(AiosError):
-    """A failure that may pass: retry after `delay` seconds."""
+    """A failure that may pass: retry after `delay` seconds.
+
+    `before_run`: the registry refused the call before running the tool (or
+    it never reached the registry), so it can be sent again even when the
+    tool is not idempotent. False when it may have run (a deadline passed
+    while it ran, the connection dropped mid-call). `retried`: how many
+    times the call was retried before this error was given up on.
+    """
 
     retryable = True
+    refused_before_run = False  # the class's default for `before_run`
 
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+    def __init__(self, message: str, *, delay: float = 1.0, before_run: bool | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+        self.before_run = self.refused_before_run if before_run is None else before_run
+        self.retried = 0
+
+    def gave_up(self, retries: int) -> None:
+        """Record that `retries` retries did not help; the message says so."""
+        self.retried = retries
+        if retries:
+            self.message = f"{self.message} (retried {retries} times)"
+            self.args = (self.message,)
 
 
 class RegistryUnavailable(TemporaryError):
@@ -56,7 +77,9 @@ class RegistryUnavailable(TemporaryError):
 
 
 class RateLimited(TemporaryError):
-    """The registry's rate limiter refused the call."""
+    """The registry's rate limiter refused the call (before running it)."""
+
+    refused_before_run = True
 
 
 class PermanentError(AiosError):

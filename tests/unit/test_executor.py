@@ -199,3 +199,25 @@ def reconciler_executor_file() -> str:
     import reconciler.client
 
     return reconciler.client.__file__ or ""
+
+
+async def test_a_call_that_never_reached_the_registry_says_so(
+    scripted: tuple[Scripted, str],
+) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        async with RegistryClient(f"unix://{d}/none.sock", attempts=1) as client:
+            with pytest.raises(RegistryUnavailable) as caught:
+                await client.call("t.write", {}, reason="w", timeout=1)
+    assert caught.value.before_run, "no connection: nothing ran, sending it again is safe"
+    servicer, address = scripted
+    servicer.script["t.write"] = [
+        (grpc.StatusCode.UNAVAILABLE, "gone"),
+        fail("Rate limit exceeded"),
+    ]
+    async with RegistryClient(address, attempts=1) as client:
+        with pytest.raises(RegistryUnavailable) as gone:
+            await client.call("t.write", {}, reason="w")
+        assert not gone.value.before_run, "the server answered UNAVAILABLE: it may have run"
+        with pytest.raises(RateLimited) as limited:
+            await client.call("t.write", {}, reason="w")
+        assert limited.value.before_run and limited.value.retried == 0
