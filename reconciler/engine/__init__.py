@@ -11,7 +11,7 @@
   and return its frozen DomainOutcome, which `reconcile` folds.
 - `execute`: calls through the registry client, journaled, undone on failure.
 - `reader`: the read-only registry view observe gets.
-- `order`: which domain waits for which (defaults plus dependsOn).
+- `order`: which domain waits for which (the declared defaults plus dependsOn).
 - `status`: conditions per resource; `store`: the sqlite state directory.
 
 It is handed its controllers and registry client and never imports
