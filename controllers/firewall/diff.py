@@ -10,9 +10,10 @@ then declaration order:
     ("12 rules #digest") and a detail naming what differs per chain.
     A table whose canonical text would lock the operator out (guard.py)
     makes a destructive change, forced when the table has `force: true`.
-Then removals, each table once: tables in `desired.owned[resource]` that
-the resource no longer declares (and no other resource declares), tables
-created by pruned resources, and — for a resource with `prune: true` —
+Then removals, each table once (reconciler.sdk.removals): tables in
+`desired.owned[resource]` of a resource in the set that it no longer
+declares (and no other resource declares), tables created by pruned
+resources, and — for a resource with `prune: true` —
 every table of the ruleset that no Firewall resource declares (the prune
 scope: the whole nft ruleset, all families; conservative it is not, so it
 is opt-in per resource). Pure; used by the controller (and so by the
@@ -35,7 +36,8 @@ from controllers.firewall.state import (
     ref_text,
 )
 from reconciler.sdk.controller import Desired, Diff
-from reconciler.sdk.plan import Change, NoOp
+from reconciler.sdk.diffing import Collector
+from reconciler.sdk.removals import Removals
 from specs.firewall import Table
 
 FIELD = "ruleset"
@@ -50,8 +52,7 @@ def same_text(live: str, desired: str) -> bool:
 
 
 def diff(desired: Desired, state: FirewallState) -> Diff:
-    changes: list[Change] = []
-    noops: list[NoOp] = []
+    out = Collector(sort=False)
     live = state.live()
     canon = state.canon()
     tables = declared(desired)
@@ -60,19 +61,18 @@ def diff(desired: Desired, state: FirewallState) -> Diff:
         current = live.get(ref)
         if table.state == "absent":
             if current is None:
-                reason = f"table {ref_text(ref)} is absent as declared"
-                noops.append(NoOp(resource=resource, object=obj, reason=reason))
+                out.noop(resource, obj, f"table {ref_text(ref)} is absent as declared")
             else:
-                changes.append(_remove(resource, ref, current, "state: absent"))
+                _remove(out, resource, ref, current, "state: absent")
             continue
         found = canon.get(compiled(table)[1])
         wanted = found.text if found is not None else None
         if wanted is not None and current is not None and same_text(current, wanted):
-            noops.append(NoOp(resource=resource, object=obj, reason=_same(ref, wanted)))
+            out.noop(resource, obj, _same(ref, wanted))
             continue
-        changes.append(_present(resource, ref, table, current, wanted))
-    changes.extend(_removals(desired, state, set(tables), live))
-    return Diff(tuple(changes), tuple(noops))
+        _present(out, resource, ref, table, current, wanted)
+    _removals(out, desired, state, set(tables), live)
+    return out.result()
 
 
 def _same(ref: Ref, text: str) -> str:
@@ -81,16 +81,12 @@ def _same(ref: Ref, text: str) -> str:
 
 
 def _present(
-    resource: str, ref: Ref, table: Table, current: str | None, wanted: str | None
-) -> Change:
+    out: Collector, resource: str, ref: Ref, table: Table, current: str | None, wanted: str | None
+) -> None:
     obj = object_key(ref)
     reason = lockout(parse_table(wanted)) if wanted is not None else None
-    common = {
-        "resource": resource,
-        "object": obj,
-        "destructive": reason is not None,
-        "forced": reason is not None and table.force,
-    }
+    destructive = reason is not None
+    forced = destructive and table.force
     if wanted is None:
         detail = "nft's canonical form of the spec is not known (observe did not compute it)"
         new = "unknown"
@@ -101,56 +97,57 @@ def _present(
         detail = detail or f"create: {summary(wanted or '')}"
         if reason:
             detail += f"; {reason}"
-        return Change(id=Change.make_id(resource, obj), op="add", new=new, detail=detail, **common)
+        out.change(
+            resource, obj, "add", new=new, detail=detail, destructive=destructive, forced=forced
+        )
+        return
     if wanted is not None:
         detail = difference(current, wanted)
     if reason:
         detail += f"; {reason}"
-    return Change(
-        id=Change.make_id(resource, obj, FIELD),
-        op="change",
-        field=FIELD,
+    out.change(
+        resource,
+        obj,
+        "change",
+        FIELD,
         old=short(current),
         new=new,
         detail=detail,
-        **common,
+        destructive=destructive,
+        forced=forced,
     )
 
 
-def _remove(resource: str, ref: Ref, current: str, why: str) -> Change:
-    obj = object_key(ref)
-    return Change(
-        id=Change.make_id(resource, obj),
-        resource=resource,
-        object=obj,
-        op="remove",
-        old=short(current),
-        detail=f"{why}; {summary(current)}",
-    )
+def _remove(out: Collector, resource: str, ref: Ref, current: str, why: str) -> None:
+    detail = f"{why}; {summary(current)}"
+    out.change(resource, object_key(ref), "remove", old=short(current), detail=detail)
 
 
 def _removals(
-    desired: Desired, state: FirewallState, declared_refs: set[Ref], live: dict[Ref, str]
-) -> list[Change]:
-    out: list[Change] = []
-    seen = set(declared_refs)
+    out: Collector,
+    desired: Desired,
+    state: FirewallState,
+    declared_refs: set[Ref],
+    live: dict[Ref, str],
+) -> None:
+    """Undeclared tables, each once (reconciler.sdk.removals), that exist."""
 
-    def consider(resource: str, ref: Ref | None, why: str) -> None:
-        if ref is None or ref in seen:
-            return
-        seen.add(ref)
-        if ref in live:
-            out.append(_remove(resource, ref, live[ref], why))
+    def declares(key: str) -> bool:
+        return parse_object_key(key) in declared_refs
 
-    for resource in sorted(desired.owned):
-        for key in sorted(desired.owned[resource]):
-            why = f"created by aios for {resource}, no longer declared"
-            consider(resource, parse_object_key(key), why)
-    for resource in sorted(desired.pruned):
-        for key in sorted(desired.pruned[resource]):
-            consider(resource, parse_object_key(key), f"{resource} is pruned")
+    chosen = Removals(desired, declares)
+    for found in chosen.inventory:
+        ref, resource = parse_object_key(found.object), found.resource
+        why = (
+            f"{resource} is pruned"
+            if found.pruned
+            else f"created by aios for {resource}, no longer declared"
+        )
+        if ref is not None and ref in live:
+            _remove(out, resource, ref, live[ref], why)
     pruner = pruning(desired)
     if pruner is not None and state.complete:
         for ref in sorted(live):
-            consider(pruner, ref, f"prune: true on {pruner}; no Firewall resource declares it")
-    return out
+            if chosen.claim(object_key(ref)):
+                why = f"prune: true on {pruner}; no Firewall resource declares it"
+                _remove(out, pruner, ref, live[ref], why)

@@ -24,6 +24,7 @@ from controllers.models.desired import models_resources
 from controllers.models.state import ModelsState, parent_of, source_path
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.diffing import Collector
+from reconciler.sdk.removals import Removals
 from specs.models import Model, Models
 
 
@@ -106,23 +107,21 @@ def diff(desired: Desired, state: ModelsState) -> Diff:
         for model in resource.spec.models:
             declared.add(f"model:{resource.spec.path_of(model)}")
             diff_model(resource, model, state, out)
-    kept: set[str] = set()
-    for key, objects in [*sorted(desired.owned.items()), *sorted(desired.pruned.items())]:
-        for obj in sorted(objects - declared - kept):
-            path = obj.partition(":")[2]
-            if obj.startswith("model:") and state.file(path) is not None:
-                kept.add(obj)
-                out.noop(
-                    key,
-                    obj,
-                    f"{path} is no longer declared: its weights are kept "
-                    "(only state: absent with force: true deletes them)",
-                )
+    chosen = Removals(desired, declared.__contains__)  # weights are kept, never removed
+    for candidate in chosen.inventory:
+        obj = candidate.object
+        path = obj.partition(":")[2]
+        if obj.startswith("model:") and state.file(path) is not None:
+            out.noop(
+                candidate.resource,
+                obj,
+                f"{path} is no longer declared: its weights are kept "
+                "(only state: absent with force: true deletes them)",
+            )
     for resource in (r for r in resources if r.spec.prune):
         for found in state.files:
             obj = f"model:{found.path}"
-            if parent_of(found.path) == resource.spec.directory and obj not in declared | kept:
-                kept.add(obj)
+            if parent_of(found.path) == resource.spec.directory and chosen.claim(obj):
                 out.noop(
                     resource.key,
                     obj,

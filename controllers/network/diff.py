@@ -1,10 +1,11 @@
 """Diff the declared network against the observed NetState. Pure; deterministic order.
 
-Order of the result: links to recreate, then per declared item (links with
-their addresses, routes, rules, sysctls, dns), then removals: objects aios
-created that no resource declares any more (the inventory), objects of
-resources removed with --prune, and — for resources with `prune: true` —
-undeclared objects of the prune scope:
+Order of the result (a Collector that keeps the order written): links to
+recreate, then per declared item (links with their addresses, routes, rules,
+sysctls, dns), then removals, each object once (reconciler.sdk.removals):
+objects aios created for a resource in the set that no resource declares
+any more (the inventory), objects of resources removed with --prune, and —
+for resources with `prune: true` — undeclared objects of the prune scope:
   - links of virtual kinds (never ethernet or lo, never a parent or master
     a declared link needs);
   - non-kernel routes in the tables the resource declares routes in;
@@ -31,7 +32,6 @@ from controllers.network.desired import (
 )
 from controllers.network.diff_links import (
     link_changes,
-    make_change,
     recreate_changes,
     recreations,
     summary,
@@ -48,7 +48,8 @@ from controllers.network.state import (
     sysctl_obj,
 )
 from reconciler.sdk.controller import Desired, Diff
-from reconciler.sdk.plan import Change, NoOp
+from reconciler.sdk.diffing import Collector
+from reconciler.sdk.removals import Removals
 from specs.types import is_ifname
 
 
@@ -56,19 +57,15 @@ def diff(desired: Desired, state: NetState) -> Diff:
     want = wanted(desired)
     recreate = recreations(want, state)
     view = view_without(state, list(recreate))
-    changes: list[Change] = recreate_changes(want, recreate, state)
-    noops: list[NoOp] = []
-    for part in (
-        link_changes(want, view),
-        route_changes(want, view),
-        rule_changes(want, view),
-        sysctl_changes(want, view),
-        dns_changes(want, view),
-    ):
-        changes += part[0]
-        noops += part[1]
-    changes += removals(desired, want, view)
-    return Diff(tuple(changes), tuple(noops))
+    out = Collector(sort=False)
+    recreate_changes(want, recreate, state, out)
+    link_changes(want, view, out)
+    route_changes(want, view, out)
+    rule_changes(want, view, out)
+    sysctl_changes(want, view, out)
+    dns_changes(want, view, out)
+    removals(desired, want, view, out)
+    return out.result()
 
 
 # --- routes -------------------------------------------------------------------------
@@ -84,33 +81,27 @@ def describe_route(to: str, view: Mapping[str, Any], key: str) -> str:
     return " ".join(parts) + f" (table {table}, metric {metric})"
 
 
-def route_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+def route_changes(want: Wanted, state: NetState, out: Collector) -> None:
     actual = {r.key: r for r in state.routes}
-    changes: list[Change] = []
-    noops: list[NoOp] = []
     for key, item in want.routes.items():
         route, res, have = item.route, item.resource, actual.get(key)
         view = route_view(route)
         text = describe_route(route.to, view, key)
         if route.state == "absent":
             if have is None:
-                noops.append(NoOp(resource=res, object=key, reason=f"route {text} is absent"))
+                out.noop(res, key, f"route {text} is absent")
             else:
-                changes.append(make_change(res, key, "remove", old=route_summary(have)))
+                out.change(res, key, "remove", old=route_summary(have))
             continue
         if have is None:
             new = {"to": route.to, **{k: v for k, v in view.items() if v not in (None, False)}}
-            changes.append(make_change(res, key, "add", new=new))
+            out.change(res, key, "add", new=new)
             continue
-        found = [
-            make_change(res, key, "change", field=k, old=getattr(have, k), new=v)
-            for k, v in view.items()
-            if getattr(have, k) != v
-        ]
-        changes += found
+        found = [(k, v) for k, v in view.items() if getattr(have, k) != v]
+        for k, v in found:
+            out.change(res, key, "change", k, old=getattr(have, k), new=v)
         if not found:
-            noops.append(NoOp(resource=res, object=key, reason=f"route {text} is in place"))
-    return changes, noops
+            out.noop(res, key, f"route {text} is in place")
 
 
 def route_summary(route: RouteState) -> dict[str, Any]:
@@ -120,12 +111,10 @@ def route_summary(route: RouteState) -> dict[str, Any]:
 # --- rules ----------------------------------------------------------------------------
 
 
-def rule_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+def rule_changes(want: Wanted, state: NetState, out: Collector) -> None:
     actual: dict[str, list[dict[str, Any]]] = {}
     for observed in state.rules:
         actual.setdefault(observed.key, []).append(observed.selectors())
-    changes: list[Change] = []
-    noops: list[NoOp] = []
     for key, item in want.rules.items():
         rule, res, have = item.rule, item.resource, actual.get(key, [])
         view = rule_view(rule)
@@ -133,19 +122,15 @@ def rule_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp
         olds = [compact(r) for r in have]
         if rule.state == "absent":
             if have:
-                changes.append(make_change(res, key, "remove", old=olds))
+                out.change(res, key, "remove", old=olds)
             else:
-                noops.append(NoOp(resource=res, object=key, reason=f"{what} is absent"))
+                out.noop(res, key, f"{what} is absent")
         elif not have:
-            changes.append(make_change(res, key, "add", new=compact(view)))
+            out.change(res, key, "add", new=compact(view))
         elif have == [view]:
-            text = f"{what} ({describe_selectors(view)}) is in place"
-            noops.append(NoOp(resource=res, object=key, reason=text))
+            out.noop(res, key, f"{what} ({describe_selectors(view)}) is in place")
         else:
-            changes.append(
-                make_change(res, key, "change", field="rule", old=olds, new=compact(view))
-            )
-    return changes, noops
+            out.change(res, key, "change", "rule", old=olds, new=compact(view))
 
 
 def compact(selectors: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,64 +150,53 @@ def describe_selectors(selectors: Mapping[str, Any]) -> str:
 # --- sysctls and dns --------------------------------------------------------------------
 
 
-def sysctl_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
-    changes: list[Change] = []
-    noops: list[NoOp] = []
+def sysctl_changes(want: Wanted, state: NetState, out: Collector) -> None:
     for key, (res, value) in want.sysctls.items():
         have = state.sysctls.get(key)
         obj = sysctl_obj(key)
         if have == value:
-            noops.append(NoOp(resource=res, object=obj, reason=f"{key} is {value}"))
+            out.noop(res, obj, f"{key} is {value}")
         else:
-            changes.append(make_change(res, obj, "change", field="value", old=have, new=value))
-    return changes, noops
+            out.change(res, obj, "change", "value", old=have, new=value)
 
 
-def dns_changes(want: Wanted, state: NetState) -> tuple[list[Change], list[NoOp]]:
+def dns_changes(want: Wanted, state: NetState, out: Collector) -> None:
     if want.dns is None:
-        return [], []
+        return
     res, dns = want.dns
     path = dns_path(dns)
     obj = dns_obj(path)
     view = {"servers": list(dns.servers), "search": list(dns.search), "options": list(dns.options)}
     have = state.dns
     if have is None or have.path != path or not have.exists:
-        return [make_change(res, obj, "add", new=view)], []
-    found = [
-        make_change(res, obj, "change", field=k, old=list(getattr(have, k)), new=v)
-        for k, v in view.items()
-        if list(getattr(have, k)) != v
-    ]
-    if found:
-        return found, []
-    servers = ", ".join(dns.servers) or "no nameservers"
-    return [], [NoOp(resource=res, object=obj, reason=f"{path} lists {servers} as declared")]
+        out.change(res, obj, "add", new=view)
+        return
+    found = [(k, v) for k, v in view.items() if list(getattr(have, k)) != v]
+    for k, v in found:
+        out.change(res, obj, "change", k, old=list(getattr(have, k)), new=v)
+    if not found:
+        servers = ", ".join(dns.servers) or "no nameservers"
+        out.noop(res, obj, f"{path} lists {servers} as declared")
 
 
 # --- removals ---------------------------------------------------------------------------
 
 
-def removals(desired: Desired, want: Wanted, state: NetState) -> list[Change]:
-    """Inventory, --prune and `prune: true` removals, each object once."""
-    out: dict[str, Change] = {}
-    for res, objects in sorted(desired.owned.items()):
-        for obj in sorted(objects):
-            _remove(out, want, state, res, obj, f"created by aios for {res}, no longer declared")
-    for res, objects in sorted(desired.pruned.items()):
-        for obj in sorted(objects):
-            _remove(out, want, state, res, obj, f"created by aios for {res}, which is pruned")
+def removals(desired: Desired, want: Wanted, state: NetState, out: Collector) -> None:
+    """Inventory, --prune and `prune: true` removals, each object once (sdk.removals)."""
+    chosen = Removals(desired, want.declares)
+    for found in chosen.inventory:
+        res = found.resource
+        why = "which is pruned" if found.pruned else "no longer declared"
+        _remove(out, state, res, found.object, f"created by aios for {res}, {why}")
     for network in want.prune:
         why = f"not declared; {network.key} has prune: true"
         for obj in prune_scope(network.key, want, state):
-            _remove(out, want, state, network.key, obj, why)
-    return list(out.values())
+            if chosen.claim(obj):
+                _remove(out, state, network.key, obj, why)
 
 
-def _remove(
-    out: dict[str, Change], want: Wanted, state: NetState, res: str, obj: str, why: str
-) -> None:
-    if obj in out or want.declares(obj):
-        return
+def _remove(out: Collector, state: NetState, res: str, obj: str, why: str) -> None:
     kind, _, ident = obj.partition(":")
     old: Any = None
     if kind == "link":
@@ -243,7 +217,7 @@ def _remove(
             return
     else:
         return
-    out[obj] = make_change(res, obj, "remove", old=old, detail=why)
+    out.change(res, obj, "remove", old=old, detail=why)
 
 
 def prune_scope(res: str, want: Wanted, state: NetState) -> Iterable[str]:

@@ -24,7 +24,7 @@ from controllers.network.desired import (
 )
 from controllers.network.effects import vanishing, without_links
 from controllers.network.state import LinkState, NetState, address_key, link_key
-from reconciler.sdk.plan import Change, NoOp, Op
+from reconciler.sdk.diffing import Collector
 from specs.network import Link
 
 
@@ -64,42 +64,34 @@ def view_without(state: NetState, names: list[str]) -> NetState:
     return without_links(state, names)[0] if names else state
 
 
-def link_changes(want: Wanted, view: NetState) -> tuple[list[Change], list[NoOp]]:
+def link_changes(want: Wanted, view: NetState, out: Collector) -> None:
     """Changes and no-ops of every declared link, in declaration order."""
-    changes: list[Change] = []
-    noops: list[NoOp] = []
     for name, item in want.links.items():
-        found = _one_link(item, view.link(name), view)
-        if isinstance(found, NoOp):
-            noops.append(found)
-        else:
-            changes += found
-    return changes, noops
+        _one_link(item, view.link(name), view, out)
 
 
-def _one_link(item: WantLink, actual: LinkState | None, view: NetState) -> list[Change] | NoOp:
+def _one_link(item: WantLink, actual: LinkState | None, view: NetState, out: Collector) -> None:
     link, res = item.link, item.resource
     obj = link_key(link.name)
     if link.state == "absent":
         if actual is None:
-            return NoOp(resource=res, object=obj, reason=f"link {link.name} is absent as declared")
-        return [
-            make_change(
-                res, obj, "remove", old=summary(actual), detail=takes_along(view, link.name)
-            )
-        ]
+            out.noop(res, obj, f"link {link.name} is absent as declared")
+        else:
+            out.change(res, obj, "remove", old=summary(actual), detail=takes_along(view, link.name))
+        return
     if actual is None:
-        new = declared_summary(link)
-        changes = [make_change(res, obj, "add", new=new)]
-        return changes + [
-            make_change(res, address_key(link.name, a), "add", new=a)
-            for a in addresses_view(link) or ()
-        ]
-    changes = _field_changes(item, actual) + _address_changes(item, actual)
-    return changes or NoOp(resource=res, object=obj, reason=noop_reason(link, actual))
+        out.change(res, obj, "add", new=declared_summary(link))
+        for a in addresses_view(link) or ():
+            out.change(res, address_key(link.name, a), "add", new=a)
+        return
+    before = len(out.changes)
+    _field_changes(item, actual, out)
+    _address_changes(item, actual, out)
+    if len(out.changes) == before:
+        out.noop(res, obj, noop_reason(link, actual))
 
 
-def _field_changes(item: WantLink, actual: LinkState) -> list[Change]:
+def _field_changes(item: WantLink, actual: LinkState, out: Collector) -> None:
     link, res = item.link, item.resource
     obj = link_key(link.name)
     pairs: list[tuple[str, Any, Any]] = [("state", actual.state, link.state)]
@@ -113,36 +105,22 @@ def _field_changes(item: WantLink, actual: LinkState) -> list[Change]:
     for key in MUTABLE_OPTIONS.get(link.kind, ()):
         if key in options:
             pairs.append((f"{link.kind}.{key}", actual.options.get(key), options[key]))
-    return [
-        make_change(res, obj, "change", field=f, old=old, new=new)
-        for f, old, new in pairs
-        if old != new
-    ]
+    for f, old, new in pairs:
+        if old != new:
+            out.change(res, obj, "change", f, old=old, new=new)
 
 
-def _address_changes(item: WantLink, actual: LinkState) -> list[Change]:
+def _address_changes(item: WantLink, actual: LinkState, out: Collector) -> None:
     declared = addresses_view(item.link)
     if declared is None:
-        return []
+        return
     name, res = item.link.name, item.resource
-    adds = [a for a in declared if a not in actual.addresses]
-    removes = [a for a in actual.addresses if a not in declared]
-    return [make_change(res, address_key(name, a), "add", new=a) for a in adds] + [
-        make_change(res, address_key(name, a), "remove", old=a) for a in removes
-    ]
-
-
-def make_change(res: str, obj: str, op: Op, *, field: str = "", **values: Any) -> Change:
-    return Change(
-        id=Change.make_id(res, obj, field),
-        resource=res,
-        object=obj,
-        op=op,
-        field=field,
-        old=values.get("old"),
-        new=values.get("new"),
-        detail=str(values.get("detail", "")),
-    )
+    for a in declared:
+        if a not in actual.addresses:
+            out.change(res, address_key(name, a), "add", new=a)
+    for a in actual.addresses:
+        if a not in declared:
+            out.change(res, address_key(name, a), "remove", old=a)
 
 
 def summary(link: LinkState) -> dict[str, Any]:
@@ -183,16 +161,10 @@ def takes_along(state: NetState, name: str) -> str:
 
 
 def recreate_changes(
-    want: Wanted, recreate: dict[str, tuple[Any, Any, str]], state: NetState
-) -> list[Change]:
-    out: list[Change] = []
+    want: Wanted, recreate: dict[str, tuple[Any, Any, str]], state: NetState, out: Collector
+) -> None:
     for name, (old, new, why) in recreate.items():
         extra = takes_along(state, name)
         detail = why + (f"; {extra}" if extra else "")
         res = want.links[name].resource
-        out.append(
-            make_change(
-                res, link_key(name), "change", field="recreate", old=old, new=new, detail=detail
-            )
-        )
-    return out
+        out.change(res, link_key(name), "change", "recreate", old=old, new=new, detail=detail)

@@ -31,8 +31,8 @@ from controllers.packages.removals import Removal, undeclared
 from controllers.packages.state import PackagesState, Pkg, removal_closure
 from controllers.packages.versions import Constraint, compare, parse_constraint, resolve, satisfies
 from reconciler.sdk.controller import Desired, Diff
+from reconciler.sdk.diffing import Collector
 from reconciler.sdk.errors import PermanentError
-from reconciler.sdk.plan import Change, NoOp
 
 REPO_FIELDS = ("url", "suite", "components", "trusted", "signed_by")
 
@@ -40,37 +40,31 @@ REPO_FIELDS = ("url", "suite", "components", "trusted", "signed_by")
 def diff(desired: Desired, state: PackagesState) -> Diff:
     wanted = Wanted.of(desired)
     wanted.check_backend(state.backend)
-    changes: list[Change] = []
-    noops: list[NoOp] = []
+    out = Collector()  # sorted: by resource, object, field (no-ops: one per item)
     removals: list[Removal] = []
     for repo in wanted.repos:
-        found, noop = repo_changes(repo, state)
-        changes.extend(found)
-        noops.extend([noop] if noop else [])
+        repo_changes(repo, state, out)
     for item in wanted.packages:
         if item.absent:
             if state.package(item.name) is None:
-                noops.append(NoOp(resource=item.resource, object=item.key, reason=_gone(item)))
+                out.noop(item.resource, item.key, _gone(item))
             else:
                 removals.append(Removal(item.resource, item.key, item.force))
             continue
-        found, noop = package_changes(item, state)
-        changes.extend(found)
-        noops.extend([noop] if noop else [])
+        package_changes(item, state, out)
     removals.extend(undeclared(desired, wanted, state))
     check_cascade(removals, wanted, state)
-    changes.extend(removal_changes(removals, state))
-    changes.sort(key=lambda c: (c.resource, c.object, c.field))
-    noops.sort(key=lambda n: (n.resource, n.object))
-    return Diff(tuple(changes), tuple(noops))
+    removal_changes(removals, state, out)
+    return out.result()
 
 
 def _gone(item: WantedPackage) -> str:
     return f"{item.name} is not installed, as declared (state: absent)"
 
 
-def package_changes(item: WantedPackage, state: PackagesState) -> tuple[list[Change], NoOp | None]:
+def package_changes(item: WantedPackage, state: PackagesState, out: Collector) -> None:
     """Changes for a declared-present package, or the reason it needs none."""
+    res, obj = item.resource, item.key
     current = state.package(item.name)
     constraint = _constraint(item)
     if current is None:
@@ -79,31 +73,20 @@ def package_changes(item: WantedPackage, state: PackagesState) -> tuple[list[Cha
         if item.hold:
             new["hold"] = True
         detail = _add_detail(constraint, version) + (", held" if item.hold else "")
-        return [_change(item, "add", new=new, detail=detail)], None
-    changes: list[Change] = []
+        out.change(res, obj, "add", new=new, detail=detail)
+        return
+    changed = False
     if constraint is not None and not satisfies(state.backend, current.version, constraint):
         target = target_version(item, constraint, state)
         way = "downgrade" if compare(state.backend, target, current.version) < 0 else "upgrade"
         detail = f"{way}: {current.version} does not satisfy {constraint.text}"
-        changes.append(
-            _change(item, "change", "version", old=current.version, new=target, detail=detail)
-        )
+        out.change(res, obj, "change", "version", old=current.version, new=target, detail=detail)
+        changed = True
     if item.hold is not None and current.hold != item.hold:
-        changes.append(_change(item, "change", "hold", old=current.hold, new=item.hold))
-    if changes:
-        return changes, None
-    return [], NoOp(resource=item.resource, object=item.key, reason=_installed(item, current))
-
-
-def _change(item: WantedPackage, op: str, field: str = "", **values: object) -> Change:
-    return Change(
-        id=Change.make_id(item.resource, item.key, field),
-        resource=item.resource,
-        object=item.key,
-        op=op,
-        field=field,
-        **values,
-    )
+        out.change(res, obj, "change", "hold", old=current.hold, new=item.hold)
+        changed = True
+    if not changed:
+        out.noop(res, obj, _installed(item, current))
 
 
 def _constraint(item: WantedPackage) -> Constraint | None:
@@ -156,50 +139,42 @@ def _installed(item: WantedPackage, current: Pkg) -> str:
     return text
 
 
-def repo_changes(item: WantedRepo, state: PackagesState) -> tuple[list[Change], NoOp | None]:
+def repo_changes(item: WantedRepo, state: PackagesState, out: Collector) -> None:
     """Changes for a declared repository, or the reason it needs none."""
+    res, obj = item.resource, item.key
     current = state.repository(item.name)
-
-    def change(op: str, field: str = "", **values: object) -> Change:
-        return Change(
-            id=Change.make_id(item.resource, item.key, field),
-            resource=item.resource,
-            object=item.key,
-            op=op,
-            field=field,
-            **values,
-        )
-
     if item.absent:
         if current is None:
             reason = f"repository {item.name} is not configured, as declared (state: absent)"
-            return [], NoOp(resource=item.resource, object=item.key, reason=reason)
-        return [change("remove", old=current.describe())], None
+            out.noop(res, obj, reason)
+        else:
+            out.change(res, obj, "remove", old=current.describe())
+        return
     want = item.reported(state.backend)
     if current is None:
         fields = want.model_dump(mode="json", exclude={"name"})
-        return [change("add", new=fields, detail=want.describe())], None
-    found = [
-        change("change", field, old=_json(getattr(current, field)), new=_json(getattr(want, field)))
-        for field in REPO_FIELDS
-        if getattr(current, field) != getattr(want, field)
-    ]
-    if found:
-        return found, None
-    reason = f"repository {item.name} is configured as declared: {current.describe()}"
-    return [], NoOp(resource=item.resource, object=item.key, reason=reason)
+        out.change(res, obj, "add", new=fields, detail=want.describe())
+        return
+    found = [f for f in REPO_FIELDS if getattr(current, f) != getattr(want, f)]
+    for f in found:
+        out.change(
+            res, obj, "change", f, old=_json(getattr(current, f)), new=_json(getattr(want, f))
+        )
+    if not found:
+        out.noop(
+            res, obj, f"repository {item.name} is configured as declared: {current.describe()}"
+        )
 
 
 def _json(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def removal_changes(removals: list[Removal], state: PackagesState) -> list[Change]:
+def removal_changes(removals: list[Removal], state: PackagesState, out: Collector) -> None:
     """`remove` changes; a package others still depend on is destructive."""
     removed = frozenset(
         r.object.split(":", 1)[1] for r in removals if r.object.startswith("package:")
     )
-    out = []
     for removal in removals:
         kind, name = removal.object.split(":", 1)
         if kind == "repository":
@@ -217,19 +192,15 @@ def removal_changes(removals: list[Removal], state: PackagesState) -> list[Chang
                     f"{', '.join(dependents)} depend{'s' if len(dependents) == 1 else ''} on it "
                     "(apt would remove them too)" + (f"; {removal.why}" if removal.why else "")
                 )
-        out.append(
-            Change(
-                id=Change.make_id(removal.resource, removal.object),
-                resource=removal.resource,
-                object=removal.object,
-                op="remove",
-                old=old,
-                destructive=destructive,
-                forced=removal.forced,
-                detail=detail,
-            )
+        out.change(
+            removal.resource,
+            removal.object,
+            "remove",
+            old=old,
+            destructive=destructive,
+            forced=removal.forced,
+            detail=detail,
         )
-    return out
 
 
 def check_cascade(removals: list[Removal], wanted: Wanted, state: PackagesState) -> None:

@@ -1,9 +1,9 @@
 """Which undeclared packages and repositories a reconcile removes, and for which resource.
 
-Three sources, each object removed at most once (first one wins):
-1. pruned resources (`aios apply --prune`): the objects they created;
-2. the inventory: objects a resource created (`desired.owned`) that it no
-   longer declares — and no other resource declares either;
+Each object removed at most once, by the one rule of reconciler.sdk.removals:
+1. the inventory: objects a resource in the set created (`desired.owned`)
+   that it no longer declares — and no other resource declares either;
+2. pruned resources (`aios apply --prune`): the objects they created;
 3. `prune: true` on a resource widens that, conservatively: every
    repository in a managed file (apt: sources.list.d/aios-<name>.list; apk:
    the managed block) that no resource declares, and every package in the
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from controllers.packages.desired import Wanted
 from controllers.packages.state import PackagesState
 from reconciler.sdk.controller import Desired
+from reconciler.sdk.removals import Removals
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,17 @@ def exists(obj: str, state: PackagesState) -> bool:
 
 
 def undeclared(desired: Desired, wanted: Wanted, state: PackagesState) -> list[Removal]:
-    declared = wanted.declared
-    chosen: dict[str, Removal] = {}
+    chosen = Removals(desired, wanted.declared.__contains__)
+    out: list[Removal] = []
+    for found in chosen.inventory:
+        if exists(found.object, state):
+            how = "is pruned and created" if found.pruned else "created it and no longer declares"
+            out.append(Removal(found.resource, found.object, why=f"{found.resource} {how} it"))
 
-    def consider(resource: str, obj: str, why: str) -> None:
-        if obj not in declared and obj not in chosen and exists(obj, state):
-            chosen[obj] = Removal(resource, obj, why=why)
+    def consider(owner: str, obj: str, why: str) -> None:
+        if exists(obj, state) and chosen.claim(obj):
+            out.append(Removal(owner, obj, why=why))
 
-    for key, objects in sorted(desired.pruned.items()):
-        for obj in sorted(objects):
-            consider(key, obj, f"{key} is pruned and created it")
-    live = {r.key for r in desired.resources}
-    for key, objects in sorted(desired.owned.items()):
-        if key in live:
-            for obj in sorted(objects):
-                consider(key, obj, f"{key} created it and no longer declares it")
     if wanted.prune:
         owner = wanted.prune[0]
         for repo in state.repositories:
@@ -64,4 +61,4 @@ def undeclared(desired: Desired, wanted: Wanted, state: PackagesState) -> list[R
         for key in sorted(desired.owned):
             for obj in sorted(desired.owned[key]):
                 consider(owner, obj, f"prune: true on {owner}; aios installed it")
-    return list(chosen.values())
+    return out

@@ -22,6 +22,7 @@ from controllers.storage.desired import Item, Items
 from controllers.storage.state import PathState, StorageState, shadowing
 from reconciler.sdk.controller import Desired
 from reconciler.sdk.diffing import Collector
+from reconciler.sdk.removals import Removals
 from specs.storage import Directory, Swapfile
 from specs.types import size_bytes
 
@@ -178,20 +179,15 @@ def diff_swapfile(item: Item[Swapfile], state: StorageState, out: Collector) -> 
 
 
 def diff_undeclared(desired: Desired, items: Items, state: StorageState, out: Collector) -> None:
-    """Remove what aios created that no spec declares any more (and prune: true's scope)."""
-    declared = items.objects()
-    seen: set[str] = set()
-    sources = [*sorted(desired.owned.items()), *sorted(desired.pruned.items())]
-    for resource, objects in sources:
-        for obj in sorted(objects - declared):
-            if obj not in seen:
-                seen.add(obj)
-                _release(resource, obj, state, out)
+    """Remove what aios created that no spec declares any more (and prune: true's scope),
+    each object once (reconciler.sdk.removals)."""
+    chosen = Removals(desired, items.objects().__contains__)
+    for found in chosen.inventory:
+        _release(found.resource, found.object, state, out)
     if items.prune:
         for entry in state.fstab:
             obj = f"fstab:{entry.target}"
-            if obj not in declared and obj not in seen:
-                seen.add(obj)
+            if chosen.claim(obj):
                 out.change(
                     items.prune[0],
                     obj,
