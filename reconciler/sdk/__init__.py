@@ -9,6 +9,8 @@
 - `plan`: `Frozen`, and changes, no-ops, steps and plans as frozen pydantic
   data, with canonical JSON and digests.
 - `diffing`: the collector a controller's diff builds its changes with.
+- `removals`: which undeclared objects aios created a diff removes (one rule,
+  one documented precedence, for every domain).
 - `retry`: the one retry policy for registry calls (TemporaryError `delay`,
   exponential backoff, an injected sleep).
 - `errors`: the error tree (temporary or permanent, with `retryable` and
