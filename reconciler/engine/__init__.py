@@ -9,7 +9,8 @@
   simulation with the domain's effect model).
 - `apply`: run one planned domain (re-check, execute, re-observe, report)
   and return its frozen DomainOutcome, which `reconcile` folds.
-- `execute`: calls through the registry client, journaled, undone on failure.
+- `execute`: calls through the registry client, journaled, undone on failure
+  (and, through `undo`, when drift remains after them).
 - `reader`: the read-only registry view observe gets.
 - `order`: which domain waits for which (the declared defaults plus dependsOn).
 - `status`: conditions per resource; `store`: the sqlite state directory.

@@ -15,7 +15,14 @@ models on storage's mounts, is re-planned after it); the outcome then holds
 that fresh `DomainWork`, never written back into the planned run. Stale,
 altered, destructive or rejected plans are refused; the calls are executed
 (journaled, undone on failure), and the domain is re-observed: the diff must
-be empty. What runs is always the freshly planned `work.steps`, which
+be empty. Kernel state can lag a call, so while drift remains it is observed
+again after each of the short `verify_delays` (injected sleep); drift that
+remains then is undone like a failed call: the domain's executed calls are
+rolled back where the tools are reversible, and its reports say ResidualDrift
+with "N call(s) undone" or which calls could not be undone and stay in
+place (nmstate does the same with its checkpoint).
+
+What runs is always the freshly planned `work.steps`, which
 `verify_plan` checked (planning.replan): a saved plan is only a claim about
 them, accepted when it equals them (`saved_domain_problem`; the binding and
 the planned content are checked once, by Engine.check_saved, before any
@@ -35,7 +42,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from contract.tooldef import ToolSpec
-from reconciler.engine.execute import ExecOutcome, ProgressFn, execute
+from reconciler.engine.execute import (
+    ExecOutcome,
+    Executed,
+    Journal,
+    ProgressFn,
+    Undo,
+    execute,
+    undo,
+)
 from reconciler.engine.planning import Blame, DomainWork, plan_domain
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.status import Outcome, Report, reconciling_status
@@ -93,6 +108,7 @@ class ApplyContext:
     progress: ProgressFn | None = None
     marked: frozenset[str] = frozenset()  # resources marked Reconciling before any domain ran
     retry: Retry = NO_RETRY  # the engine's policy for TemporaryErrors (Engine.retry)
+    verify_delays: tuple[float, ...] = ()  # waits before re-observing while drift remains
 
     def reader(self, reason: str) -> ReadOnlyReader:
         return ReadOnlyReader(
@@ -223,7 +239,7 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
             work=work,
         )
     left_out = report_left_out(work)
-    executed: tuple[tuple[Call, str], ...] = ()
+    executed: Executed = ()
     if work.steps:
         marked = mark_reconciling(ctx.store, ctx.target, ctx.run, work, skip=ctx.marked)
         outcome: ExecOutcome = await execute(
@@ -248,12 +264,14 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
                 work=work,
                 marked=marked,
             )
-        executed = tuple(outcome.executed)
-    verified = await verify_after(ctx, work, executed=bool(work.steps))
+        executed = outcome.executed
+    verified = await verify_after(ctx, work, executed=executed if work.steps else None)
     summary = verified.summary
     if work.left_out:
         summary += f"; left out: {', '.join(sorted(work.left_out))}"
-    added, removed = inventory_changes(work) if work.steps else ({}, {})
+    stays = verified.undo.stays() if verified.undo is not None else executed
+    ran = {i for call, _ in stays for i in call.steps}
+    added, removed = inventory_changes(work, ran) if work.steps else ({}, {})
     return DomainOutcome(
         domain,
         ok=verified.ok and not work.left_out,
@@ -261,7 +279,7 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
         summary=summary,
         reports=left_out + verified.reports,
         work=work,
-        executed=executed,
+        executed=stays,
         added=added,
         removed=removed,
         marked=marked,
@@ -274,62 +292,123 @@ class Verified:
     changed: bool
     summary: str
     reports: tuple[Report, ...]
+    undo: Undo | None = None  # what was undone after residual drift
 
 
-async def verify_after(ctx: ApplyContext, work: DomainWork, *, executed: bool) -> Verified:
-    """Re-observe after executing; the diff must be empty. Reports per resource."""
+async def verify_after(
+    ctx: ApplyContext, work: DomainWork, *, executed: Executed | None
+) -> Verified:
+    """Re-observe after executing; the diff must be empty. Reports per resource.
+
+    `executed`: the calls that ran (None: nothing was executed, the planned
+    state is checked). Kernel state can lag behind a call, so while drift
+    remains the domain is observed again after each of `ctx.verify_delays`.
+    When drift remains after the last observation, the domain's executed
+    calls are undone where the tools are reversible (as after a failed
+    call), and the reports say what was undone and which calls stay.
+    """
     domain, controller = work.domain, work.controller
     state = work.state
-    if executed:
-        try:
-            state = await controller.observe(ctx.reader("aios apply: verify"), work.desired)
-        except AiosError as exc:
-            failed = tuple(
-                Report(key, domain, "degraded", "VerifyFailed", str(exc), count(work, key))
-                for key in work.resource_keys
-            )
-            return Verified(False, True, f"could not re-observe: {exc}", failed)
+    planned_resources = work.planned_resources
+    after = None
+    if executed is not None:
+        for wait in (0.0, *ctx.verify_delays):
+            if wait:
+                await ctx.retry.sleep(wait)
+            try:
+                state = await controller.observe(ctx.reader("aios apply: verify"), work.desired)
+            except AiosError as exc:
+                failed = tuple(
+                    Report(key, domain, "degraded", "VerifyFailed", str(exc), count(work, key))
+                    for key in work.resource_keys
+                )
+                return Verified(False, True, f"could not re-observe: {exc}", failed)
+            after = controller.diff(work.desired, state)
+            if not any(c.resource in planned_resources for c in after.changes):
+                break
     assert state is not None
-    after = controller.diff(work.desired, state)
+    if after is None:
+        after = controller.diff(work.desired, state)
     by_resource: dict[str, list[str]] = {}
     for change in after.changes:
         by_resource.setdefault(change.resource, []).append(describe(change))
-    planned_resources = work.planned_resources
+    ok = not any(c.resource in planned_resources for c in after.changes)
+    undone: Undo | None = None
+    if not ok and executed:
+        undone = await undo(
+            executed,
+            client=ctx.client,
+            catalogue=ctx.catalogue,
+            journal=Journal(ctx.store, ctx.run, ctx.target, domain),
+            reason=f"undo after residual drift in {domain}",
+        )
+    drifting = {key for key in work.resource_keys if by_resource.get(key)} & planned_resources
+    reverted = _reverted(work, undone)
+    said = _undo_text(undone)
     reports: list[Report] = []
     for key in work.resource_keys:
         residual = by_resource.get(key, [])
         resource_changes = count(work, key)
-        if not residual:
-            reason = "Reconciled" if resource_changes else "UpToDate"
-            message = (
-                f"{resource_changes} change(s) applied" if resource_changes else "no changes needed"
+        if key in drifting:
+            message = "after apply: " + "; ".join(residual[:5]) + (f"; {said}" if said else "")
+            applied = key not in reverted
+            reports.append(
+                Report(key, domain, "degraded", "ResidualDrift", message, len(residual), applied)
             )
-            reports.append(Report(key, domain, "ready", reason, message, resource_changes))
-        elif key not in planned_resources:
-            reports.append(unplanned_report(ctx, work, key, residual))
-        else:
+        elif key in reverted:
             reports.append(
                 Report(
                     key,
                     domain,
                     "degraded",
-                    "ResidualDrift",
-                    "after apply: " + "; ".join(residual[:5]),
-                    len(residual),
+                    "RolledBack",
+                    f"not applied: residual drift in {', '.join(sorted(drifting))} after "
+                    f"apply; {said}",
+                    resource_changes,
+                    False,
                 )
             )
-    ok = not any(c.resource in planned_resources for c in after.changes)
-    summary = (f"{len(work.steps)} step(s) applied" if executed else "no changes") + (
+        elif not residual:
+            reason = "Reconciled" if resource_changes else "UpToDate"
+            message = (
+                f"{resource_changes} change(s) applied" if resource_changes else "no changes needed"
+            )
+            reports.append(Report(key, domain, "ready", reason, message, resource_changes))
+        else:
+            reports.append(unplanned_report(ctx, work, key, residual))
+    summary = (f"{len(work.steps)} step(s) applied" if executed is not None else "no changes") + (
         "" if ok else "; residual drift remains"
     )
-    return Verified(ok, executed, summary, tuple(reports))
+    if said:
+        summary += f"; {said}"
+    return Verified(ok, executed is not None, summary, tuple(reports), undone)
 
 
-def inventory_changes(work: DomainWork) -> tuple[Objects, Objects]:
-    """Objects the executed steps created join the inventory; removed ones leave it."""
+def _reverted(work: DomainWork, undone: Undo | None) -> set[str]:
+    """Resources none of whose executed calls stay: everything of theirs was undone."""
+    if undone is None:
+        return set()
+    steps_back = {s for i in undone.undone for s in undone.executed[i][0].steps}
+    steps_stay = {s for call, _ in undone.stays() for s in call.steps}
+    return work.resources_of_steps(steps_back) - work.resources_of_steps(steps_stay)
+
+
+def _undo_text(undone: Undo | None) -> str:
+    """What status says about an undo after residual drift ("" when there was none)."""
+    if undone is None:
+        return ""
+    text = f"{len(undone.undone)} call(s) undone"
+    if undone.kept:
+        text += "; could not be undone, left in place: " + ", ".join(undone.not_undone)
+    return text
+
+
+def inventory_changes(work: DomainWork, ran: Collection[int]) -> tuple[Objects, Objects]:
+    """Objects the steps at `ran` (whose calls stayed) created join the inventory;
+    removed ones leave it."""
     added: dict[str, set[str]] = {}
     removed: dict[str, set[str]] = {}
-    satisfied = {cid for step in work.steps for cid in step.satisfies}
+    satisfied = {cid for i, step in enumerate(work.steps) if i in ran for cid in step.satisfies}
     for change in work.diff.changes:
         if change.id not in satisfied:
             continue

@@ -5,8 +5,11 @@ domain folds its steps into one all-or-nothing `net.apply`, the firewall
 domain its tables into one `firewall.apply`). Every call is journaled as
 `started` before it is sent and `done`/`failed` after. When a call fails,
 the calls already made are rolled back in reverse order with the registry's
-Rollback(execution_id); the outcome says what was undone and what could not
-be, so status never hides a half-applied change. Used by
+Rollback(execution_id) (`undo`, which apply also uses when drift remains
+after all calls succeeded); the outcome says what was undone and what could
+not be (a tool the catalogue marks not reversible, a failed rollback), so
+status never hides a half-applied change. A call the registry refused before
+running it is sent again under the engine's Retry. Used by
 reconciler.engine.apply.
 """
 
@@ -27,14 +30,57 @@ from reconciler.sdk.retry import NO_RETRY, Retry, refused_before_run
 ProgressFn = Callable[[str, int, int, str], None]  # tool, done, total, message
 
 
-@dataclass
+Executed = tuple[tuple[Call, str], ...]  # (call, execution id), in the order they ran
+
+
+def label(call: Call, execution_id: str) -> str:
+    """How status names one executed call: `tool (execution id)`."""
+    return f"{call.tool} ({execution_id or 'no execution id'})"
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What undoing executed calls did, by their index in the executed calls.
+
+    `undone`: rolled back. `kept`: (index, why) of calls still in place (the
+    tool is not reversible, or its rollback failed).
+    """
+
+    executed: Executed = ()
+    undone: tuple[int, ...] = ()
+    kept: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def rolled_back(self) -> tuple[str, ...]:
+        return tuple(label(*self.executed[i]) for i in self.undone)
+
+    @property
+    def not_undone(self) -> tuple[str, ...]:
+        return tuple(f"{label(*self.executed[i])}: {why}" for i, why in self.kept)
+
+    def stays(self) -> Executed:
+        """The executed calls still in effect, in the order they ran."""
+        gone = set(self.undone)
+        return tuple(c for i, c in enumerate(self.executed) if i not in gone)
+
+
+@dataclass(frozen=True)
 class ExecOutcome:
+    """What executing a domain's calls did; on failure, what the undo did."""
+
     ok: bool
-    executed: list[tuple[Call, str]] = field(default_factory=list)  # (call, execution_id)
+    executed: Executed = ()
     failed: Call | None = None
     error: AiosError | None = None
-    rolled_back: list[str] = field(default_factory=list)
-    not_undone: list[str] = field(default_factory=list)  # half-applied, said out loud
+    undo: Undo = field(default_factory=Undo)
+
+    @property
+    def rolled_back(self) -> tuple[str, ...]:
+        return self.undo.rolled_back
+
+    @property
+    def not_undone(self) -> tuple[str, ...]:  # half-applied, said out loud
+        return self.undo.not_undone
 
     def summary(self) -> str:
         if self.ok:
@@ -86,7 +132,7 @@ async def execute(
     one that may have run is never sent twice.
     """
     journal = Journal(store, run, target, domain)
-    outcome = ExecOutcome(ok=True)
+    executed: list[tuple[Call, str]] = []
     for index, call in enumerate(calls):
         digest = canonical_digest(dict(call.input))
         journal.record(index, call, "started", digest=digest)
@@ -98,41 +144,48 @@ async def execute(
             result = await retry.run(send, safe=refused_before_run)
         except AiosError as exc:
             journal.record(index, call, "failed", digest=digest, error=str(exc))
-            outcome.ok = False
-            outcome.failed = call
-            outcome.error = exc
-            await _undo(outcome, client=client, catalogue=catalogue, journal=journal)
-            return outcome
-        execution_id = str(getattr(result, "execution_id", ""))
+            undone = await undo(
+                tuple(executed),
+                client=client,
+                catalogue=catalogue,
+                journal=journal,
+                reason=f"undo after failure in {domain}",
+            )
+            return ExecOutcome(False, tuple(executed), call, exc, undone)
+        execution_id = str(result.execution_id)
         journal.record(index, call, "done", digest=digest, execution_id=execution_id)
-        outcome.executed.append((call, execution_id))
-    return outcome
+        executed.append((call, execution_id))
+    return ExecOutcome(True, tuple(executed))
 
 
-async def _undo(
-    outcome: ExecOutcome,
+async def undo(
+    executed: Executed,
     *,
     client: Registry,
     catalogue: Mapping[str, ToolSpec],
     journal: Journal,
-) -> None:
-    """Roll back the calls already made, newest first; say what could not be undone."""
-    for index, (call, execution_id) in reversed(list(enumerate(outcome.executed))):
-        label = f"{call.tool} ({execution_id or 'no execution id'})"
+    reason: str,
+) -> Undo:
+    """Roll back `executed` (journaled with their index), newest first, with the
+    registry's Rollback(execution_id); say which calls stay and why."""
+    undone: list[int] = []
+    kept: list[tuple[int, str]] = []
+    for index, (call, execution_id) in reversed(list(enumerate(executed))):
         spec = catalogue.get(call.tool)
         if spec is None or not spec.reversible or not execution_id:
-            outcome.not_undone.append(f"{label}: not reversible")
+            kept.append((index, "not reversible"))
             continue
         try:
-            await client.rollback(execution_id, reason=f"undo after failure in {journal.domain}")
+            await client.rollback(execution_id, reason=reason)
         except AiosError as exc:
-            outcome.not_undone.append(f"{label}: rollback failed: {exc}")
+            kept.append((index, f"rollback failed: {exc}"))
             journal.record(
                 index, call, "rollback_failed", execution_id=execution_id, error=str(exc)
             )
         else:
-            outcome.rolled_back.append(label)
+            undone.append(index)
             journal.record(index, call, "rolled_back", execution_id=execution_id)
+    return Undo(executed, tuple(undone), tuple(kept))
 
 
 def _progress_for(tool: str, progress: ProgressFn | None) -> Callable[[int, int, str], None] | None:

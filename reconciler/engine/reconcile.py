@@ -5,8 +5,9 @@ only), diffs, plans by rules and verifies; the resulting `Plan` is what
 `aios plan` prints and saves. `Engine.apply()` executes such a plan domain by
 domain in dependency order (independent domains concurrently; one failing
 domain never stops the others, but its dependents wait), journals every
-call, undoes a failed domain's calls, re-observes and requires an empty
-diff, then records status, inventory and the generation.
+call, undoes a failed domain's calls, re-observes (briefly again while drift
+remains) and requires an empty diff, undoing the domain's reversible calls
+when drift stays, then records status, inventory and the generation.
 
 Apply semantics: resources are keyed by Kind/name; applying a set creates or
 updates those resources; resources applied earlier and absent from the set
@@ -15,8 +16,9 @@ stay unless `prune`, which removes what they created. `replace` (used by
 
 A generation is the spec set that was applied: it is recorded when the apply
 ends, and a resource whose spec did not take effect (it could not be planned,
-was refused or blocked, or its calls failed and were undone) keeps the spec of
-the previous generation, or is not in the set at all if it is new. So a
+was refused or blocked, or its calls failed, or drifted after them, and were
+undone) keeps the spec of the previous generation, or is not in the set at all
+if it is new. So a
 failed resource never poisons later applies of other specs (they plan from
 the set that holds), and `aios rollback` never replays a spec that did not
 apply. Statuses of resources that are in no generation and were not part of
@@ -119,6 +121,7 @@ class ApplyResult:
 
 
 Confirm = Callable[[Plan], bool]
+VERIFY_DELAYS = (0.05, 0.1, 0.2)  # kernel state can lag a call: observe again after these
 
 
 class Engine:
@@ -133,16 +136,20 @@ class Engine:
         retries: int = 3,
         backoff_s: float = 0.2,
         sleep: Sleep = asyncio.sleep,
+        verify_delays: tuple[float, ...] = VERIFY_DELAYS,
     ) -> None:
         """`retries`, `backoff_s`, `sleep`: how a TemporaryError of a read or of a
         write the registry refused before running it is retried (reconciler.sdk.retry);
-        `client` must not retry on its own (the CLI makes it with attempts=1)."""
+        `client` must not retry on its own (the CLI makes it with attempts=1).
+        `verify_delays`: while drift remains after executing, the domain is observed
+        again after each of these waits (through `sleep`) before its calls are undone."""
         self.target = target
         self.store = store
         self.client = client
         self.controllers = controllers
         self.domains = domains  # kinds, order, default dependencies (specs.domains)
         self.retry = Retry(retries=retries, backoff_s=backoff_s, sleep=sleep)
+        self.verify_delays = verify_delays
         self._catalogue: dict[str, ToolSpec] | None = None
 
     # --- inputs ----------------------------------------------------------------
@@ -338,6 +345,7 @@ class Engine:
                 progress=progress,
                 marked=frozenset(before),
                 retry=self.retry,
+                verify_delays=self.verify_delays,
             )
             uncontrolled = [
                 Report(key, domain, "stalled", "NoController",
