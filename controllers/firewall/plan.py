@@ -6,7 +6,8 @@ removed table a `firewall.apply {delete: [{family, name}]}` step. Order:
 replaced/created tables first (by family, name), then deletions — the
 order they take in the one nft transaction `transactions()` folds them
 into (`firewall.apply {tables: [...], delete: [...]}`), which is atomic:
-any refused table changes nothing. Risk comes from the tool's ToolSpec.
+any refused table changes nothing. The engine stamps the risk from the
+live catalogue.
 Pure; used by controllers.firewall.controller.
 """
 
@@ -15,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from contract.catalogue.firewall import FIREWALL_APPLY
 from controllers.firewall.desired import declared, structured
 from controllers.firewall.state import Ref, parse_object_key, ref_text
 from reconciler.sdk.controller import Call, Desired, Diff
 from reconciler.sdk.plan import Change, Step
 
-APPLY = FIREWALL_APPLY.name
+APPLY = "firewall.apply"
 
 
 def plan(diff: Diff, desired: Desired) -> tuple[Step, ...]:
@@ -60,7 +60,6 @@ def _step(payload: dict[str, Any], changes: list[Change], reason: str) -> Step:
         input=payload,
         reason=reason,
         satisfies=tuple(c.id for c in changes),
-        risk=FIREWALL_APPLY.risk,
         destructive=any(c.destructive for c in changes),
     )
 

@@ -11,21 +11,12 @@ controllers.models.controller.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from controllers.models.desired import declared
 from controllers.models.diff import expected_sha256
 from controllers.models.state import ModelsState
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.errors import PlanRejected
-from reconciler.sdk.plan import Change, Risk, Step
-
-
-@lru_cache(maxsize=1)
-def _risks() -> dict[str, Risk]:
-    from registry.handlers.index import specs
-
-    return {name: spec.risk for name, spec in specs().items()}
+from reconciler.sdk.plan import Change, Step
 
 
 def plan(diff: Diff, desired: Desired, state: ModelsState) -> tuple[Step, ...]:
@@ -45,7 +36,6 @@ def plan(diff: Diff, desired: Desired, state: ModelsState) -> tuple[Step, ...]:
                     input={"path": path},
                     satisfies=satisfies,
                     reason=f"delete the weights of {model.name} at {path} (state: absent)",
-                    risk=_risks()["model.remove"],
                     destructive=True,
                 )
             )
@@ -63,7 +53,6 @@ def plan(diff: Diff, desired: Desired, state: ModelsState) -> tuple[Step, ...]:
                 tool="model.fetch",
                 input={"url": model.source, "sha256": sha, "path": path},
                 satisfies=satisfies,
-                risk=_risks()["model.fetch"],
                 reason=f"{verb} {model.name} from {model.source} to {path} "
                 f"(verified: sha256 {sha[:8]}…)",
             )

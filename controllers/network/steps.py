@@ -3,7 +3,8 @@
 Inputs follow the tools' JSON Schemas exactly (contract.catalogue.netschema,
 contract.catalogue.links): kind options in a block named after the kind, only
 the fields the spec sets (so every input field is something the effect
-model and the diff can check). Risks come from the tools' ToolSpecs. Pure.
+model and the diff can check). The engine stamps each step's risk from the
+live catalogue. Pure.
 Called by controllers.network.plan.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from contract.catalogue.net import WRITE_SPECS
 from controllers.network.desired import options_view
 from controllers.network.state import RouteState, RuleState, parse_route_key
 from reconciler.sdk.plan import Step
@@ -25,7 +25,6 @@ def step(op: str, args: dict[str, Any], reason: str, satisfies: Iterable[str]) -
         input=args,
         reason=reason,
         satisfies=tuple(dict.fromkeys(satisfies)),
-        risk=WRITE_SPECS[op].risk,
     )
 
 

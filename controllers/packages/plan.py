@@ -10,7 +10,8 @@
    `remove`, `hold` (packages declared `hold: true` that are added or not
    held yet) and `unhold` (declared `hold: false` and held). `purge` and
    `update_index` are left at their defaults.
-Pure and deterministic: lists sorted by name, risk from the tool's ToolSpec.
+Pure and deterministic: lists sorted by name (the engine stamps each step's
+risk from the live catalogue).
 Used by controllers.packages.controller.
 """
 
@@ -22,7 +23,6 @@ from controllers.packages.desired import Wanted
 from controllers.packages.state import PackagesState, Repo
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.plan import Change, Step
-from registry.handlers.index import specs as catalogue_specs
 
 
 def plan(diff: Diff, desired: Desired, state: PackagesState) -> tuple[Step, ...]:
@@ -35,10 +35,6 @@ def plan(diff: Diff, desired: Desired, state: PackagesState) -> tuple[Step, ...]
     if package_changes:
         steps.append(ensure_step(package_changes, wanted))
     return tuple(steps)
-
-
-def _risk(tool: str) -> str:
-    return catalogue_specs()[tool].risk
 
 
 def _removal_entry(repo: Repo) -> dict[str, object]:
@@ -76,7 +72,6 @@ def repos_step(changes: Sequence[Change], wanted: Wanted, state: PackagesState) 
         input={"repositories": [entries[n] for n in sorted(entries)]},
         reason="repositories first, so the package index knows them: " + ", ".join(sorted(words)),
         satisfies=tuple(c.id for c in changes),
-        risk=_risk("pkg.repos"),
     )
 
 
@@ -111,7 +106,6 @@ def ensure_step(changes: Sequence[Change], wanted: Wanted) -> Step:
         input=args,
         reason="one package transaction: " + _summary(install, remove, hold, unhold),
         satisfies=tuple(c.id for c in changes),
-        risk=_risk("pkg.ensure"),
         destructive=any(c.destructive for c in changes),
     )
 

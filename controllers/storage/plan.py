@@ -18,7 +18,6 @@ controllers.storage.controller.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 from controllers.storage.desired import Items, fstab_entry, gather, label_candidates
@@ -27,15 +26,8 @@ from controllers.storage.options import for_fresh_mount, missing
 from controllers.storage.state import FstabEntry, StorageState, depth, is_under
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.errors import PlanRejected
-from reconciler.sdk.plan import Change, Risk, Step
+from reconciler.sdk.plan import Change, Step
 from specs.storage import Mount
-
-
-@lru_cache(maxsize=1)
-def _risks() -> dict[str, Risk]:
-    from registry.handlers.index import specs
-
-    return {name: spec.risk for name, spec in specs().items()}
 
 
 def step(tool: str, inp: dict[str, Any], reason: str, changes: Iterable[Change]) -> Step:
@@ -45,7 +37,6 @@ def step(tool: str, inp: dict[str, Any], reason: str, changes: Iterable[Change])
         input=inp,
         reason=reason,
         satisfies=tuple(sorted({c.id for c in done})),
-        risk=_risks().get(tool, "high"),
         destructive=any(c.destructive for c in done),
     )
 

@@ -20,6 +20,9 @@ domain fails whole, and the resources that failed alone are named as the
 cause (`DomainWork.blamed`).
 A destructive step without `force` is never isolated: the domain is refused
 and the resources whose changes need the step are blamed.
+
+Each planned step's risk comes from the live catalogue the engine got from
+the registry (`with_risk`), not from the controller.
 """
 
 from __future__ import annotations
@@ -273,6 +276,24 @@ async def _plan_once(
     return replan(work, catalogue, memo=reader)
 
 
+def with_risk(steps: Iterable[Step], catalogue: Mapping[str, ToolSpec]) -> tuple[Step, ...]:
+    """`steps` with each step's risk taken from the live catalogue (the registry's ListTools).
+
+    Controllers do not look risk up: the engine stamps it here, before the
+    verifier, the DomainPlan (what `aios plan` renders and saves) and the
+    saved-plan comparison see the steps, so a plan shows the risk the
+    registry it runs on declares. A tool the catalogue lacks keeps the
+    step's own value (the verifier refuses such a plan anyway).
+    """
+    out: list[Step] = []
+    for step in steps:
+        spec = catalogue.get(step.tool)
+        if spec is not None and spec.risk != step.risk:
+            step = step.model_copy(update={"risk": spec.risk})
+        out.append(step)
+    return tuple(out)
+
+
 def replan(
     work: DomainWork, catalogue: Mapping[str, ToolSpec], *, memo: Cache | None = None
 ) -> DomainWork:
@@ -285,7 +306,8 @@ def replan(
             tuple(c for c in work.diff.changes if c.resource in work.planned_resources),
             work.diff.noops,
         )
-        work.steps = controller.plan(to_plan, desired, state) if to_plan.changes else ()
+        planned = controller.plan(to_plan, desired, state) if to_plan.changes else ()
+        work.steps = with_risk(planned, catalogue)
     except AiosError as exc:
         work.error = exc
         return work
