@@ -1,9 +1,13 @@
 """The one shape every domain controller has, and what the engine hands it.
 
-A controller (controllers/<domain>/) is a `Controller` subclass with:
+A controller (controllers/<domain>/) is a `Controller` subclass with
+(abstract: observe, diff, plan, simulate, export):
   observe(reader, desired) -> state   registry reads only (the reader refuses writes)
-  diff(desired, state) -> Diff         pure: changes + no-op reasons
-  plan(diff, desired, state) -> steps  pure rules planner, safe order
+  diff(desired, state) -> Diff         pure: changes + no-op reasons (built with
+                                       reconciler.sdk.diffing.Collector; undeclared
+                                       objects chosen by reconciler.sdk.removals)
+  plan(diff, desired, state) -> steps  pure rules planner, safe order (the engine
+                                       stamps each step's risk from the catalogue)
   simulate(state, steps) -> state      pure effect model (controllers/<d>/effects.py,
                                        which must not import specs)
   destructive(state, step) -> reason   why a step destroys data, independent of the
@@ -14,8 +18,8 @@ A controller (controllers/<domain>/) is a `Controller` subclass with:
 The engine (reconciler.engine) runs them in dependency order: observe once,
 diff, plan, verify (schema, allowlist, risk, simulate: diff(desired,
 simulate(state, steps)) must be empty), execute, re-observe, diff again.
-State models are frozen pydantic models whose JSON dump is the fingerprint
-and what `aios get` prints.
+State models are frozen pydantic models (reconciler.sdk.plan.Frozen) whose
+JSON dump is the fingerprint and what `aios get` prints.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ class Desired:
 
     `resources`: the resources of this domain's kinds in the target's set.
     `owned`: resource key -> object keys aios created for that resource (the
-    inventory); an owned object the resource no longer declares is removed.
+    inventory); an owned object the resource no longer declares is removed
+    (reconciler.sdk.removals: owned before pruned, and only for resources in
+    the set).
     `pruned`: resources being removed with `--prune` -> object keys they
     created; those objects are removed (their changes name the pruned key as
     their resource).

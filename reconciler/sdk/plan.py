@@ -29,10 +29,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.tooldef import Risk
+
 JSONValue = Any
 Op = Literal["add", "change", "remove"]
-Risk = Literal["low", "medium", "high", "critical"]
-RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 class Frozen(BaseModel):
@@ -85,7 +85,7 @@ class Step(Frozen):
     input: dict[str, JSONValue]
     reason: str
     satisfies: tuple[str, ...] = ()  # Change ids
-    risk: Risk = "low"
+    risk: Risk = "low"  # the tool's, from the live catalogue (reconciler.engine.planning)
     destructive: bool = False
 
     def input_digest(self) -> str:
@@ -303,11 +303,3 @@ def canonical_json(value: JSONValue) -> str:
 
 def canonical_digest(value: JSONValue) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def max_risk(risks: list[str] | tuple[str, ...]) -> Risk:
-    best: Risk = "low"
-    for risk in risks:
-        if RISK_ORDER.get(risk, 0) > RISK_ORDER[best]:
-            best = risk  # type: ignore[assignment]
-    return best
