@@ -1,7 +1,7 @@
 """The storage effect model: (state, steps) -> the state the steps would leave.
 
 Models every input of the tools the storage planner emits, as the tools
-behave (registry/tools/storage*.py): mkfs (refuses an existing filesystem
+behave (registry/handlers/storage*.py): mkfs (refuses an existing filesystem
 without `force` and a mounted target; creates a missing image only with
 `image.size`; records what it makes in `made_with`), mount (LABEL=/UUID=
 resolved among `probe` candidates that were observed; refuses a target with
