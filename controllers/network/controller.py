@@ -3,7 +3,7 @@
 Transactions: every step is a net write; all of a plan's steps run as ONE
 `net.apply {"commands": [{"op", "args"}, ...]}` call, in order, which the
 tool runs all-or-nothing (snapshot, restore on the first failure); a plan
-longer than net.apply's 10,000 commands is split, and the executor rolls
+longer than net.apply's 10,000 commands is split, and the engine rolls
 back the earlier calls if a later one fails. Inventory: aios records the
 links, routes and rules it creates (addresses are exact lists, sysctls and
 dns are values: never in the inventory). Destructive: nothing in this

@@ -2,7 +2,7 @@
 
 Started in the background by reconciler.cli.launch (`python -m
 reconciler.cli.warm SOCKET SIGNATURE`). It imports the CLI, the engine, the
-executor, the spec models and every controller, builds the spec models'
+registry client, the spec models and every controller, builds the spec models'
 validators, then listens on SOCKET (mode 0600 in a 0700 directory; one helper
 per socket, held by a lock). For each connection it checks the peer is the
 same user, that the client lives in the same namespaces and runs the same

@@ -77,7 +77,7 @@ class Diff:
 
 @dataclass(frozen=True)
 class Call:
-    """A registry call the executor makes; `steps` indexes the plan steps it runs."""
+    """A registry call the engine makes; `steps` indexes the plan steps it runs."""
 
     tool: str
     input: Mapping[str, Any]

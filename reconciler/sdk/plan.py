@@ -16,7 +16,7 @@ planned and why, so a plan never looks complete when it is not.
 fresh one (`aios apply --plan` runs a saved plan only when it equals a fresh
 plan for the same binding).
 
-Used by controllers (diff, planners), the engine (verifier, executor, store)
+Used by controllers (diff, planners), the engine (verifier, execute, store)
 and the CLI (rendering). Text rendering lives in reconciler.render.
 """
 
@@ -176,7 +176,7 @@ class Plan(Frozen):
 def plan_difference(saved: DomainPlan, fresh: DomainPlan) -> str | None:
     """The first way `saved` differs from `fresh`, in words; None when they are equal.
 
-    Compares everything a reviewer saw or the executor would run: the
+    Compares everything a reviewer saw or the engine would run: the
     resources covered, the changes (with their descriptions and flags), the
     steps (tool, input, reason, satisfied changes, risk, destructive flag),
     the no-ops and the planner. The state fingerprint is the caller's concern

@@ -54,9 +54,3 @@ def tool_classes() -> dict[str, type[Tool]]:
 
     modules = (net, firewall, pkg, storage, model, fs, meta)
     return collect(((m.__name__, m.TOOLS) for m in modules), catalogue())
-
-
-def specs() -> dict[str, ToolSpec]:
-    """Deprecated alias of contract.catalogue.catalogue(), kept only while controllers import
-    it (the controllers' owner removes those imports; then delete this)."""
-    return catalogue()
