@@ -3,7 +3,7 @@
 Every write is proven on the namespace the `netns` fixture creates (and
 deletes); real kinds only (veth, bridge, macvlan, vxlan, ifb, tun, tap);
 vlan/bond/wireguard/dummy are covered by the command-building doubles in
-tests/unit/test_netcmd.py. Also: net.apply all-or-nothing, snapshot/restore
+tests/unit/test_net_commands.py. Also: net.apply all-or-nothing, snapshot/restore
 round trips, net.state against independent reads, the aiOS probes, and the
 real `ip -batch` reading lines exactly as the unit tests' model of it (the
 IpCmd word proof rests on that model).
@@ -28,7 +28,7 @@ from registry.core.errors import ToolError
 from registry.drivers.net import commands as netcmd
 from tests.system.helpers import in_netns, run
 from tests.system.netdriver import Driver, addresses, ip_json, link, link_names, net_dump, same_net
-from tests.unit.test_netcmd import batch_words
+from tests.unit.test_net_commands import batch_words
 
 
 @pytest.fixture
@@ -532,7 +532,7 @@ def test_probes_run_inside_the_namespace(drv: Driver, netns: str) -> None:
 
 
 def test_the_batch_model_matches_ip(netns: str) -> None:
-    """The model of `ip -batch` in tests/unit/test_netcmd.py (on which the IpCmd word
+    """The model of `ip -batch` in tests/unit/test_net_commands.py (on which the IpCmd word
     proof rests) is how the real ip reads a batch: for every word IpCmd accepts, and
     for lines built to hit each special rule (quotes, '#', '\\'-newline, NUL, tabs,
     '\\r', comment lines), ip looks up exactly the device name the model predicts.

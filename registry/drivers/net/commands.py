@@ -32,7 +32,7 @@ from registry.drivers.net.system import dns_path, render_dns, sysctl_key, sysctl
 # line of 100 words or more ends the whole batch. A word of only these characters
 # contains none of those, so " ".join(words) splits back into exactly `words`: no
 # input can add, drop, merge or split a word, start a comment or continue a line.
-# (tests/unit/test_netcmd.py checks it for every character against a model of that
+# (tests/unit/test_net_commands.py checks it for every character against a model of that
 # parser; tests/system/test_net_tools.py against ip itself.)
 WORD_CHARS = "A-Za-z0-9_.:/-"
 _WORD = re.compile(rf"[{WORD_CHARS}]+")
