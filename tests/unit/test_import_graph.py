@@ -248,7 +248,7 @@ def test_the_layer_stack_is_the_one_written_in_pyproject() -> None:
     assert stack()["layers"] == [
         "reconciler.cli",
         "controllers | reconciler.engine | sandbox",
-        "reconciler.client | reconciler.render | reconciler.config | registry",
+        "reconciler.client | reconciler.render | reconciler.config | registry | runtime",
         "reconciler.sdk",
         "specs",
         "contract",
