@@ -2,7 +2,8 @@
 
 serve runs registry.server.grpc until SIGTERM/SIGINT, by default on the 0600 unix
 socket /run/aios/tools.sock (TCP only with `--listen HOST:PORT`, and then its
-log on stderr warns what that exposes); `audit verify` checks the keyed audit
+log on stderr warns what that exposes; `--runtime` names the AI runtime the
+model.load/unload/loaded tools forward to); `audit verify` checks the keyed audit
 chain of a state dir (exit 0 `ok: N rows, head …`, exit 1 with a message
 naming the first bad row, or what is wrong with the head, the key or the
 database — never a traceback); `tools` lists a running registry's catalogue
@@ -20,6 +21,7 @@ import click
 
 STATE_DIR = "/var/lib/aios/registry"
 LISTEN = "unix:///run/aios/tools.sock"  # registry.server.grpc.DEFAULT_LISTEN (not imported: grpc)
+RUNTIME = "localhost:50055"  # registry.drivers.model.runtime.DEFAULT_ADDRESS (aiOS's runtime)
 
 
 @click.group()
@@ -65,6 +67,14 @@ def registry() -> None:
     default=None,
     help="aiOS-style plugins (<name>.py + <name>.meta.json). Default: STATE_DIR/plugins.",
 )
+@click.option(
+    "--runtime",
+    envvar="AIOS_RUNTIME_ADDR",
+    default=RUNTIME,
+    show_default=True,
+    help="The AI runtime (aios.runtime.AIRuntime) model.load, model.unload and model.loaded "
+    "forward to: unix:///ABS/PATH or HOST:PORT (default $AIOS_RUNTIME_ADDR, else aiOS's).",
+)
 @click.option("--max-backups", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--max-backup-mib", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -76,6 +86,7 @@ def serve(
     profile: str,
     agents_file: Path | None,
     plugin_dir: Path | None,
+    runtime: str,
     max_backups: int,
     max_backup_mib: int,
     verbose: bool,
@@ -103,6 +114,7 @@ def serve(
         plugin_dir=plugin_dir,
         max_backups=max_backups,
         max_backup_bytes=max_backup_mib << 20,
+        runtime=runtime,
     )
     try:
         asyncio.run(run(options))

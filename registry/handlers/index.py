@@ -50,7 +50,7 @@ def collect(
 @cache
 def tool_classes() -> dict[str, type[Tool]]:
     """Every built-in tool class by tool name (see the module docstring)."""
-    from registry.handlers import firewall, fs, meta, model, net, pkg, storage
+    from registry.handlers import firewall, fs, meta, model, model_runtime, net, pkg, storage
 
-    modules = (net, firewall, pkg, storage, model, fs, meta)
+    modules = (net, firewall, pkg, storage, model, model_runtime, fs, meta)
     return collect(((m.__name__, m.TOOLS) for m in modules), catalogue())

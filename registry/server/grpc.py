@@ -73,6 +73,7 @@ class ServeOptions:
     plugin_dir: Path | None = None  # default <state_dir>/plugins
     max_backups: int = DEFAULT_MAX_ENTRIES
     max_backup_bytes: int = DEFAULT_MAX_BYTES
+    runtime: str | None = None  # the AI runtime model.load/unload/loaded forward to
 
 
 def unix_path(listen: str) -> Path | None:
@@ -238,7 +239,12 @@ def build_pipeline(options: ServeOptions) -> Pipeline:
             max_entries=options.max_backups,
             max_bytes=options.max_backup_bytes,
         ),
-        settings=Settings(root=options.root, state_dir=state, netns=options.netns),
+        settings=Settings(
+            root=options.root,
+            state_dir=state,
+            netns=options.netns,
+            options={"runtime": options.runtime} if options.runtime else {},
+        ),
     )
 
 

@@ -17,8 +17,10 @@ EXPECTED = {
     "pkg.update", "pkg.list_installed",
     "storage.state", "storage.mkfs", "storage.mount", "storage.umount", "storage.fstab",
     "storage.dir", "storage.swapfile",
-    "model.list", "model.fetch", "model.remove",
+    "model.list", "model.fetch", "model.remove", "model.loaded", "model.load", "model.unload",
 }  # fmt: skip
+# The runtime tools spell their keys as the Models spec does (contextLength, gpuLayers, …).
+SPEC_SPELLING = {"contextLength", "gpuLayers", "lastError", "onDemand"}
 
 
 def _objects(schema: Any) -> list[dict[str, Any]]:
@@ -46,13 +48,13 @@ def test_schemas_are_valid_and_closed(name: str) -> None:
         assert schema["$schema"].endswith("2020-12/schema")
         for obj in _objects(schema):
             assert obj["additionalProperties"] is False, obj
-            assert all(k == k.lower() for k in obj["properties"]), obj
+            assert all(k == k.lower() or k in SPEC_SPELLING for k in obj["properties"]), obj
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_metadata(name: str) -> None:
     spec = MINE[name]
-    reads = name.endswith((".state", ".list", ".search", ".list_installed"))
+    reads = name.endswith((".state", ".list", ".search", ".list_installed", ".loaded"))
     assert spec.writes is not reads
     if reads:
         assert spec.risk == "low" and spec.idempotent and not spec.reversible
@@ -117,7 +119,39 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "$.sha256",
     ),
     "model.remove": ({"path": "/m/x.gguf"}, {"path": "/m/x.bin"}, "$.path"),
+    "model.loaded": ({}, {"name": "x"}, "$"),
+    "model.load": (
+        {
+            "name": "smol",
+            "path": "/m/x.gguf",
+            "contextLength": 512,
+            "threads": 1,
+            "gpuLayers": -1,
+            "sha256": SHA,
+        },
+        {"name": "smol", "path": "/m/x.gguf", "contextLength": 64, "threads": 1, "gpuLayers": 0},
+        "$.contextLength",
+    ),
+    "model.unload": ({"name": "tinyllama-1.1b"}, {"name": "-rf"}, "$.name"),
 }
+# More hostile inputs of the runtime tools: (tool, input, JSON path of the error).
+RUNTIME_WRONG = [
+    ("model.load", {"name": "../x", "path": "/m/x.gguf", "contextLength": 512, "threads": 1,
+                    "gpuLayers": 0}, "$.name"),
+    ("model.load", {"name": "x", "path": "/m/../x.gguf", "contextLength": 512, "threads": 1,
+                    "gpuLayers": 0}, "$.path"),
+    ("model.load", {"name": "x", "path": "/m/x.gguf", "contextLength": 512, "threads": 0,
+                    "gpuLayers": 0}, "$.threads"),
+    ("model.load", {"name": "x", "path": "/m/x.gguf", "contextLength": 512, "threads": 1,
+                    "gpuLayers": -2}, "$.gpuLayers"),
+    ("model.load", {"name": "x", "path": "/m/x.gguf", "contextLength": 512, "threads": 1,
+                    "gpuLayers": 0, "sha256": "A" * 64}, "$.sha256"),
+    ("model.load", {"name": "x", "path": "/m/x.gguf", "contextLength": 512, "threads": 1,
+                    "gpuLayers": 0, "port": 8080}, "$"),
+    ("model.load", {"name": "x", "path": "/m/x.gguf", "threads": 1, "gpuLayers": 0}, "$"),
+    ("model.unload", {"name": "x\n"}, "$.name"),
+    ("model.unload", {"name": "a" * 129}, "$.name"),
+]  # fmt: skip
 
 
 def test_every_tool_has_a_schema_case() -> None:
@@ -132,3 +166,20 @@ def test_schema_accepts_the_valid_and_rejects_the_wrong_input(name: str) -> None
     errors = list(validator.iter_errors(wrong))
     assert errors, f"{name} accepted {wrong}"
     assert path in {e.json_path for e in errors}, [(e.json_path, e.message) for e in errors]
+
+
+@pytest.mark.parametrize(("name", "wrong", "path"), RUNTIME_WRONG)
+def test_runtime_tool_schemas_refuse(name: str, wrong: dict[str, Any], path: str) -> None:
+    errors = list(Draft202012Validator(MINE[name].input_schema).iter_errors(wrong))
+    assert path in {e.json_path for e in errors}, [(e.json_path, e.message) for e in errors]
+
+
+def test_runtime_tool_bounds_are_the_specs() -> None:
+    from specs.models import Model
+
+    fields = Model.model_json_schema()["properties"]
+    props = MINE["model.load"].input_schema["properties"]
+    for key in ("contextLength", "threads", "gpuLayers"):
+        bounds = (props[key]["minimum"], props[key]["maximum"])
+        assert bounds == (fields[key]["minimum"], fields[key]["maximum"]), key
+    assert props["name"]["pattern"].startswith(fields["name"]["pattern"].rstrip("$"))
