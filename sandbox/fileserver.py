@@ -4,10 +4,14 @@ Serves one directory over HTTP/1.1 (stdlib ThreadingHTTPServer): `Range:
 bytes=a-b` / `a-` / `-n` answers 206 with Content-Range, an unsatisfiable
 range 416 with `Content-Range: bytes */size`, anything else 200 with the whole
 file (sent with sendfile). Directories, dot-files and paths that resolve
-outside the served directory (.., symlinks) are 404. The sandbox runs it
-inside its network namespace to serve the demo apt repository and GGUF
-models (`python -m sandbox.fileserver --dir D --bind 127.0.0.1 --port N`);
-tests and bench/ start it in-process with `serve`.
+outside the served directory (.., symlinks) are 404. Files that live elsewhere
+are served only when named one by one: `--file URLPATH=FILE` (repeatable)
+answers URLPATH (e.g. `models/x.gguf`) from FILE, read in place — the sandbox
+serves the 98 MB SmolLM2 file from the installed wheel this way, never a copy.
+The sandbox runs it inside its network namespace to serve the demo apt
+repository and GGUF models (`python -m sandbox.fileserver --dir D --bind
+127.0.0.1 --port N [--file U=F]…`); tests and bench/ start it in-process with
+`serve`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,9 +63,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | Unsatisfiabl
     return first, min(int(last_s), size - 1) if last_s else size - 1
 
 
-def resolve(base: Path, url_path: str) -> Path | None:
-    """The regular file `url_path` names under `base`, or None (missing, dir, dot-file, escape)."""
-    parts = [p for p in unquote(urlsplit(url_path).path).split("/") if p not in ("", ".")]
+def _parts(url_path: str) -> list[str]:
+    return [p for p in unquote(urlsplit(url_path).path).split("/") if p not in ("", ".")]
+
+
+def resolve(base: Path, url_path: str, files: Mapping[str, Path] | None = None) -> Path | None:
+    """The regular file `url_path` names under `base`, or None (missing, dir, dot-file, escape).
+
+    A URL path listed in `files` ("models/x.gguf" -> a file anywhere) is that file when it
+    is a regular file; nothing else outside `base` is ever served.
+    """
+    parts = _parts(url_path)
+    named = {"/".join(_parts(url)): path for url, path in (files or {}).items()}
+    if "/".join(parts) in named:
+        found = named["/".join(parts)]
+        return found if found.is_file() else None
     if any(p.startswith(".") or "\x00" in p for p in parts):
         return None
     candidate = base.joinpath(*parts) if parts else base
@@ -78,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "aios-fileserver/1"
     directory: Path = Path()
+    files: Mapping[str, Path] = {}  # URL path (no leading /) -> a file served from elsewhere
 
     def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
@@ -96,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _serve(self, *, body: bool) -> None:
-        path = resolve(self.directory, self.path)
+        path = resolve(self.directory, self.path, self.files)
         if path is None:
             self._error(HTTPStatus.NOT_FOUND)
             return
@@ -128,9 +145,15 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    directory: Path, bind: str, port: int, handler: type[Handler] = Handler
+    directory: Path,
+    bind: str,
+    port: int,
+    handler: type[Handler] = Handler,
+    files: Mapping[str, Path] | None = None,
 ) -> ThreadingHTTPServer:
-    bound = type("BoundHandler", (handler,), {"directory": directory.resolve()})
+    bound = type(
+        "BoundHandler", (handler,), {"directory": directory.resolve(), "files": files or {}}
+    )
     server = ThreadingHTTPServer((bind, port), bound)
     server.daemon_threads = True
     return server
@@ -138,10 +161,14 @@ def make_server(
 
 @contextlib.contextmanager
 def serve(
-    directory: Path, bind: str = "127.0.0.1", port: int = 0, handler: type[Handler] = Handler
+    directory: Path,
+    bind: str = "127.0.0.1",
+    port: int = 0,
+    handler: type[Handler] = Handler,
+    files: Mapping[str, Path] | None = None,
 ) -> Iterator[str]:
-    """Serve `directory` in a background thread; yields the base URL."""
-    server = make_server(directory, bind, port, handler)
+    """Serve `directory` (and the named `files`) in a background thread; yields the base URL."""
+    server = make_server(directory, bind, port, handler, files)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -157,8 +184,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="URLPATH=FILE",
+        help="also serve FILE (anywhere) at URLPATH, e.g. models/x.gguf=/opt/x.gguf",
+    )
     args = parser.parse_args(argv)
-    server = make_server(args.dir, args.bind, args.port)
+    files = {}
+    for item in args.file:
+        url, sep, path = item.partition("=")
+        if not sep or not url or not path:
+            parser.error(f"--file {item!r}: expected URLPATH=FILE")
+        files[url] = Path(path)
+    server = make_server(args.dir, args.bind, args.port, files=files)
     sys.stderr.write(f"serving {args.dir} on http://{args.bind}:{server.server_address[1]}\n")
     sys.stderr.flush()
     try:

@@ -4,33 +4,48 @@
 under `<base>/<name>/` (sandbox.box.layout; base: $AIOS_SANDBOX_DIR, default
 /var/lib/aios/sandboxes) — `root/` (the scratch root: etc/, var/lib/aios/
 models, …), `registry/` (the registry's state dir), `state/` (reserved for the
-engine) — and starts
-`ip netns exec aios-<name> unshare -m --propagation private <python> -c
-'…main()' registry serve --listen unix://<dir>/registry.sock --root <dir>/root
---state-dir <dir>/registry --profile full` detached (own session, log in
-`registry.log`). It waits for the socket and the standard gRPC health check to answer SERVING
-(`_serving`, grpc.health.v1 directly: the sandbox never imports the reconciler), records
-meta.json, then runs sandbox.content.provision (package repository,
-model server). Mounts the registry makes stay in its private mount namespace;
-links and rules stay in the netns. Read state back with
-`nsenter -t <pid> -n -m`.
+engine), `runtime/` (the AI runtime's state dir) — and starts `ip netns exec
+aios-<name> unshare -m --propagation private <python> -c '…main()' registry
+serve --listen unix://<dir>/registry.sock --root <dir>/root --state-dir
+<dir>/registry --profile full` with AIOS_RUNTIME_ADDR=unix://<dir>/runtime.sock
+in its environment (the runtime its model tools forward to) detached (own
+session, log in `registry.log`). It waits for the socket and the standard gRPC
+health check to answer SERVING (`_serving`, grpc.health.v1 directly: the
+sandbox never imports the reconciler), records meta.json, then starts the AI
+runtime in the registry's own namespaces (`nsenter -t <registry pid> -n -m …
+runtime serve --listen unix://<dir>/runtime.sock --model-dir
+<dir>/root/var/lib/aios/models --state-dir <dir>/runtime --health-interval 0.5
+[--llama-server P]`, detached, log in `runtime.log`; P is $LLAMA_SERVER_PATH,
+else the llama-server beside this interpreter, else the runtime's own search):
+the same mount namespace, so the filesystem a Storage resource mounts over the
+models directory is the one the runtime loads from; the same netns, so each
+llama-server's 127.0.0.1 port is the sandbox's. It waits until the runtime's
+AIRuntime/HealthCheck answers (a raw unary call: the sandbox imports no stubs),
+records its pid, then runs sandbox.content.provision (package repository, model
+server). Mounts the registry makes stay in its private mount namespace; links
+and rules stay in the netns. Read state back with `nsenter -t <pid> -n -m`.
 
-`up` of a sandbox that is running and healthy returns it as it is. `up` of a
-stale one — its registry died (kill -9, a crash) or stopped answering —
-restarts it and keeps everything: the directory (root, registry state with
-its audit log and key, backups, the engine's state), the netns and what is in
-it (links, routes, nft rules; it is created again only when it is gone, e.g.
-after a reboot), loop devices; the registry starts again with the profile
-recorded in meta.json, and provision runs again (idempotent; it restarts the
-file server). A failed restart leaves everything in place too: only `down`
-deletes a sandbox's content. Mounts the dead registry made died with its
-private mount namespace; the next apply mounts them again.
+`up` of a sandbox that is running and healthy returns it as it is; one whose
+registry serves but whose runtime died gets its runtime started again (in the
+registry's namespaces; "restarted"). `up` of a stale one — its registry died
+(kill -9, a crash) or stopped answering — stops its runtime (which lives in the
+dead registry's mount namespace), restarts both and keeps everything: the
+directory (root, registry state with its audit log and key, backups, the
+engine's state), the netns and what is in it (links, routes, nft rules; it is
+created again only when it is gone, e.g. after a reboot), loop devices; the
+registry starts again with the profile recorded in meta.json, and provision
+runs again (idempotent; it restarts the file server). A failed restart leaves
+everything in place too: only `down` deletes a sandbox's content. Mounts the
+dead registry made died with its private mount namespace; the next apply mounts
+them again.
 
-`down(name)`: sandbox.content.teardown, SIGTERM to the registry's process
-group (SIGKILL after a grace period) and to anything else left in the netns,
-detach loop devices backed by files under the sandbox dir, delete the netns,
-and remove the dir — unless something under it is still mounted in the host's
-mount namespace, which is reported and left alone. Both are idempotent;
+`down(name)`: sandbox.content.teardown, SIGTERM to the runtime's process group
+(the runtime stops its llama-servers; any left — a runtime killed -9 leaves its
+children — are killed by their `--model` path under the root) and to the
+registry's (SIGKILL after a grace period), SIGKILL to anything else left in the
+netns, detach loop devices backed by files under the sandbox dir, delete the
+netns, and remove the dir — unless something under it is still mounted in the
+host's mount namespace, which is reported and left alone. Both are idempotent;
 `down` of an unknown sandbox is a no-op with a note.
 
 The records (Sandbox, SandboxError, layout, read, load, is_running, list_sandboxes)
@@ -42,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -67,6 +83,7 @@ from sandbox.box import (
     list_sandboxes,
     load,
     read,
+    runtime_running,
 )
 
 __all__ = [  # the records of sandbox.box, re-exported: callers use this module
@@ -81,16 +98,21 @@ __all__ = [  # the records of sandbox.box, re-exported: callers use this module
     "is_running",
     "layout",
     "list_sandboxes",
+    "llama_server_path",
     "load",
     "mounts_under",
     "netns_exists",
     "read",
+    "runtime_argv",
+    "runtime_running",
     "start",
     "up",
 ]
 
 START_TIMEOUT_S = 15.0
 STOP_GRACE_S = 10.0
+RUNTIME_STOP_GRACE_S = 15.0  # the runtime gives each llama-server up to 10 s
+RUNTIME_HEALTH_INTERVAL_S = 0.5  # a killed llama-server is noticed and replaced within ~2 s
 ROOT_DIRS = ("etc", "tmp", "var/lib/aios/models", "var/lib/dpkg", "var/cache", "srv", "mnt")
 
 
@@ -105,19 +127,23 @@ def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
-def _log_tail(box: Sandbox, lines: int = 20) -> str:
+def _log_tail(box: Sandbox, lines: int = 20, log: Path | None = None) -> str:
     try:
-        return "\n".join(box.log.read_text(errors="replace").splitlines()[-lines:])
+        text = (log or box.log).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
     except OSError:
         return "(no log)"
 
 
+CLI_CODE = "from reconciler.cli.main import main; main()"
+
+
 def _start_registry(box: Sandbox, profile: str) -> int:
-    code = "from reconciler.cli.main import main; main()"
     argv = [
         "ip", "netns", "exec", box.netns,
+        "env", f"AIOS_RUNTIME_ADDR={box.runtime_address}",
         "unshare", "-m", "--propagation", "private",
-        sys.executable, "-c", code,
+        sys.executable, "-c", CLI_CODE,
         "registry", "serve",
         "--listen", box.address,
         "--root", str(box.root),
@@ -125,6 +151,112 @@ def _start_registry(box: Sandbox, profile: str) -> int:
         "--profile", profile,
     ]  # fmt: skip
     return spawn_detached(argv, log=box.log, cwd=box.dir)
+
+
+def llama_server_path() -> str | None:
+    """$LLAMA_SERVER_PATH, else the llama-server beside this interpreter (scripts/install.sh
+    puts it in the venv), else None: the runtime searches its own defaults."""
+    named = os.environ.get("LLAMA_SERVER_PATH")
+    if named:
+        return named
+    beside = Path(sys.executable).parent / "llama-server"
+    return str(beside) if beside.exists() else None
+
+
+def runtime_argv(box: Sandbox) -> list[str]:
+    """The command that runs `box`'s AI runtime in its registry's network and mount namespaces."""
+    if box.pid is None:
+        raise SandboxError(f"sandbox {box.name}: no registry to start the runtime beside")
+    argv = [
+        "nsenter", "-t", str(box.pid), "-n", "-m", "--",
+        sys.executable, "-c", CLI_CODE,
+        "runtime", "serve",
+        "--listen", box.runtime_address,
+        "--model-dir", str(box.model_dir),
+        "--state-dir", str(box.runtime_state),
+        "--health-interval", str(RUNTIME_HEALTH_INTERVAL_S),
+    ]  # fmt: skip
+    server = llama_server_path()
+    if server:
+        argv += ["--llama-server", server]
+    return argv
+
+
+def _start_runtime(box: Sandbox) -> int:
+    """Start `runtime_argv(box)` detached (own session, log in runtime.log); its pid."""
+    argv = runtime_argv(box)
+    box.runtime_state.mkdir(parents=True, exist_ok=True)
+    box.runtime_socket.unlink(missing_ok=True)  # a dead runtime's socket is not an answer
+    return spawn_detached(argv, log=box.runtime_log, cwd=box.dir)
+
+
+async def _runtime_answers(address: str, deadline_s: float) -> bool:
+    """True when the AI runtime at `address` answers aios.runtime.AIRuntime/HealthCheck.
+
+    A raw unary call (Empty is zero bytes; the reply is not decoded): the sandbox
+    imports no generated stubs. Any RPC error is False.
+    """
+    import grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        check = channel.unary_unary(
+            "/aios.runtime.AIRuntime/HealthCheck",
+            request_serializer=lambda raw: raw,
+            response_deserializer=lambda raw: raw,
+        )
+        try:
+            await check(b"", timeout=deadline_s)
+        except grpc.aio.AioRpcError:
+            return False
+    return True
+
+
+async def _launch_runtime(box: Sandbox, limit_s: float) -> Sandbox:
+    """Start the runtime for `box` (its registry serving), record it, wait until it answers."""
+    pid = _start_runtime(box)
+    box = Sandbox(**{**asdict(box), "runtime_pid": pid})
+    _write_meta(box)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if _is_zombie(pid):
+            tail = _log_tail(box, log=box.runtime_log)
+            raise SandboxError(f"the AI runtime exited during start-up:\n{tail}")
+        if box.runtime_socket.exists() and await _runtime_answers(box.runtime_address, 1.0):
+            return box
+        await asyncio.sleep(0.1)
+    tail = _log_tail(box, log=box.runtime_log)
+    raise SandboxError(f"the AI runtime did not serve within {limit_s:.0f} s:\n{tail}")
+
+
+def _model_servers(box: Sandbox) -> list[int]:
+    """Pids of llama-servers (any process run with `--model`/`-m` FILE) loading a file
+    under the sandbox's root: the runtime's children, found even when it is gone."""
+    prefix = str(box.root).rstrip("/").encode() + b"/"
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for flag, value in itertools.pairwise(argv):
+            if flag in (b"--model", b"-m") and value.startswith(prefix):
+                found.append(int(cmdline.parent.name))
+                break
+    return found
+
+
+def _stop_runtime(box: Sandbox) -> list[str]:
+    """Stop the recorded runtime's process group and any llama-server it left behind."""
+    notes = []
+    if runtime_running(box) and box.runtime_pid is not None:
+        stop_group(box.runtime_pid, RUNTIME_STOP_GRACE_S)
+        notes.append(f"stopped runtime (pid {box.runtime_pid})")
+    for pid in _model_servers(box):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        notes.append(f"killed llama-server (pid {pid}) the runtime left")
+    box.runtime_socket.unlink(missing_ok=True)
+    return notes
 
 
 async def _serving(address: str, deadline_s: float) -> bool:
@@ -198,7 +330,11 @@ async def start(
     if box.meta_path.exists():
         current = read(name, base)
         if is_running(current) and await _serving(current.address, deadline_s=2.0):
-            return current, "running"
+            if runtime_running(current) and await _runtime_answers(
+                current.runtime_address, deadline_s=2.0
+            ):
+                return current, "running"
+            return await _restart_runtime(current, limit_s), "restarted"
         return await _restart(current, profile or current.profile, limit_s), "restarted"
     profile = profile or "full"
     try:
@@ -216,6 +352,7 @@ async def start(
         box = Sandbox(**{**asdict(box), "pid": pid, "created": now, "profile": profile})
         _write_meta(box)
         await _wait_serving(box, pid, limit_s)
+        box = await _launch_runtime(box, limit_s)
         from sandbox.content import provision
 
         await provision(box)
@@ -226,8 +363,20 @@ async def start(
     return box, "started"
 
 
+async def _restart_runtime(box: Sandbox, limit_s: float) -> Sandbox:
+    """The registry serves, its runtime does not: start the runtime again (nothing else)."""
+    await asyncio.to_thread(_stop_runtime, box)
+    try:
+        return await _launch_runtime(box, limit_s)
+    except SandboxError as exc:
+        raise SandboxError(f"sandbox {box.name}: cannot restart its runtime: {exc}") from None
+
+
 async def _restart(box: Sandbox, profile: str, limit_s: float) -> Sandbox:
     """Start a stale sandbox's servers again over everything it has (nothing is deleted)."""
+    # The runtime lives in the old registry's mount namespace (and keeps it, with its
+    # mounts, alive): stop it, or the next apply would mount the same image twice.
+    await asyncio.to_thread(_stop_runtime, box)
     if is_running(box) and box.pid is not None:  # alive but not answering: stop it first
         await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
     keep = f"its state is kept (`aios sandbox down {box.name}` removes it)"
@@ -247,11 +396,13 @@ async def _restart(box: Sandbox, profile: str, limit_s: float) -> Sandbox:
     _write_meta(box)
     try:
         await _wait_serving(box, pid, limit_s)
+        box = await _launch_runtime(box, limit_s)
         from sandbox.content import provision
 
         await provision(box)
     except BaseException as exc:
-        await asyncio.to_thread(stop_group, pid, STOP_GRACE_S)  # not half-started
+        await asyncio.to_thread(_stop_runtime, box)  # not half-started
+        await asyncio.to_thread(stop_group, pid, STOP_GRACE_S)
         if isinstance(exc, SandboxError):
             raise SandboxError(f"sandbox {box.name}: restart failed: {exc}\n{keep}") from None
         raise
@@ -278,6 +429,7 @@ async def down(name: str, *, base: Path | None = None) -> list[str]:
             notes.append(f"teardown hook failed: {type(exc).__name__}: {exc}")
     elif not box.dir.exists() and not netns_exists(box.netns):
         return [f"no sandbox {name}: nothing to do"]
+    notes.extend(await asyncio.to_thread(_stop_runtime, box))
     if is_running(box) and box.pid is not None:
         await asyncio.to_thread(stop_group, box.pid, STOP_GRACE_S)
         notes.append(f"stopped registry (pid {box.pid})")

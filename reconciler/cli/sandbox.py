@@ -47,6 +47,7 @@ def up(name: str, profile: str | None) -> None:
     state = {"restarted": "restarted (state kept)", "running": "already running"}.get(how, how)
     click.echo(f"sandbox {box.name} {state}: pid {box.pid}, netns {box.netns}")
     click.echo(f"  registry  {box.address}")
+    click.echo(f"  runtime   {box.runtime_address}")
     click.echo(f"  root      {box.root}")
     click.echo(f"  state     {box.state}")
     click.echo(f"  inspect   nsenter -t {box.pid} -n -m -- ip addr")
