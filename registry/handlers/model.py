@@ -3,11 +3,14 @@
 `model.list` reads the models directory with the sha256 cache
 (registry.drivers.model.files.HashCache); `model.fetch` downloads into `<path>.part`
 with registry.drivers.model.download, verifies size, sha256 and the GGUF header, and
-renames over `path`; `model.remove` deletes. The before-image of fetch and
-remove is the previous file kept as a hard link in the execution's backup
-directory (`ctx.work`), so the old file stays in place until the new one is
-committed, costs no space until then, and is bounded by the registry's backup
-retention. Collected by registry.handlers.index through TOOLS.
+renames over `path`, leaving the verified digest beside it in `<path>.sha256`
+(registry.drivers.model.files.write_sidecar; aios's runtime checks it before it
+loads the file); `model.remove` deletes the file and its sidecar. The
+before-image of fetch and remove is the previous file and sidecar kept as hard
+links in the execution's backup directory (`ctx.work`), so the old file stays in
+place until the new one is committed, costs no space until then, and is bounded
+by the registry's backup retention. Collected by registry.handlers.index through
+TOOLS.
 
 Paths (the model, its directory, a `file:` source) are resolved inside the
 root by registry.core.rootfs and used through a directory fd and a name: a link
@@ -40,9 +43,12 @@ from registry.drivers.model.files import (
     keep_aside,
     open_model,
     put_back,
+    sidecar_of,
+    write_sidecar,
 )
 
 PREVIOUS = "previous-model"
+PREVIOUS_SIDECAR = "previous-model.sha256"
 T = TypeVar("T")
 
 
@@ -123,15 +129,22 @@ class _KeepsPrevious(Tool):
         return (f"model:{args.get('path', '')}",)
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        def keep() -> bool:
+        def keep() -> tuple[bool, bool]:
             try:
                 with rootfs.entry(ctx.root, args["path"], follow=False) as found:
-                    return keep_aside(found, ctx.work / PREVIOUS)
+                    return (
+                        keep_aside(found, ctx.work / PREVIOUS),
+                        keep_aside(sidecar_of(found), ctx.work / PREVIOUS_SIDECAR),
+                    )
             except (FileNotFoundError, NotADirectoryError):  # no parent: nothing there yet
-                return False
+                return False, False
 
-        kept = await asyncio.to_thread(keep)
-        return {"path": args["path"], "previous": PREVIOUS if kept else None}
+        kept, sidecar = await asyncio.to_thread(keep)
+        return {
+            "path": args["path"],
+            "previous": PREVIOUS if kept else None,
+            "sidecar": PREVIOUS_SIDECAR if sidecar else None,
+        }
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
         await asyncio.to_thread(self._restore, ctx, snapshot)
@@ -151,6 +164,13 @@ class _KeepsPrevious(Tool):
                     download.discard(found)
                 else:
                     put_back(backup, found)
+                if "sidecar" in snapshot:  # before-images taken before sidecars have none
+                    kept = snapshot["sidecar"]
+                    side = sidecar_of(found)
+                    if kept and os.path.lexists(ctx.work / kept):  # a link may dangle there
+                        put_back(ctx.work / kept, side)
+                    else:
+                        download.discard(side)
         except FileNotFoundError:
             if backup is not None:
                 raise
@@ -184,6 +204,7 @@ class ModelFetch(_KeepsPrevious):
         cache = HashCache(ctx.state_dir)
         have = await _in_thread(self._matches, found, expected, size, cache)
         if have is not None:
+            await _in_thread(write_sidecar, found, expected)
             return self._output(args, have, expected, 0, False)
         if found.kind() not in (None, "file", "symlink"):
             raise ToolError(f"model.fetch {args['path']}: not a file; refusing to replace it")
@@ -231,6 +252,7 @@ class ModelFetch(_KeepsPrevious):
     def _commit(found: rootfs.Entry, part: str, digest: str, cache: HashCache) -> None:
         os.replace(part, found.name, src_dir_fd=found.dir_fd, dst_dir_fd=found.dir_fd)
         found.fsync_dir()
+        write_sidecar(found, digest)
         fd = open_model(found)
         try:
             cache.record_fd(found.host, fd, digest)
@@ -260,6 +282,7 @@ class ModelRemove(_KeepsPrevious):
                         raise ToolError(f"model.remove {args['path']}: a directory, not a file")
                     download.discard(found)
                     download.discard(part_of(found))
+                    download.discard(sidecar_of(found))
                     if kind is not None:
                         found.fsync_dir()
                     return kind is not None

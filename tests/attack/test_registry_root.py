@@ -534,6 +534,14 @@ async def last_model_list(s: Scene, w: Way) -> None:
     assert out == {"models": []}
 
 
+async def last_model_load(s: Scene, w: Way) -> None:
+    outcome = await s.call("model.load", name="x", path=w.via, contextLength=512, threads=1,
+                           gpuLayers=0)  # fmt: skip
+    assert not outcome.success  # the file is checked inside the root: none there, no runtime
+    assert outcome.error.startswith(f"model.load x: {w.via}: "), outcome.error
+    assert "runtime" not in outcome.error, outcome.error
+
+
 async def last_ctx_path(s: Scene, w: Way) -> None:
     mapped = s.ctx().path(w.via)
     assert mapped == s.inroot(w.lands)  # what a mount source or an image path becomes
@@ -557,6 +565,7 @@ LAST: dict[str, Case] = {
     "model.fetch": last_model_fetch,
     "model.remove": last_model_remove,
     "model.list": last_model_list,
+    "model.load": last_model_load,
     "ctx.path": last_ctx_path,
 }
 
@@ -614,6 +623,24 @@ async def test_model_fetch_refuses_a_planted_part_link(scene: Scene, text: str) 
     assert not (scene.root / "models/p.gguf").exists()
     _, out = await scene.ok("model.remove", path="/models/p.gguf")
     assert out["removed"] is False and gone(scene.root / "models/p.gguf.part")
+    scene.untouched()
+
+
+@pytest.mark.parametrize(
+    "text", list(SIDE_LINKS.values()), ids=[f"root-model-sidecar-{k}" for k in SIDE_LINKS]
+)
+async def test_model_fetch_replaces_a_planted_sidecar_link(scene: Scene, text: str) -> None:
+    scene.plant((("/models/p.gguf.sha256", text),))
+    sidecar = scene.root / "models/p.gguf.sha256"
+    url = "file:///models/src.gguf"
+    done, _ = await scene.ok("model.fetch", path="/models/p.gguf", url=url, sha256=SOURCE_SHA)
+    assert not sidecar.is_symlink() and sidecar.read_text() == SOURCE_SHA + "\n"
+    scene.untouched()
+    await scene.rollback(done)
+    assert os.readlink(sidecar) == scene.fill(text)  # the link is back, as it was
+    assert gone(scene.root / "models/p.gguf")
+    _, out = await scene.ok("model.remove", path="/models/p.gguf")
+    assert out["removed"] is False and gone(sidecar)  # the link itself went, not its target
     scene.untouched()
 
 
@@ -749,7 +776,9 @@ PATH_KEYS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("model.fetch", "path", {"url": "file:///models/src.gguf", "sha256": SOURCE_SHA}, MODEL_PATH),
     ("model.list", "directory", {}, ABS_PATH),
     ("model.remove", "path", {}, MODEL_PATH),
-]
+    ("model.load", "path", {"name": "x", "contextLength": 512, "threads": 1, "gpuLayers": 0},
+     MODEL_PATH),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=[f"v{i}" for i in range(len(HOSTILE))])

@@ -195,3 +195,44 @@ async def test_file_url_is_mapped_under_the_root(target: ScratchTarget, www: Pat
     )
     assert done.output["size"] == 1 << 20
     assert sha256sum(target.root / "m/x.gguf") == demo.gguf_sha256("demo-tiny")
+
+
+async def test_fetch_leaves_the_sidecar_and_remove_and_rollback_keep_it_with_the_file(
+    target: ScratchTarget, www: Path
+) -> None:
+    host = target.root / DEST.lstrip("/")
+    sidecar = host.with_name(host.name + ".sha256")
+    with fileserver.serve(www) as base:
+        first = await target.call(
+            "model.fetch",
+            {"url": f"{base}/{MODEL}.gguf", "sha256": demo.gguf_sha256(MODEL), "path": DEST},
+        )
+        assert sidecar.read_text() == demo.gguf_sha256(MODEL) + "\n"
+        sidecar.unlink()  # a file fetched before sidecars existed: the next fetch adds it
+        again = await target.call(
+            "model.fetch",
+            {"url": f"{base}/{MODEL}.gguf", "sha256": demo.gguf_sha256(MODEL), "path": DEST},
+        )
+        assert again.output["downloaded"] is False
+        assert sidecar.read_text() == demo.gguf_sha256(MODEL) + "\n"
+        replaced = await target.call(
+            "model.fetch",
+            {
+                "url": f"{base}/demo-tiny.gguf",
+                "sha256": demo.gguf_sha256("demo-tiny"),
+                "path": DEST,
+            },
+        )
+    assert sidecar.read_text() == demo.gguf_sha256("demo-tiny") + "\n"
+    assert sorted(p.name for p in host.parent.iterdir()) == [host.name, sidecar.name]
+    listed = (await target.call("model.list", {})).output["models"]
+    assert [m["path"] for m in listed] == [DEST]  # the sidecar is no model
+    await target.rollback(replaced)
+    assert sidecar.read_text() == demo.gguf_sha256(MODEL) + "\n"
+    removed = await target.call("model.remove", {"path": DEST})
+    assert not host.exists() and not sidecar.exists()
+    await target.rollback(removed)
+    assert sha256sum(host) == demo.gguf_sha256(MODEL)
+    assert sidecar.read_text() == demo.gguf_sha256(MODEL) + "\n"
+    await target.rollback(first)  # nothing was there before the first fetch
+    assert list(host.parent.iterdir()) == []

@@ -6,6 +6,11 @@
   persisted as JSON in the registry's state dir (a file rewritten in place
   with the same size and mtime would be missed; model files are replaced by
   rename, which changes mtime).
+- `write_sidecar` / `sidecar_of`: the verified digest beside a model file,
+  `<path>.sha256` (hex and a newline), written by model.fetch and checked by
+  aios's runtime before it loads the file (runtime.files); replaced atomically
+  (a temporary name and a rename in the directory fd), so a link planted at
+  the sidecar's name is replaced, never written through.
 - `keep_aside` / `put_back`: the before-image of a model file is a hard link
   in the execution's backup directory (a copy when that is on another
   filesystem), so keeping it costs no space until the original is replaced;
@@ -41,6 +46,7 @@ GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (1, 2, 3)
 HEADER_BYTES = 8
 CACHE_FILE = "model-sha256.json"
+SIDECAR_SUFFIX = ".sha256"
 _HASH_CHUNK = 4 << 20
 
 
@@ -146,6 +152,33 @@ class HashCache:
             data = {k: v for k, v in data.items() if Path(k).exists()}
             data[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
             self._save(data)
+
+
+def sidecar_of(entry: Entry) -> Entry:
+    """The `<name>.sha256` sidecar beside the model file at `entry`."""
+    return entry.sibling(entry.name + SIDECAR_SUFFIX)
+
+
+def write_sidecar(entry: Entry, digest: str) -> None:
+    """Leave `digest` (hex and a newline) in the sidecar of the model at `entry`; an
+    existing regular sidecar saying exactly that is left alone (module docstring)."""
+    side = sidecar_of(entry)
+    data = (digest + "\n").encode()
+    if side.kind() == "file" and side.read_bytes() == data:
+        return
+    tmp = entry.sibling(f".{side.name}.aios-tmp")
+    if tmp.lstat() is not None:
+        tmp.unlink()  # whatever is at the temporary name (a planted link) goes, unfollowed
+    fd = tmp.open(os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp.name, side.name, src_dir_fd=entry.dir_fd, dst_dir_fd=entry.dir_fd)
+    entry.fsync_dir()
 
 
 def keep_aside(entry: Entry, backup: Path) -> bool:
