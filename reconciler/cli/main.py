@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate:validate",
     "schema": "reconciler.cli.validate:schema",
     "registry": "reconciler.cli.registry:registry",
+    "runtime": "reconciler.cli.runtime:runtime",
     "sandbox": "reconciler.cli.sandbox:sandbox",
     "plan": "reconciler.cli.plan_cmds:plan",
     "diff": "reconciler.cli.plan_cmds:diff",
