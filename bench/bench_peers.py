@@ -602,7 +602,8 @@ def main() -> int:
     if "aios" in tools or "aios-cold" in tools:
         # As scripts/install.sh does: under PYTHONDONTWRITEBYTECODE a stale .pyc would
         # otherwise be recompiled on every `aios` start.
-        packages = ("reconciler", "specs", "controllers", "registry")
+        from reconciler.cli.launch import PACKAGES as packages
+
         sh([str(REPO / ".venv" / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
             *(str(REPO / p) for p in packages)])  # fmt: skip
     meta = {

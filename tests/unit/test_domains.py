@@ -51,23 +51,31 @@ def test_each_controller_reads_its_declaration(name: str) -> None:
         assert getattr(model, "KIND", None) == kind
 
 
-def test_derived_tables_are_todays() -> None:
-    assert DEFAULT_DOMAINS.names == ("storage", "packages", "models", "network", "firewall")
-    assert DEFAULT_DOMAINS.kind_domain == {
-        "Network": "network",
-        "Firewall": "firewall",
-        "Packages": "packages",
-        "Storage": "storage",
-        "Models": "models",
-    }
-    assert dict(DEFAULT_DOMAINS.dependencies) == {
+def test_derived_tables_follow_the_declarations() -> None:
+    declared = tuple(DEFAULT_DOMAINS)
+    assert DEFAULT_DOMAINS.names == tuple(d.name for d in declared)
+    assert DEFAULT_DOMAINS.kind_domain == {k: d.name for d in declared for k in d.kinds}
+    assert dict(DEFAULT_DOMAINS.dependencies) == {d.name: frozenset(d.after) for d in declared}
+    assert dependencies((), DEFAULT_DOMAINS) == dict(DEFAULT_DOMAINS.dependencies)
+
+
+BUILT_IN = ("storage", "packages", "models", "network", "firewall")
+
+
+def test_the_five_built_in_domains_keep_their_order_and_edges() -> None:
+    """Today's run order and default edges (a sixth domain may sit anywhere among them)."""
+    assert tuple(n for n in DEFAULT_DOMAINS.names if n in BUILT_IN) == BUILT_IN
+    deps = DEFAULT_DOMAINS.dependencies
+    assert {n: deps[n] for n in BUILT_IN} == {
         "storage": frozenset(),
         "packages": frozenset({"storage"}),
         "models": frozenset({"storage", "packages"}),
         "network": frozenset(),
         "firewall": frozenset({"network"}),
     }
-    assert dependencies((), DEFAULT_DOMAINS) == dict(DEFAULT_DOMAINS.dependencies)
+    kinds = {"Network": "network", "Firewall": "firewall", "Packages": "packages"}
+    kinds |= {"Storage": "storage", "Models": "models"}
+    assert {k: DEFAULT_DOMAINS.kind_domain[k] for k in kinds} == kinds
 
 
 def test_cli_kind_choices_come_from_the_tables() -> None:
