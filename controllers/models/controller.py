@@ -1,10 +1,13 @@
 """The models controller: wires observe, diff, plan, effects and export together.
 
-Object keys: `model:<path>` (the name is in every change and reason).
-Prune scope: none for weights — a model a resource stops declaring, the
-models of a pruned resource and undeclared files under `prune: true` are
-kept with a no-op saying so; only `state: absent` with `force: true`
-deletes weights. Destructive (decided here, not from the planner's flags):
+Object keys: `model:<path>` (a file; the name is in every change and
+reason) and `model-load:<name>` (a model loaded in the AI runtime; aios
+created it when its model.load added it). Prune scope: none for weights — a
+model a resource stops declaring, the models of a pruned resource and
+undeclared files under `prune: true` are kept with a no-op saying so; only
+`state: absent` with `force: true` deletes weights. A load aios made that
+no resource declares any more (or a pruned resource's) is unloaded.
+Destructive (decided here, not from the planner's flags):
 `model.remove` of a file (deleting weights). Forced when the model declared
 at that path is `state: absent` with `force: true`.
 """
@@ -12,7 +15,7 @@ at that path is `state: absent` with `force: true`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from controllers.models import diff as diff_module
 from controllers.models import effects, export, observe, plan
@@ -65,8 +68,6 @@ class ModelsController(Controller[ModelsState]):
         return export.export(state)
 
     def scope(self, state: ModelsState, resources: Sequence[Resource]) -> JSON:
-        """The files at the paths `resources` declare."""
-        desired = Desired(self.domain, tuple(resources))
-        paths = {r.spec.path_of(m) for r in models_resources(desired) for m in r.spec.models}
-        data: dict[str, Any] = state.model_dump(mode="json")
-        return {"files": [f for f in data["files"] if f["path"] in paths]}
+        """The files `resources` declare, and each model's file, hash, load, status, endpoint
+        and health."""
+        return export.scope(state, Desired(self.domain, tuple(resources)))

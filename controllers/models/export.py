@@ -1,11 +1,19 @@
-"""Export the observed models as Models documents (`aios export Models`).
+"""What `aios export Models` and `aios get Models NAME` show of the observed models.
 
-One document per listed directory: every .gguf file directly in it, named by
-its file name without `.gguf`, with `source: file:<path>` (the file itself),
-its sha256 and its path. Applying the export to the same machine plans
-nothing (each file has the declared sha256). Files whose name is not a valid
-model name, and names already exported from another directory, are left
-out. Runtime settings are not observable and keep their defaults. Used by
+`export(state)`: one Models document per listed directory: every .gguf file
+directly in it, named by its file name without `.gguf`, with `source:
+file:<path>` (the file itself), its sha256 and its path; a model the AI
+runtime holds under that name from that path, not loaded on demand, with
+known parameters, is exported `load: always` with its contextLength,
+threads and gpuLayers (the runtime's status, endpoint and health are not
+spec fields: `aios get` shows them). Applying the export to the same
+machine plans nothing (each file has the declared sha256, each load its
+parameters). Files whose name is not a valid model name, and names already
+exported from another directory, are left out.
+
+`scope(state, desired)`: the files the resources declare and, per declared
+model, its file and hash, how it loads, and what the runtime says: loaded
+status, endpoint (127.0.0.1:port) and health. Used by
 controllers.models.controller.
 """
 
@@ -14,10 +22,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from controllers.models.state import ModelsState, parent_of
+from controllers.models.desired import models_resources
+from controllers.models.state import ModelFile, ModelsState, parent_of
+from reconciler.sdk.controller import Desired
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 NAME = "exported"
+
+
+def _load_settings(state: ModelsState, name: str, found: ModelFile) -> dict[str, Any]:
+    loaded = state.loaded(name)
+    if loaded is None or loaded.path != found.path or loaded.on_demand is not False:
+        return {}
+    settings = (loaded.context_length, loaded.threads, loaded.gpu_layers)
+    if any(value is None for value in settings):
+        return {}
+    context_length, threads, gpu_layers = settings
+    return {
+        "load": "always",
+        "contextLength": context_length,
+        "threads": threads,
+        "gpuLayers": gpu_layers,
+    }
 
 
 def export(state: ModelsState) -> list[dict[str, Any]]:
@@ -38,6 +64,7 @@ def export(state: ModelsState) -> list[dict[str, Any]]:
                     "source": f"file:{found.path}",
                     "sha256": found.sha256,
                     "path": found.path,
+                    **_load_settings(state, name, found),
                 }
             )
         if models:
@@ -50,3 +77,35 @@ def export(state: ModelsState) -> list[dict[str, Any]]:
                 }
             )
     return documents
+
+
+def scope(state: ModelsState, desired: Desired) -> dict[str, Any]:
+    data: dict[str, Any] = state.model_dump(mode="json")
+    entries = []
+    for resource in models_resources(desired):
+        for model in resource.spec.models:
+            path = resource.spec.path_of(model)
+            found, loaded = state.file(path), state.loaded(model.name)
+            if loaded is not None:
+                status = loaded.status
+            else:
+                status = "not loaded" if state.runtime else "not asked (no load: always)"
+            entries.append(
+                {
+                    "name": model.name,
+                    "resource": resource.key,
+                    "path": path,
+                    "file": "present" if found else "missing",
+                    "sha256": found.sha256 if found else None,
+                    "load": model.load,
+                    "loaded": status,
+                    "endpoint": loaded.endpoint if loaded else None,
+                    "health": loaded.health if loaded else None,
+                }
+            )
+    paths = {entry["path"] for entry in entries}
+    return {
+        "files": [f for f in data["files"] if f["path"] in paths],
+        "runtime": state.runtime.address if state.runtime else None,
+        "models": entries,
+    }
