@@ -26,6 +26,7 @@ from runtime_double import RuntimeDouble, serving_runtime
 
 from reconciler.client import RegistryClient
 from reconciler.sdk.errors import ToolFailed
+from registry.core.errors import ToolError
 from registry.drivers.model import runtime
 from registry.server.profiles import get_profile
 
@@ -231,7 +232,7 @@ def test_the_runtime_address(monkeypatch: pytest.MonkeyPatch) -> None:
     assert runtime.address({}) == "unix:///run/aios/runtime.sock"
     assert runtime.address({"runtime": "127.0.0.1:50055"}) == "127.0.0.1:50055"
     for bad in ("unix:relative.sock", "http://localhost:50055", "localhost", "host:99999", "-x:1"):
-        with pytest.raises(runtime.ToolError, match="neither unix:///ABS/PATH nor HOST:PORT"):
+        with pytest.raises(ToolError, match="neither unix:///ABS/PATH nor HOST:PORT"):
             runtime.check_address(bad)
 
 
