@@ -16,6 +16,10 @@ link makes that mean something else), and entries name target paths again
 LoadModel; against aiOS's runtime (no Describe; its LoadModel keeps a loaded
 model as it is) the model is unloaded first when the registry's record does not
 say it has exactly these parameters. Then the tool waits until the model is ready.
+model.load and model.unload are `model` tools, so they hold the registry's root
+write lock (registry.server.execution.ROOT_NAMESPACES) while the runtime loads:
+no other writer under the root can swap the checked path for a link before the
+runtime has opened it (the runtime checks the header and the sidecar again itself).
 
 Reversible: the before-image of load and unload is the model's entry (its
 parameters, host and target path) or None (or "unreachable": the call then fails

@@ -1,5 +1,7 @@
-"""Model drivers: resumable, verified downloads (download) and model files on disk — the
-GGUF header check, the sha256 cache, keeping a file aside (files).
+"""Model drivers: resumable, verified downloads (download); model files on disk — the
+GGUF header check, the sha256 cache and sidecar, keeping a file aside (files); and the
+AI runtime — an async gRPC client of aios.runtime.AIRuntime and the registry's record of
+what it loaded there (runtime).
 
-Used by the `model.*` handlers (registry.handlers.model).
+Used by the `model.*` handlers (registry.handlers.model, registry.handlers.model_runtime).
 """
