@@ -20,8 +20,9 @@ requests go on while a model loads.
   health in time leaves status `error: llama-server did not become healthy within Ns`
   (returned, as aiOS; the child is killed). Port 0 takes a free loopback port that no
   live model of ours holds; an explicit port held by another model is refused.
-- `unload(name)`: SIGTERM to the child's group, up to 10 s, then SIGKILL; a load in
-  progress is aborted. Unknown: LoadError("not_found", "Model 'x' not found").
+- `unload(name)`: SIGTERM to the child's group, up to 10 s, then SIGKILL (status
+  `unloading` meanwhile), then the model is forgotten; a load in progress is aborted.
+  Unknown: LoadError("not_found", "Model 'x' not found").
 - The background loop (`start`): a child that exits is noticed at once (a waiter per
   child), a `/health` that fails twice in a row (every `health_interval` s) kills it;
   both set `restarting: <why>` and restart it on the same port after a backoff of 0.25,
@@ -59,7 +60,7 @@ from runtime import files, llama
 
 log = logging.getLogger(__name__)
 
-READY, LOADING = "ready", "loading"
+READY, LOADING, UNLOADING = "ready", "loading", "unloading"
 BIG_FILE = 2 << 30
 LOAD_TIMEOUT_S, BIG_LOAD_TIMEOUT_S = 60.0, 120.0
 STOP_GRACE_S = 10.0
@@ -399,9 +400,11 @@ class Supervisor:
         if model.status != READY:
             self._signal(model, signal.SIGKILL)  # nothing to shut down gracefully yet
         async with self._lock(name):
+            if model.status == READY:
+                model.status = UNLOADING
+            await self._retire(model)
             if self._models.get(name) is model:
                 del self._models[name]
-            await self._retire(model)
 
     async def _retire(self, model: _Model) -> None:
         """Stop a model's restarts and its child (the caller holds its lock)."""
