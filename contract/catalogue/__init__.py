@@ -3,7 +3,9 @@
 One module per tool namespace, each a list of constants made by
 contract.tooldef.define and collected in its `ALL`: net (+ netschema, links:
 the net value and link schemas), firewall, pkg, storage, model, fs, meta
-(`registry.*`); parts holds the schema pieces and helpers they share.
+(`registry.*`); parts holds the schema pieces and helpers they share; aios holds
+aiOS's own definitions of its 26 tools (the registry's `aios` profile), which are not
+part of `catalogue()`.
 `catalogue()` is the whole of it, sorted by name, without importing the
 registry (or pydantic, grpc, specs, reconciler, controllers, sandbox): the
 engine's tests, benches and offline tools read definitions here, and the

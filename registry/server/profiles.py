@@ -6,17 +6,17 @@ conflict-checked Rollback, Register with handler_address (external tools) and
 built-ins that cannot be replaced or removed.
 
 `aios`: exactly the net.*, firewall.*, pkg.* and fs.* tools of
-docs/aios-contract.md §3.1-§3.4 as aiOS advertises them (def risk, flags, timeout,
-version 1.0.0, empty schemas, def capability spellings) while enforcing the
-"enf" capabilities and the §2.3 agent table, the §2.4 rate limits, gRPC
-INTERNAL `Execution failed: Unknown tool: <name>`, §2.5 Rollback and §2.8
+docs/aios-contract.md §3.1-§3.4 as aiOS advertises them (the rows of
+contract.catalogue.aios: def risk, flags, timeout, version 1.0.0, empty schemas,
+def capability spellings) while enforcing the "enf" capabilities and the §2.3
+agent table, the §2.4 rate limits, gRPC INTERNAL
+`Execution failed: Unknown tool: <name>`, §2.5 Rollback and §2.8
 Register/Deregister. Handlers are the same classes as on `full`; a tool whose
 handler is not written yet is listed and answers aiOS's
 `No handler registered for tool: <name>`.
 
 Called by registry.server.toolset (building the live table), registry.server.pipeline
-(rules) and tests/unit/test_aios_profile.py (compared with the fixture copy of
-the contract tables).
+(rules) and tests/unit/test_aios_profile.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import Literal
 
 from contract import schemacheck
 from contract.catalogue import catalogue
-from contract.tooldef import JSON, Risk, ToolSpec, define, is_write
+from contract.catalogue.aios import AIOS_EMPTY_OK, AIOS_TOOLS, AiosTool
+from contract.tooldef import JSON, ToolSpec, define, is_write
 from registry.core.errors import ToolError
 from registry.core.tool import Tool
 from registry.handlers.index import tool_classes
@@ -37,74 +38,6 @@ ProfileName = Literal["full", "aios"]
 PROFILES: tuple[ProfileName, ...] = ("full", "aios")
 
 
-@dataclass(frozen=True)
-class AiosTool:
-    """One row of the contract's §3 tables."""
-
-    name: str
-    risk_def: Risk
-    risk_enf: Risk
-    idempotent: bool
-    reversible: bool
-    timeout_ms: int
-    caps_def: tuple[str, ...]
-    caps_enf: tuple[str, ...]
-
-
-def _row(spec: str) -> AiosTool:
-    """`name risk_def/risk_enf idem rev timeout caps,def -> caps,enf` (one table row)."""
-    head, enf = spec.split(" -> ")
-    name, risks, idem, rev, timeout, caps_def = head.split(" ", 5)
-    risk_def, risk_enf = risks.split("/")
-    return AiosTool(
-        name=name,
-        risk_def=risk_def,  # type: ignore[arg-type]
-        risk_enf=risk_enf,  # type: ignore[arg-type]
-        idempotent=idem == "T",
-        reversible=rev == "T",
-        timeout_ms=int(timeout),
-        caps_def=tuple(caps_def.split(",")),
-        caps_enf=tuple(enf.split(",")),
-    )
-
-
-# docs/aios-contract.md §3.1-§3.4, row by row (tests compare this with the fixture copy).
-AIOS_TOOLS: dict[str, AiosTool] = {
-    t.name: t
-    for t in map(
-        _row,
-        (
-            "net.dns low/low T F 10000 net.read -> net_read",
-            "net.http_get medium/low T F 30000 net.http -> net_read",
-            "net.interfaces low/low T F 5000 net.read -> net_read",
-            "net.ping low/low T F 30000 net.read -> net_read",
-            "net.port_scan medium/medium T F 10000 net.read -> net_read,net_scan",
-            "firewall.add_rule critical/critical F T 10000 firewall.manage -> firewall_manage",
-            "firewall.delete_rule critical/critical F F 10000 firewall.manage -> firewall_manage",
-            "firewall.rules low/low T F 5000 firewall.read -> firewall_read",
-            "pkg.install high/high F T 120000 pkg.manage -> pkg_manage",
-            "pkg.list_installed low/low T F 15000 pkg.read -> pkg_read",
-            "pkg.remove high/high F F 60000 pkg.manage -> pkg_manage",
-            "pkg.search low/low T F 30000 pkg.read -> pkg_read",
-            "pkg.update high/high F F 300000 pkg.manage -> pkg_manage",
-            "fs.chmod high/high T T 5000 fs.write -> fs_write,fs_permissions",
-            "fs.chown critical/high T T 5000 fs.admin -> fs_write,fs_permissions",
-            "fs.copy medium/medium F T 30000 fs.read,fs.write -> fs_write",
-            "fs.delete high/high F F 10000 fs.delete -> fs_write,fs_delete",
-            "fs.disk_usage low/low T F 5000 fs.read -> fs_read",
-            "fs.list low/low T F 5000 fs.read -> fs_read",
-            "fs.mkdir low/medium T T 5000 fs.write -> fs_write",
-            "fs.move medium/medium F T 10000 fs.write,fs.delete -> fs_write",
-            "fs.read low/low T F 5000 fs.read -> fs_read",
-            "fs.search low/low T F 30000 fs.read -> fs_read",
-            "fs.stat low/low T F 5000 fs.read -> fs_read",
-            "fs.symlink medium/medium F T 5000 fs.write -> fs_write",
-            "fs.write medium/medium F T 10000 fs.write -> fs_write",
-        ),
-    )
-}
-# Tools whose handler accepts empty input bytes as {} ("empty ok" in §3).
-AIOS_EMPTY_OK = frozenset({"net.interfaces", "firewall.rules", "pkg.update", "pkg.list_installed"})
 AIOS_PLUGIN_TIMEOUT_MS = 30_000
 
 

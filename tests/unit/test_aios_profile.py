@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.server.profiles import AIOS_TOOLS, get_profile
+from contract.catalogue.aios import AIOS_TOOLS
+from registry.server.profiles import get_profile
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "aios-contract-tool-tables.md"
 SOURCE = Path("/work/shared/reference/aios-contract.md")
