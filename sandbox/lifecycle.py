@@ -7,9 +7,9 @@ models, …), `registry/` (the registry's state dir), `state/` (reserved for the
 engine), `runtime/` (the AI runtime's state dir) — and starts `ip netns exec
 aios-<name> unshare -m --propagation private <python> -c '…main()' registry
 serve --listen unix://<dir>/registry.sock --root <dir>/root --state-dir
-<dir>/registry --profile full` with AIOS_RUNTIME_ADDR=unix://<dir>/runtime.sock
-in its environment (the runtime its model tools forward to) detached (own
-session, log in `registry.log`). It waits for the socket and the standard gRPC
+<dir>/registry --profile full --runtime unix://<dir>/runtime.sock` (the
+runtime its model tools forward to) detached (own session, log in
+`registry.log`). It waits for the socket and the standard gRPC
 health check to answer SERVING (`_serving`, grpc.health.v1 directly: the
 sandbox never imports the reconciler), records meta.json, then starts the AI
 runtime in the registry's own namespaces (`nsenter -t <registry pid> -n -m …
@@ -141,7 +141,6 @@ CLI_CODE = "from reconciler.cli.main import main; main()"
 def _start_registry(box: Sandbox, profile: str) -> int:
     argv = [
         "ip", "netns", "exec", box.netns,
-        "env", f"AIOS_RUNTIME_ADDR={box.runtime_address}",
         "unshare", "-m", "--propagation", "private",
         sys.executable, "-c", CLI_CODE,
         "registry", "serve",
@@ -149,6 +148,7 @@ def _start_registry(box: Sandbox, profile: str) -> int:
         "--root", str(box.root),
         "--state-dir", str(box.registry_state),
         "--profile", profile,
+        "--runtime", box.runtime_address,
     ]  # fmt: skip
     return spawn_detached(argv, log=box.log, cwd=box.dir)
 

