@@ -2,7 +2,8 @@
 
 Capabilities use aiOS's enforced spelling (`net_read`, `fs_write`, …). Each
 profile has built-in defaults: on `full` the reconciler's own identity
-`aios-reconciler` holds every capability our tools need, and the aiOS agent
+`aios-reconciler` holds every capability our tools need (`OUR_CAPABILITIES`, read
+from contract.catalogue), and the aiOS agent
 table (docs/aios-contract.md §2.3) is kept so aiOS agents keep working; on `aios`
 exactly the §2.3 table applies. `--agents FILE` (YAML or JSON) adds agents or
 replaces the defaults. An unknown agent holds nothing.
@@ -21,21 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.catalogue import catalogue
+from registry.server.plugins import PLUGIN_CAPABILITY
+
 RECONCILER_AGENT = "aios-reconciler"
 
-# Capabilities our full-profile tools require (aiOS spelling, plus our own).
-OUR_CAPABILITIES: tuple[str, ...] = (
-    "net_read",
-    "net_write",
-    "firewall_read",
-    "firewall_manage",
-    "pkg_read",
-    "pkg_manage",
-    "fs_read",
-    "fs_write",
-    "storage_manage",
-    "model_manage",
-    "plugin_execute",
+# Capabilities our full-profile tools require (aiOS spelling, plus our own): every
+# capability a catalogue tool names, and the one plugins require. Derived, so a new
+# tool's capability is held by the reconciler without a list to keep.
+OUR_CAPABILITIES: tuple[str, ...] = tuple(
+    sorted(
+        {cap for spec in catalogue().values() for cap in spec.capabilities} | {PLUGIN_CAPABILITY}
+    )
 )
 
 _ALL_30 = (

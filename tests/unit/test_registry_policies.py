@@ -9,6 +9,8 @@ import pytest
 
 from registry.server.backups import BackupStore
 from registry.server.capabilities import AIOS_AGENTS, Capabilities, denial
+from registry.server.plugins import PLUGIN_CAPABILITY
+from registry.server.profiles import get_profile
 from registry.server.ratelimit import RateLimiter
 
 
@@ -28,6 +30,18 @@ def test_default_agents_per_profile() -> None:
     assert aios.missing("package-agent", ["pkg_manage", "fs_write"]) == ["fs_write"]
     assert full.missing("nobody", ["fs_read"]) == ["fs_read"]
     assert len(AIOS_AGENTS["task-agent"]) == 30
+
+
+def test_reconciler_holds_every_capability_a_full_tool_requires() -> None:
+    """On `full`, aios-reconciler may call every built-in tool (net.port_scan needs
+    net_scan, which a hand-kept list once lacked) and plugins."""
+    full = Capabilities.for_profile("full")
+    entries = get_profile("full").builtins()
+    assert "net.port_scan" in entries
+    for name, entry in entries.items():
+        assert entry.enforced is not None, name
+        assert full.missing("aios-reconciler", entry.enforced) == [], name
+    assert full.missing("aios-reconciler", ["net_scan", PLUGIN_CAPABILITY]) == []
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
