@@ -95,8 +95,13 @@ class LoadParams:
 
     def same(self, other: LoadParams) -> bool:
         """The same model as `other` in everything a re-load would change (not the port)."""
-        return (self.path, self.context_length, self.threads, self.gpu_layers) == (
-            other.path,
+        return (
+            os.path.normpath(self.path),
+            self.context_length,
+            self.threads,
+            self.gpu_layers,
+        ) == (
+            os.path.normpath(other.path),
             other.context_length,
             other.threads,
             other.gpu_layers,

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,9 @@ async def test_load_starts_a_healthy_child_in_its_own_group(box: Box) -> None:
 async def test_same_parameters_leave_it_alone_and_changed_ones_reapply(box: Box) -> None:
     first = await box.load(box.params("alpha", ctx=512))
     again = await box.load(box.params("alpha", ctx=512, port=0))
+    spelled = box.params("alpha", ctx=512)
+    same = await box.load(replace(spelled, path=spelled.path.replace("/models/", "/models//")))
+    assert same.pid == first.pid
     assert (again.pid, again.port, again.status) == (first.pid, first.port, "ready")
     changed = await box.load(box.params("alpha", ctx=1024))
     assert changed.status == "ready"
@@ -350,6 +354,18 @@ async def test_no_health_in_time_is_an_error_status(
         assert info.pid == 0 and gone(pid)
     finally:
         await made.sup.close()
+
+
+async def test_a_missing_binary_is_a_load_error(tmp_path: Path) -> None:
+    made = Box(tmp_path)
+    made.sup.llama_server = str(tmp_path / "no-such-llama-server")
+    with pytest.raises(LoadError) as failed:
+        await made.load(made.params("alpha"))
+    assert failed.value.code == "internal"
+    assert failed.value.message == (
+        f"cannot start llama-server {tmp_path}/no-such-llama-server: No such file or directory"
+    )
+    await made.sup.close()
 
 
 async def test_a_port_held_by_another_model_is_refused(box: Box) -> None:
