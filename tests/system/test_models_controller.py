@@ -18,7 +18,7 @@ from controllers.models import CONTROLLER
 from controllers.models.state import ModelsState
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.sdk.controller import Desired
-from sandbox.demo import MODEL_BASE_URL, gguf_sha256
+from sandbox.demo import MODEL_BASE_URL, SMOLLM2, SMOLLM2_SHA256, gguf_sha256
 from specs.loader import load_paths
 from specs.models import Models
 from tests.system.cli_support import aios, apply, engine_on, ok, statuses, write_tree
@@ -185,10 +185,10 @@ def test_ai_workstation_example_end_to_end(box: Box, tmp_path: Path) -> None:  #
     assert "all resources Ready" in out
     assert {s[0] for s in statuses(box).values()} == {True}
     found = box.sh("findmnt", "-n", "-o", "TARGET,FSTYPE", "-T",
-                   f"{box.root}{DIR}/demo-tiny.gguf").split()  # fmt: skip
+                   f"{box.root}{DIR}/{SMOLLM2}.gguf").split()  # fmt: skip
     assert found == [f"{box.root}{DIR}", "ext4"], "the weights live on the mounted image"
     assert sha256sums(box) == {
-        "demo-tiny.gguf": gguf_sha256("demo-tiny"),
+        f"{SMOLLM2}.gguf": SMOLLM2_SHA256,
         "tinyllama-1.1b-demo.gguf": gguf_sha256("tinyllama-1.1b-demo"),
     }
     assert sha256sums(box, f"{DIR}/strategic") == {
