@@ -33,7 +33,6 @@ from specs.firewall import Firewall
 class FirewallController(Controller[FirewallState]):
     domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
     kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
-    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("firewall",)
     state_model: ClassVar[type[BaseModel]] = FirewallState
 

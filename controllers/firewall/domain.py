@@ -2,7 +2,7 @@
 
 Pydantic-free data, read by controllers.DEFAULT_DOMAINS (and so by the
 engine's order, the loader's kind table and the CLI) and by
-FirewallController itself (domain, kinds, observes_changes_of).
+FirewallController itself (domain, kinds).
 The firewall runs after the network (rules name interfaces); it is not
 observed again when the network changed something.
 """

@@ -36,7 +36,6 @@ _INVENTORIED = ("link:", "route:", "rule:")
 class NetworkController(Controller[NetState]):
     domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
     kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
-    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("net",)
     state_model: ClassVar[type[BaseModel]] = NetState
 

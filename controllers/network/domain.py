@@ -2,7 +2,7 @@
 
 Pydantic-free data, read by controllers.DEFAULT_DOMAINS (and so by the
 engine's order, the loader's kind table and the CLI) and by
-NetworkController itself (domain, kinds, observes_changes_of).
+NetworkController itself (domain, kinds).
 Network depends on no other domain.
 """
 

@@ -34,7 +34,6 @@ class PackagesController(Controller[PackagesState]):
     domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
     kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
     namespaces: ClassVar[tuple[str, ...]] = ("pkg",)
-    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     state_model = PackagesState
 
     async def observe(self, reader: StateReader, desired: Desired) -> PackagesState:

@@ -2,7 +2,7 @@
 
 Pydantic-free data, read by controllers.DEFAULT_DOMAINS (and so by the
 engine's order, the loader's kind table and the CLI) and by
-PackagesController itself (domain, kinds, observes_changes_of).
+PackagesController itself (domain, kinds).
 Packages run after storage (a mount may hold what they install) and observe
 again when storage changed something.
 """

@@ -39,7 +39,6 @@ from specs.storage import Storage
 class StorageController(Controller[StorageState]):
     domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
     kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
-    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     namespaces: ClassVar[tuple[str, ...]] = ("storage", "fs")
     state_model = StorageState
 

@@ -2,7 +2,7 @@
 
 Pydantic-free data, read by controllers.DEFAULT_DOMAINS (and so by the
 engine's order, the loader's kind table and the CLI) and by
-StorageController itself (domain, kinds, observes_changes_of).
+StorageController itself (domain, kinds).
 Storage runs first: packages and models may need its filesystems mounted.
 """
 

@@ -373,7 +373,7 @@ class Engine:
                                 f"waiting for domain(s) {', '.join(failed)} to be Ready",
                             )
                         else:
-                            observes = work.controller.observes_changes_of
+                            observes = self.domains[domain].observes_changes_of
                             dep_changed = any(outcomes[d].changed for d in waits if d in observes)
                             outcome = await apply_domain(context, work, dep_changed=dep_changed)
                         self._record_inventory(outcome)

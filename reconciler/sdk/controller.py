@@ -99,10 +99,8 @@ class Controller(ABC, Generic[StateT]):
     kinds: ClassVar[tuple[str, ...]]  # spec kinds this controller reconciles
     namespaces: ClassVar[tuple[str, ...]]  # tool namespaces its plans may use
     state_model: ClassVar[type[BaseModel]]
-    # Domains whose changes can alter what this controller observes (models live
-    # on storage's mounts): when one of them changed something in a run, the
-    # engine observes and plans this domain again before executing it.
-    observes_changes_of: ClassVar[frozenset[str]] = frozenset()
+    # Which domains' changes make the engine observe and plan this one again is the
+    # declaration's `observes_changes_of` (specs.domains.Domain), read by the engine.
 
     @abstractmethod
     async def observe(self, reader: StateReader, desired: Desired) -> StateT:

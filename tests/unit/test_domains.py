@@ -44,7 +44,6 @@ def test_each_controller_reads_its_declaration(name: str) -> None:
     controller = load_controller(declared)
     assert controller.domain == name
     assert controller.kinds == tuple(declared.kinds)
-    assert controller.observes_changes_of == declared.observes_changes_of
     assert load_controller(declared) is controller
     for kind in declared.kinds:
         model = DEFAULT_KINDS.model(kind, object)

@@ -12,6 +12,7 @@ independently of the real controllers (which have their own system tests).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from reconciler.engine.store import Store
 from reconciler.sdk.controller import Controller, Desired, Diff, StateReader
 from reconciler.sdk.errors import PermanentError, RegistryUnavailable, ToolFailed
 from reconciler.sdk.plan import Change, NoOp, Step
+from specs.domains import Domains
 from specs.loader import load_documents
 from specs.specset import SpecSet
 
@@ -299,6 +301,14 @@ def engine(tmp_path: Path) -> Engine:
     return Engine(target, Store(target.state_dir), FakeRegistry(), controllers, DEFAULT_DOMAINS)
 
 
+def observing(engine: Engine, domain: str, observes: frozenset[str]) -> None:
+    """Make `domain` observe changes of `observes`: the engine reads its declaration."""
+    engine.domains = Domains(
+        dataclasses.replace(d, observes_changes_of=observes) if d.name == domain else d
+        for d in engine.domains
+    )
+
+
 def fake(engine: Engine) -> FakeRegistry:
     assert isinstance(engine.client, FakeRegistry)
     return engine.client
@@ -464,7 +474,7 @@ async def test_merge_rebuilds_only_stored_resources_the_applied_set_does_not_rep
 async def test_a_domain_is_replanned_only_when_it_observes_a_changed_dependency(
     engine: Engine, observes: frozenset[str]
 ) -> None:
-    engine.controllers["firewall"].observes_changes_of = observes  # type: ignore[misc]
+    observing(engine, "firewall", observes)
     result = await apply(
         engine, specset(network("lan", {"net.a": "1"}), firewall("edge", "filter"))
     )

@@ -6,6 +6,7 @@ Uses tests/unit/test_engine's toy controllers and its in-memory registry double.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,19 @@ import pytest
 
 from controllers import DEFAULT_DOMAINS
 from reconciler.engine.apply import ApplyContext, DomainOutcome, apply_domain
+from reconciler.engine.planning import DomainWork
 from reconciler.engine.reconcile import Engine, Target
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Controller
-from tests.unit.test_engine import FakeRegistry, ToyController, firewall, network, specset
+from tests.unit.test_engine import (
+    FakeRegistry,
+    ToyController,
+    fake,
+    firewall,
+    network,
+    observing,
+    specset,
+)
 
 
 @pytest.fixture
@@ -29,15 +39,29 @@ def engine(tmp_path: Path) -> Engine:
     return Engine(target, Store(target.state_dir), FakeRegistry(), controllers, DEFAULT_DOMAINS)
 
 
+def snapshot(work: DomainWork) -> dict[str, tuple[object, str]]:
+    """Each field of the planned work: the object itself and a dump of its value."""
+    return {f.name: (getattr(work, f.name), repr(getattr(work, f.name))) for f in fields(work)}
+
+
 async def test_a_replanned_domain_leaves_the_planned_work_alone(engine: Engine) -> None:
-    engine.controllers["firewall"].observes_changes_of = frozenset({"network"})  # type: ignore[misc]
+    observing(engine, "firewall", frozenset({"network"}))
     planned = await engine.plan(
         engine.merge(specset(network("lan", {"net.a": "1"}), firewall("edge", "filter")))
     )
     works = dict(planned.works)
+    before = {d: snapshot(w) for d, w in works.items()}
+    assert all(w.steps and w.plan is not None for w in works.values())
+    reads = fake(engine).reads.count("firewall")
     result = await engine.apply(planned, assume_yes=True)
     assert result.all_ready
+    assert fake(engine).reads.count("firewall") == reads + 2, "firewall was not replanned"
     assert dict(planned.works) == works and all(planned.works[d] is w for d, w in works.items())
+    for domain, work in works.items():
+        after = snapshot(work)
+        for name, (obj, dump) in before[domain].items():
+            assert after[name][0] is obj, f"{domain}: planned {name} was replaced"
+            assert after[name][1] == dump, f"{domain}: planned {name} was changed in place"
 
 
 async def test_an_accepted_saved_plan_is_checked_once(
