@@ -6,7 +6,7 @@ are not inflated by a tracing profiler:
 
   interpreter      `python -c pass` (measured in a child, for reference)
   imports          this process importing the modules the command needs
-                   (CLI, engine, store, executor, specs, the controllers named)
+                   (CLI, engine, store, registry client, specs, the controllers named)
   spec load        specs.loader.load_paths (C YAML parse + validation)
   open engine      Store() and the registry client
   catalogue        Engine.catalogue (ListTools)
@@ -136,7 +136,7 @@ def main() -> None:
     print(
         f"{'interpreter start (python -c pass)':<40} {min(interp) * 1000:8.1f} ms", file=sys.stderr
     )
-    print(f"{'imports (CLI, engine, specs, executor, controllers)':<40} "
+    print(f"{'imports (CLI, engine, specs, client, controllers)':<40} "
           f"{(IMPORTED - START) * 1000:8.1f} ms", file=sys.stderr)  # fmt: skip
     for label in sorted(TOTALS, key=lambda k: -TOTALS[k]):
         print(f"{label:<40} {TOTALS[label] * 1000:8.1f} ms  x{COUNTS[label]}", file=sys.stderr)

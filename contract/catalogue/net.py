@@ -7,8 +7,7 @@ aiOS's own tools (`net.interfaces`, `net.ping`, `net.dns`, `net.http_get`,
 snapshots the objects `touches()` names and Rollback restores them
 (registry.drivers.net.snapshot). Every ToolSpec is made by contract.tooldef.define
 with schemas tagged as documents (contract.catalogue.parts.document). Read by
-registry.handlers.net (the handlers), contract.catalogue (ALL) and the
-network controller (WRITE_SPECS).
+registry.handlers.net (the handlers, WRITE_SPECS) and contract.catalogue (ALL).
 """
 
 from __future__ import annotations

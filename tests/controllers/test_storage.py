@@ -5,7 +5,7 @@ harness: diff -> changes and no-op reasons, plan -> steps, the verifier
 accepts the plan (or refuses a destructive one), and dropping any step or
 changing any scalar of any step input makes it reject the plan. Observe
 cases replay storage.state outputs recorded with the real tool in a
-throwaway sandbox (tests/controllers/storage/record.py). The mount option
+throwaway sandbox (tests/controllers/record_sandbox.py). The mount option
 rules, the effect model's refusals, destructive/forced and export are tested
 here directly.
 """

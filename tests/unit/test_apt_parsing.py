@@ -1,7 +1,7 @@
 """apt/dpkg backend, pure parts: APT_CONFIG rendering and parsers of recorded output.
 
 The outputs in tests/fixtures/apt/ were recorded from apt 2.6 / dpkg 1.21 on a
-scratch root holding the aios-demo packages (see registry/debrepo.py).
+scratch root holding the aios-demo packages (see sandbox/debrepo.py).
 """
 
 from __future__ import annotations

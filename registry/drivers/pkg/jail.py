@@ -62,7 +62,7 @@ downloads and its index reads run unconfined, every dpkg it starts runs
 confined, except dpkg's pure queries (`--print-foreign-architectures`,
 `--assert-*` ...), which run no script and go straight to dpkg. This file
 imports nothing but the standard library: it is executed as a script by the
-wrapper (`python -I -S pkgjail.py ...`). Written and used by registry.drivers.pkg.apt
+wrapper (`python -I -S jail.py ...`). Written and used by registry.drivers.pkg.apt
 and registry.drivers.pkg.apk.
 """
 
@@ -158,7 +158,7 @@ def wrapper_text(root: Path, program: str, *, network: bool) -> str:
         program,
     ]
     return (
-        "#!/bin/sh\n# aios pkg jail (registry/pkgjail.py); generated\nexec "
+        "#!/bin/sh\n# aios pkg jail (registry/drivers/pkg/jail.py); generated\nexec "
         + " ".join(shlex.quote(w) for w in words)
         + ' "$@"\n'
     )
@@ -391,9 +391,9 @@ def run(root: str, program: str, args: Sequence[str], *, network: bool) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`pkgjail.py run ROOT net|nonet PROGRAM [ARGS...]` (what the wrapper executes)."""
+    """`jail.py run ROOT net|nonet PROGRAM [ARGS...]` (what the wrapper executes)."""
     if len(argv) < 4 or argv[0] != "run" or argv[2] not in ("net", "nonet"):
-        print("usage: pkgjail.py run ROOT net|nonet PROGRAM [ARGS...]", file=sys.stderr)
+        print("usage: jail.py run ROOT net|nonet PROGRAM [ARGS...]", file=sys.stderr)
         return 2
     root, network, program, args = argv[1], argv[2] == "net", argv[3], argv[4:]
     return run(root, program, args, network=network)

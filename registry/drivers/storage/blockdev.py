@@ -5,7 +5,8 @@ unit-tested against recorded output) and async readers that run them through
 the context's runner. lsblk is not used: without udev it reports FSTYPE,
 LABEL and UUID as null. Loop devices are global (not per namespace): callers
 detach only devices whose backing file they know. Used by
-registry.handlers.storage and registry.storagemounts.
+registry.handlers.storage, storage_mount and storage_swap, and
+registry.drivers.storage.mounting.
 """
 
 from __future__ import annotations

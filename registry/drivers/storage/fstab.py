@@ -1,6 +1,6 @@
 """/etc/fstab: parse entries, render them, and rewrite the aios-reconciler managed block.
 
-Pure text functions (unit-tested in tests/unit/test_fstab.py). Fields are
+Pure text functions (unit-tested in tests/unit/test_fstab_blockdev.py). Fields are
 whitespace-separated with fstab's octal escapes (`\\040` for a space);
 options 'defaults' reads back as an empty list, and an empty list is written
 as 'defaults'. Comment and blank lines are never entries. Used by
