@@ -72,7 +72,7 @@ def test_converge_replan_and_zero_writes(box: Box, tmp_path: Path) -> None:  # n
     assert writes == 2
     plan = ok(aios(box, "plan", "-f", str(tree), "-v"))
     assert "demo-tiny present, sha256 be03cd43… matches" in plan
-    assert "loading into the AI runtime is not managed by this controller yet" in plan
+    assert "load on_demand: the AI runtime loads it on first use" in plan
     ok(apply(box, tree))
     assert box.write_calls() == writes, "a converged machine takes zero write calls"
     assert statuses(box)["Models/assistant"][:2] == (True, "Ready/UpToDate")
