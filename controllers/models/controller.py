@@ -31,7 +31,6 @@ class ModelsController(Controller[ModelsState]):
     domain: ClassVar[str] = DOMAIN.name  # the declaration: domain.py
     kinds: ClassVar[tuple[str, ...]] = tuple(DOMAIN.kinds)
     namespaces: ClassVar[tuple[str, ...]] = ("model",)
-    observes_changes_of: ClassVar[frozenset[str]] = DOMAIN.observes_changes_of
     state_model = ModelsState
 
     async def observe(self, reader: StateReader, desired: Desired) -> ModelsState:

@@ -2,7 +2,7 @@
 
 Pydantic-free data, read by controllers.DEFAULT_DOMAINS (and so by the
 engine's order, the loader's kind table and the CLI) and by
-ModelsController itself (domain, kinds, observes_changes_of).
+ModelsController itself (domain, kinds).
 Models live on storage's mounts and may need packages (a model server);
 they observe again when either changed something.
 """
