@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.catalogue.links import LINK_SET
+from contract.vocab.links import LINK_KINDS
 from controllers.network.state import (
     canon_fwmark,
     canon_interface,
@@ -28,8 +30,14 @@ from controllers.network.state import (
 from reconciler.sdk.controller import Desired
 from specs.network import Dns, Link, Network, Route, Rule
 
-# Option keys a link_set can change in place; every other option needs a new link.
-MUTABLE_OPTIONS = {"bridge": ("stp", "forward_delay")}
+# Option keys net.link_set can change in place, by kind: the blocks its schema takes
+# (bridge: stp, forward_delay). Every other option needs a new link. The registry's
+# restore reads the same schema (registry.drivers.net.revert).
+MUTABLE_OPTIONS: dict[str, tuple[str, ...]] = {
+    row.name: tuple(LINK_SET["properties"][row.block]["properties"])
+    for row in LINK_KINDS
+    if row.block is not None and row.block in LINK_SET["properties"]
+}
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,7 @@ from contract.catalogue import net as net_defs
 from contract.tooldef import JSON
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
-from registry.drivers.net import (
-    commands as netcmd,
-)
-from registry.drivers.net import (
-    probe as netprobe,
-)
-from registry.drivers.net import (
-    snapshot as netsnap,
-)
-from registry.drivers.net import (
-    system as netsys,
-)
+from registry.drivers.net import commands, probe, snapshot, system
 from registry.drivers.net.commands import Cmd, Known
 from registry.drivers.net.revert import Snapshot
 from registry.drivers.net.run import CommandFailed, execute
@@ -55,7 +44,7 @@ class NetState(Tool):
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         keys = args.get("sysctls")
         if keys is not None:
-            keys = [netsys.sysctl_key(k) for k in keys]
+            keys = [system.sysctl_key(k) for k in keys]
         return await read_state(ctx, sysctls=keys, dns_path=args.get("dns_path"))
 
 
@@ -89,7 +78,7 @@ def touched(ops: list[Op], label: str) -> list[str]:
     keys: list[str] = []
     for i, (op, args) in enumerate(ops):
         try:
-            keys += netcmd.touches(op, args)
+            keys += commands.touches(op, args)
         except ToolError as exc:
             raise _refused(label, ops, i, exc) from None
     return list(dict.fromkeys(keys))
@@ -109,7 +98,7 @@ async def run_ops(
     owner: list[int] = []
     for i, (op, args) in enumerate(ops):
         try:
-            built = netcmd.build(op, args, known)
+            built = commands.build(op, args, known)
             _check_wireguard_key(ctx, op, args)
         except ToolError as exc:
             raise _refused(label, ops, i, exc) from None
@@ -117,7 +106,7 @@ async def run_ops(
         owner += [i] * len(built)
     snap = before
     if snap is None and (len(ops) != 1 or len(cmds) > 1):
-        snap = await netsnap.take(ctx, touched(ops, label))
+        snap = await snapshot.take(ctx, touched(ops, label))
     try:
         await execute(ctx, cmds)
     except CommandFailed as exc:
@@ -136,7 +125,7 @@ async def _undo(ctx: ToolContext, snap: Snapshot | None) -> str:
     if snap is None:
         return "nothing was changed"
     try:
-        restored = await netsnap.restore(ctx, snap)
+        restored = await snapshot.restore(ctx, snap)
     except ToolError as exc:
         return f"RESTORE FAILED: {exc}"
     return restored.describe()
@@ -161,12 +150,12 @@ class _NetWrite(Tool):
         return tuple(touched([(self.op, args)], self.spec.name))
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
-        snap = await netsnap.take(ctx, self.touches(args))
+        snap = await snapshot.take(ctx, self.touches(args))
         self._before = (ctx.execution_id, snap)
-        return netsnap.as_json(snap)
+        return snapshot.as_json(snap)
 
-    async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
-        await netsnap.restore(ctx, netsnap.from_json(snapshot))
+    async def restore(self, ctx: ToolContext, before: JSON) -> None:
+        await snapshot.restore(ctx, snapshot.from_json(before))
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         cmds = await run_ops(ctx, [(self.op, args)], self.spec.name, self._taken(ctx))
@@ -200,12 +189,12 @@ class NetApply(_NetWrite):
 # --- probes ------------------------------------------------------------------
 
 
-async def probe(ctx: ToolContext, op: str, args: JSON) -> JSON:
+async def run_probe(ctx: ToolContext, op: str, args: JSON) -> JSON:
     """Run a registry.drivers.net.probe function inside the target namespace."""
     if ctx.netns is None:
         try:
-            return await asyncio.to_thread(netprobe.dispatch, op, args)
-        except netprobe.ProbeError as exc:
+            return await asyncio.to_thread(probe.dispatch, op, args)
+        except probe.ProbeError as exc:
             raise ToolError(str(exc)) from None
     argv = ctx.in_netns([sys.executable, "-m", "registry.drivers.net.probe"])
     request = json.dumps({"op": op, "args": args}).encode()
@@ -223,28 +212,28 @@ class NetPing(Tool):
     spec = net_defs.NET_PING
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        return await probe(ctx, "ping", args)
+        return await run_probe(ctx, "ping", args)
 
 
 class NetDns(Tool):
     spec = net_defs.NET_DNS
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        return await probe(ctx, "dns", args)
+        return await run_probe(ctx, "dns", args)
 
 
 class NetHttpGet(Tool):
     spec = net_defs.NET_HTTP_GET
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        return await probe(ctx, "http_get", args)
+        return await run_probe(ctx, "http_get", args)
 
 
 class NetPortScan(Tool):
     spec = net_defs.NET_PORT_SCAN
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        return await probe(ctx, "port_scan", args)
+        return await run_probe(ctx, "port_scan", args)
 
 
 TOOLS: tuple[type[Tool], ...] = (

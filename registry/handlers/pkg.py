@@ -15,7 +15,7 @@ from contract.tooldef import JSON
 from registry.core.atomicfile import read_or_none, restore_content, write_atomic
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
-from registry.drivers.pkg import transaction as pkgtx
+from registry.drivers.pkg import transaction
 from registry.drivers.pkg.backend import (
     Backend,
     Repository,
@@ -65,27 +65,29 @@ class _Transactional(Tool):
 
     async def snapshot(self, ctx: ToolContext, args: JSON) -> JSON:
         tx, names = self.transaction(args)
-        return await pkgtx.before_image(select_backend(ctx), tx, names)
+        return await transaction.before_image(select_backend(ctx), tx, names)
 
     async def restore(self, ctx: ToolContext, snapshot: JSON) -> None:
-        await pkgtx.restore(select_backend(ctx), snapshot)
+        await transaction.restore(select_backend(ctx), snapshot)
 
 
 class PkgEnsure(_Transactional):
     spec = pkg_defs.PKG_ENSURE
 
     def transaction(self, args: JSON) -> tuple[Transaction, list[str]]:
-        request = pkgtx.EnsureRequest.from_args(args)
+        request = transaction.EnsureRequest.from_args(args)
         return request.tx, request.names()
 
     def touches(self, args: JSON) -> tuple[str, ...]:
         try:
-            return tuple(f"pkg:{n}" for n in pkgtx.EnsureRequest.from_args(args).names())
+            return tuple(f"pkg:{n}" for n in transaction.EnsureRequest.from_args(args).names())
         except ToolError:
             return ()
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        return await pkgtx.ensure(select_backend(ctx), pkgtx.EnsureRequest.from_args(args))
+        return await transaction.ensure(
+            select_backend(ctx), transaction.EnsureRequest.from_args(args)
+        )
 
 
 def _split_pin(name: str) -> tuple[str, str | None]:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.drivers.model import download
-from registry.drivers.model import files as modelfiles
+from registry.drivers.model import download, files
 from sandbox import demo, fileserver
 
 
@@ -55,13 +54,13 @@ def test_content_range() -> None:
 
 def test_gguf_header() -> None:
     header = demo.gguf_header("x", "llama")
-    assert modelfiles.gguf_version(header[:8]) == 3
+    assert files.gguf_version(header[:8]) == 3
     with pytest.raises(ValueError, match="magic"):
-        modelfiles.gguf_version(b"GGML" + struct.pack("<I", 3))
+        files.gguf_version(b"GGML" + struct.pack("<I", 3))
     with pytest.raises(ValueError, match="unsupported GGUF version 4"):
-        modelfiles.gguf_version(b"GGUF" + struct.pack("<I", 4))
+        files.gguf_version(b"GGUF" + struct.pack("<I", 4))
     with pytest.raises(ValueError, match="only 3 bytes"):
-        modelfiles.gguf_version(b"GGU")
+        files.gguf_version(b"GGU")
 
 
 def test_hash_cache_hashes_once_per_size_and_mtime(
@@ -69,10 +68,10 @@ def test_hash_cache_hashes_once_per_size_and_mtime(
 ) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + bytes(100))
-    cache = modelfiles.HashCache(tmp_path / "state")
+    cache = files.HashCache(tmp_path / "state")
     calls: list[Path] = []
-    real = modelfiles.sha256_file
-    monkeypatch.setattr(modelfiles, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = files.sha256_file
+    monkeypatch.setattr(files, "sha256_file", lambda p: calls.append(p) or real(p))
     first = cache.sha256(model)
     assert cache.sha256(model) == first and len(calls) == 1
     model.write_bytes(b"GGUF" + bytes(101))

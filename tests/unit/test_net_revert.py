@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from contract.catalogue.links import BLOCKS
+from contract.vocab.links import LINK_KINDS
+from controllers.network.desired import MUTABLE_OPTIONS
 from registry.core.errors import ToolError
+from registry.drivers.net import revert
 from registry.drivers.net.revert import Snapshot, plan
 from registry.drivers.net.state import LinkState, RouteState, RuleState, parse_links
 
@@ -182,6 +186,33 @@ def test_a_changed_kind_or_immutable_option_means_delete_and_recreate() -> None:
         "link del dev i0",
         "link add dev i0 mtu 1400 address 02:00:00:00:00:01 type ifb",
     ]
+
+
+def test_an_option_link_set_cannot_change_means_recreate() -> None:
+    """macvlan's mode: net.link_set cannot set it, so a restore recreates the link (as
+    the network controller plans a recreate for it) instead of leaving it changed."""
+    before = snap(links={"mv0": LINKS["mv0"], "v1": LINKS["v1"]})
+    now = snap(
+        links={"mv0": link("mv0", info={**LINKS["mv0"]["info"], "mode": "vepa"}), "v1": LINKS["v1"]}
+    )
+    assert texts(before, now)[:2] == [
+        "link del dev mv0",
+        f"link add dev mv0 mtu 1500 address {LINKS['mv0']['mac']} link v1 "
+        "type macvlan mode private",
+    ]
+
+
+def test_restore_and_controller_agree_on_what_link_set_changes() -> None:
+    """Each kind's block options are either settable in place (the controller's
+    MUTABLE_OPTIONS) or need a recreate (the restore's), never both, never neither."""
+    for row in LINK_KINDS:
+        if row.block is None:
+            continue
+        settable = set(MUTABLE_OPTIONS.get(row.name, ()))
+        fixed = set(revert._IMMUTABLE[row.name])
+        assert not settable & fixed, row.name
+        assert settable | fixed == set(BLOCKS[row.block]["properties"]), row.name
+    assert MUTABLE_OPTIONS == {"bridge": ("stp", "forward_delay")}
 
 
 def test_deleting_a_parent_takes_its_children_without_a_second_delete() -> None:

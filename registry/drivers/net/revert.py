@@ -15,22 +15,27 @@ from __future__ import annotations
 
 from typing import NotRequired, TypedDict
 
+from contract.catalogue.links import BLOCKS, LINK_SET
 from contract.tooldef import JSON
-from contract.vocab.links import CREATABLE_KINDS
+from contract.vocab.links import CREATABLE_KINDS, LINK_KINDS
 from registry.core.errors import ToolError
-from registry.drivers.net import commands as netcmd
+from registry.drivers.net import commands
 from registry.drivers.net.commands import Cmd, FileCmd, Known, SysctlCmd, ip
 from registry.drivers.net.state import LinkState, RouteState, RuleState
 
 _UNMANAGED_PROTOS = {"kernel", "ra", "redirect"}
+# The kind options net.link_set can change are the blocks its schema takes (bridge's
+# stp and forward_delay); a before-image differing in any other option of its kind's
+# block needs the link recreated. Read from the tool schemas, as the network controller
+# reads them (controllers.network.desired.MUTABLE_OPTIONS).
 _IMMUTABLE: dict[str, tuple[str, ...]] = {
-    "veth": ("peer",),
-    "macvlan": ("parent",),
-    "vxlan": ("id", "parent", "local", "remote", "group", "port"),
-    "vlan": ("parent", "id"),
-    "bond": ("mode",),
-    "tun": ("owner", "group", "multi_queue"),
-    "tap": ("owner", "group", "multi_queue"),
+    row.name: tuple(
+        key
+        for key in BLOCKS[row.block]["properties"]
+        if key not in LINK_SET["properties"].get(row.block, {}).get("properties", {})
+    )
+    for row in LINK_KINDS
+    if row.block is not None
 }
 # Kinds a restore can recreate from a before-image: every kind net.link_add creates
 # but wireguard, whose private key the before-image does not hold.
@@ -135,7 +140,7 @@ def _plan_links(before: Snapshot, now: Snapshot) -> tuple[list[Cmd], list[Cmd], 
         link = was[name]
         if link is None or name in created:
             continue
-        cmds += netcmd.link_add(_create_args(link), Known())
+        cmds += commands.link_add(_create_args(link), Known())
         created[name] = {**link, "state": "down", "master": None, "addresses": []}
         if link["kind"] == "veth" and link["parent"]:
             created[link["parent"]] = None  # the peer: mtu and mac still to set
@@ -202,7 +207,7 @@ def _mutable_options(link: LinkState, now: LinkState | None) -> list[Cmd]:
     name, kind = link["name"], link["kind"]
     if kind == "bridge" and now is not None and info != have:
         opts = {"stp": info.get("stp"), "forward_delay": info.get("forward_delay")}
-        return netcmd.link_set({"name": name, "bridge": opts}, Known())
+        return commands.link_set({"name": name, "bridge": opts}, Known())
     if kind == "macvlan" and now is not None and info.get("mode") != have.get("mode"):
         return [ip("link", "set", "dev", name, "type", "macvlan", "mode", str(info["mode"]))]
     if (
@@ -233,12 +238,12 @@ def _route_args(route: RouteState) -> JSON:
 
 
 def _replace_routes(routes: list[RouteState]) -> list[Cmd]:
-    return [c for r in routes for c in netcmd.route_replace(_route_args(r), Known())]
+    return [c for r in routes for c in commands.route_replace(_route_args(r), Known())]
 
 
 def _delete_route(route: RouteState) -> Cmd:
     args = _route_args(route)
-    return netcmd.route_delete({k: args[k] for k in args if k in _DELETE_KEYS}, Known())[0]
+    return commands.route_delete({k: args[k] for k in args if k in _DELETE_KEYS}, Known())[0]
 
 
 _DELETE_KEYS = ("to", "family", "table", "metric", "via", "dev", "type")
@@ -272,8 +277,8 @@ def _plan_rules(before: Snapshot, now: Snapshot) -> list[Cmd]:
         have = now["rules"].get(group, [])
         if _sorted(want) == _sorted(have):
             continue
-        cmds += [c for r in have for c in netcmd.rule_delete(_rule_args(r), Known())]
-        cmds += [c for r in want for c in netcmd.rule_add(_rule_args(r), Known())]
+        cmds += [c for r in have for c in commands.rule_delete(_rule_args(r), Known())]
+        cmds += [c for r in want for c in commands.rule_add(_rule_args(r), Known())]
     return cmds
 
 

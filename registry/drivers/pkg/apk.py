@@ -42,7 +42,7 @@ from contract.tooldef import JSON
 from registry.core.errors import ToolError
 from registry.core.managedblock import Markers, replace_block, split_block
 from registry.core.tool import CommandResult, ToolContext
-from registry.drivers.pkg import jail as pkgjail
+from registry.drivers.pkg import jail
 from registry.drivers.pkg.backend import (
     BackendName,
     Installed,
@@ -214,7 +214,7 @@ class ApkBackend:
         digest = hashlib.sha256(str(self.ctx.root).encode()).hexdigest()[:16]
         path = self.ctx.state_dir / "apk" / f"{digest}.apk"
         program = shutil.which("apk") or "/sbin/apk"
-        return str(pkgjail.write_wrapper(path, self.ctx.root, program, network=True))
+        return str(jail.write_wrapper(path, self.ctx.root, program, network=True))
 
     def _read(self, target: str) -> str:
         try:

@@ -41,8 +41,7 @@ from contract.tooldef import JSON
 from registry.core.atomicfile import read_or_none, write_atomic
 from registry.core.errors import ToolError
 from registry.core.tool import CommandResult, ToolContext
-from registry.drivers.pkg import aptparse
-from registry.drivers.pkg import jail as pkgjail
+from registry.drivers.pkg import aptparse, jail
 from registry.drivers.pkg.backend import (
     BackendName,
     Installed,
@@ -105,7 +104,7 @@ def _digest(root: Path) -> str:
 def dpkg_wrapper_path(root: Path, state_dir: Path) -> Path:
     """Write (when changed) and return the dpkg jail wrapper for scratch root `root`."""
     path = state_dir / "apt" / f"{_digest(root)}.dpkg"
-    return pkgjail.write_wrapper(path, root, shutil.which("dpkg") or "/usr/bin/dpkg",
+    return jail.write_wrapper(path, root, shutil.which("dpkg") or "/usr/bin/dpkg",
                                  network=False)  # fmt: skip
 
 
