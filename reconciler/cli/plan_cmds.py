@@ -51,9 +51,19 @@ FILES = click.option(
 
 
 def _load(paths: tuple[Path, ...]):  # type: ignore[no-untyped-def]
+    """The spec set of `paths`; a spec error prints its issues (file:line:col) and exits 1.
+
+    Loading happens before any registry call, so a bad file changes nothing.
+    """
+    from specs.errors import SpecError
     from specs.loader import load_paths
 
-    return load_paths(list(paths), domains().kinds)  # the kinds of the declared domains
+    try:
+        return load_paths(list(paths), domains().kinds)  # the kinds of the declared domains
+    except SpecError as exc:
+        for line in exc.issues:
+            echo_err(line)
+        raise SystemExit(EXIT_FAILED) from None
 
 
 def _show(plan: Plan, *, verbose: bool) -> None:
