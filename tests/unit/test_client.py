@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -192,13 +191,6 @@ def test_import_is_light() -> None:
     # the client needs the wire stubs and ToolSpec, nothing of the registry server
     assert out.stdout.strip().startswith("['contract', 'contract._gen'"), out.stdout
     assert "registry" not in out.stdout.replace("'contract", ""), out.stdout
-    assert Path(reconciler_executor_file()).name == "client.py"
-
-
-def reconciler_executor_file() -> str:
-    import reconciler.client
-
-    return reconciler.client.__file__ or ""
 
 
 async def test_a_call_that_never_reached_the_registry_says_so(
