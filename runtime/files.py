@@ -49,9 +49,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-GGUF_MAGIC = b"GGUF"
-GGUF_VERSIONS = (2, 3)
-SIDECAR_SUFFIX = ".sha256"
+from contract.vocab.gguf import GGUF_MAGIC, HEADER_BYTES, SIDECAR_SUFFIX
+from contract.vocab.gguf import LOADABLE_VERSIONS as GGUF_VERSIONS
+
 MIB = 1 << 20
 OVERHEAD_BYTES = 64 * MIB
 BATCH_TOKENS = 512
@@ -94,7 +94,7 @@ def gguf_version(path: Path) -> int:
         raise FileRefused(f"model file {path} is not a regular file")
     try:
         with path.open("rb") as f:
-            head = f.read(8)
+            head = f.read(HEADER_BYTES)
     except OSError as exc:
         raise FileRefused(f"model file {path}: {exc.strerror}") from None
     if not head:

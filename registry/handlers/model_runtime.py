@@ -38,11 +38,12 @@ from pathlib import Path
 
 from contract.catalogue import model as model_defs
 from contract.tooldef import JSON
+from contract.vocab.gguf import HEADER_BYTES
 from registry.core import rootfs
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
 from registry.drivers.model import runtime
-from registry.drivers.model.files import HEADER_BYTES, HashCache, gguf_version, open_model
+from registry.drivers.model.files import HashCache, gguf_version, open_model
 from registry.drivers.model.runtime import Loaded, LoadRecord, Params, RuntimeClient
 
 

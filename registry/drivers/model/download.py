@@ -43,10 +43,11 @@ from typing import BinaryIO
 
 import httpx
 
+from contract.vocab.gguf import HEADER_BYTES
 from registry.core.errors import ToolError
 from registry.core.rootfs import Entry
 from registry.core.tool import Progress
-from registry.drivers.model.files import HEADER_BYTES, gguf_version
+from registry.drivers.model.files import gguf_version
 
 CHUNK = 1 << 20
 HASH_BLOCK = 4 << 20

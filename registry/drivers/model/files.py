@@ -39,14 +39,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from contract.vocab.gguf import GGUF_MAGIC, GGUF_VERSIONS, HEADER_BYTES, SIDECAR_SUFFIX
 from registry.core.atomicfile import write_atomic
 from registry.core.rootfs import Entry
 
-GGUF_MAGIC = b"GGUF"
-GGUF_VERSIONS = (1, 2, 3)
-HEADER_BYTES = 8
 CACHE_FILE = "model-sha256.json"
-SIDECAR_SUFFIX = ".sha256"
 _HASH_CHUNK = 4 << 20
 
 
