@@ -18,10 +18,10 @@ with ':'). `mount_table(kind)` is what one mount type accepts (`auto` takes
 every disk filesystem's options).
 
 Plain data and `re`, no pydantic: the registry imports these same tables
-and checks (registry.drivers.storage.fsoptions adds the path mapping and the JSON Schemas),
-so both layers judge alike. Used by specs.storage (validation),
-controllers.storage.export (which exports only options that validate) and
-registry.drivers.storage.fsoptions.
+and checks (registry.drivers.storage.optionpaths adds the path mapping,
+contract.catalogue.storage the JSON Schemas), so both layers judge alike. Used by
+specs.storage (validation), controllers.storage.export (which exports only options
+that validate), registry.drivers.storage.mounting and registry.handlers.storage_mount.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Before-images:
 mkfs keeps a sparse copy of an existing image (or notes that the image was
 created, or that a device cannot be restored); mount and umount record what
 was mounted at the target. Options are refused before anything runs unless
-the type's allow-list (registry.drivers.storage.fsoptions) takes them: mkfs gets no positional
+the type's allow-list (contract.vocab.fsoptions) takes them: mkfs gets no positional
 argument and no flag outside the list, mount no comma and no path-valued key
 but overlay's layers, which are mapped under the root for a mount and a
 remount alike. Collected through registry.handlers.storage.TOOLS.
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from contract.catalogue import storage as storage_defs
 from contract.tooldef import JSON
+from contract.vocab import fsoptions
 from registry.core.errors import ToolError
 from registry.core.tool import Tool, ToolContext
-from registry.drivers.storage import blockdev, fsoptions, mounting
+from registry.drivers.storage import blockdev, mounting
 
 IMAGE_COPY = "image.before"
 MKFS = {
@@ -121,7 +122,7 @@ class StorageMkfs(Tool):
 
 
 def check_mkfs_options(fstype: str, options: list[str], labelled: bool) -> list[str]:
-    """`options` when mkfs.`fstype` may get them (registry.drivers.storage.fsoptions.MKFS), else
+    """`options` when mkfs.`fstype` may get them (contract.vocab.fsoptions.MKFS), else
     ToolError
     naming the item: no positional argument (it would be formatted too), no flag outside
     the allow-list, no value its flag's pattern refuses, no second label."""

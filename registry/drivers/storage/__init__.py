@@ -1,6 +1,6 @@
 """Storage drivers: block and loop devices (blockdev), mkfs/mount/umount under the root
 and mounts read back (mounting), /etc/fstab (fstab) and the mount options' path mapping
-(fsoptions; the allow-lists themselves are contract.vocab.fsoptions).
+(optionpaths; the allow-lists themselves are contract.vocab.fsoptions).
 
 Used by the `storage.*` handlers (registry.handlers.storage, storage_mount, storage_swap).
 """

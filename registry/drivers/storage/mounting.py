@@ -7,7 +7,7 @@ tmpfs stays tmpfs. `resolve_source` turns LABEL=/UUID= into a path, looking
 only at the `probe` candidates of the call (never at the host's block
 devices: in a sandbox a label could match a host disk); /dev paths are
 refused unless the root is "/". `check_options` refuses every option the
-mount's type does not allow (registry.drivers.storage.fsoptions: one option per item, no
+mount's type does not allow (contract.vocab.fsoptions: one option per item, no
 comma, no path-valued key but the ones mapped); `mount_commands` builds the
 mount(8) argv (image files get `-o loop`, overlay's layer directories are
 mapped under the root); `unmount` also detaches the loop device the mount
@@ -19,9 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from contract.tooldef import JSON
+from contract.vocab import fsoptions
 from registry.core.errors import ToolError
 from registry.core.tool import ToolContext
-from registry.drivers.storage import blockdev, fsoptions
+from registry.drivers.storage import blockdev, optionpaths
 
 PSEUDO = ("tmpfs", "none", "overlay")
 
@@ -54,7 +55,7 @@ def describe(ctx: ToolContext, entry: JSON, loops: dict[str, str]) -> JSON:
         "source": source,
         "device": raw,
         "fstype": entry["fstype"],
-        "options": fsoptions.map_paths(
+        "options": optionpaths.map_paths(
             entry["fstype"], entry["options"], lambda v: target_form(ctx, v) or v
         ),
     }
@@ -113,7 +114,7 @@ def check_options(kind: str, options: list[str]) -> list[str]:
 
 def host_options(ctx: ToolContext, kind: str, options: list[str]) -> list[str]:
     """`options` as mount(8) gets them: overlay's layer directories mapped under the root."""
-    return fsoptions.map_paths(kind, options, ctx.path)
+    return optionpaths.map_paths(kind, options, ctx.path)
 
 
 def mount_commands(
