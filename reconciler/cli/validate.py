@@ -16,8 +16,6 @@ import click
 
 from specs.kinds import DEFAULT_KINDS
 
-KIND_NAMES = DEFAULT_KINDS.names
-
 
 @click.command()
 @click.option(
@@ -83,7 +81,10 @@ def validate(filenames: tuple[str, ...], more: tuple[str, ...], output: str) -> 
 
 @click.command()
 @click.argument(
-    "kind", required=False, type=click.Choice(KIND_NAMES, case_sensitive=False), metavar="[KIND]"
+    "kind",
+    required=False,
+    type=click.Choice(DEFAULT_KINDS.names, case_sensitive=False),
+    metavar="[KIND]",
 )
 @click.option(
     "--indent", type=int, default=2, show_default=True, help="Spaces of JSON indentation."
@@ -106,6 +107,6 @@ def schema(kind: str | None, indent: int) -> None:
     if kind is None:
         document = spec_schema()
     else:
-        canonical = next(k for k in KIND_NAMES if k.lower() == kind.lower())
+        canonical = next(k for k in DEFAULT_KINDS.names if k.lower() == kind.lower())
         document = kind_schema(canonical)
     click.echo(json.dumps(document, indent=indent or None, sort_keys=False))

@@ -57,13 +57,6 @@ class Desired:
     owned: Mapping[str, frozenset[str]] = field(default_factory=dict)
     pruned: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
-    def owner_of(self, obj: str) -> str | None:
-        """The resource key that owns `obj` in the inventory, if any."""
-        for key, objects in self.owned.items():
-            if obj in objects:
-                return key
-        return None
-
 
 @dataclass(frozen=True)
 class Diff:
