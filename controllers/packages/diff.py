@@ -27,7 +27,7 @@ states).
 from __future__ import annotations
 
 from controllers.packages.desired import Wanted, WantedPackage, WantedRepo
-from controllers.packages.removals import Removal, undeclared
+from controllers.packages.removals import ToRemove, undeclared
 from controllers.packages.state import PackagesState, Pkg, removal_closure
 from controllers.packages.versions import Constraint, compare, parse_constraint, resolve, satisfies
 from reconciler.sdk.controller import Desired, Diff
@@ -41,7 +41,7 @@ def diff(desired: Desired, state: PackagesState) -> Diff:
     wanted = Wanted.of(desired)
     wanted.check_backend(state.backend)
     out = Collector()  # sorted: by resource, object, field (no-ops: one per item)
-    removals: list[Removal] = []
+    removals: list[ToRemove] = []
     for repo in wanted.repos:
         repo_changes(repo, state, out)
     for item in wanted.packages:
@@ -49,7 +49,7 @@ def diff(desired: Desired, state: PackagesState) -> Diff:
             if state.package(item.name) is None:
                 out.noop(item.resource, item.key, _gone(item))
             else:
-                removals.append(Removal(item.resource, item.key, item.force))
+                removals.append(ToRemove(item.resource, item.key, item.force))
             continue
         package_changes(item, state, out)
     removals.extend(undeclared(desired, wanted, state))
@@ -170,7 +170,7 @@ def _json(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def removal_changes(removals: list[Removal], state: PackagesState, out: Collector) -> None:
+def removal_changes(removals: list[ToRemove], state: PackagesState, out: Collector) -> None:
     """`remove` changes; a package others still depend on is destructive."""
     removed = frozenset(
         r.object.split(":", 1)[1] for r in removals if r.object.startswith("package:")
@@ -203,7 +203,7 @@ def removal_changes(removals: list[Removal], state: PackagesState, out: Collecto
         )
 
 
-def check_cascade(removals: list[Removal], wanted: Wanted, state: PackagesState) -> None:
+def check_cascade(removals: list[ToRemove], wanted: Wanted, state: PackagesState) -> None:
     """Refuse removals that would take a declared-present package with them."""
     names = {r.object.split(":", 1)[1] for r in removals if r.object.startswith("package:")}
     if not names:

@@ -26,7 +26,10 @@ from reconciler.sdk.removals import Removals
 
 
 @dataclass(frozen=True)
-class Removal:
+class ToRemove:
+    """A package or repository the diff removes: declared absent, or undeclared (from the
+    one rule's reconciler.sdk.removals.Removal), with its force and the reason said."""
+
     resource: str
     object: str  # package:<name> | repository:<name>
     forced: bool = False
@@ -42,17 +45,17 @@ def exists(obj: str, state: PackagesState) -> bool:
     return False
 
 
-def undeclared(desired: Desired, wanted: Wanted, state: PackagesState) -> list[Removal]:
+def undeclared(desired: Desired, wanted: Wanted, state: PackagesState) -> list[ToRemove]:
     chosen = Removals(desired, wanted.declared.__contains__)
-    out: list[Removal] = []
+    out: list[ToRemove] = []
     for found in chosen.inventory:
         if exists(found.object, state):
             how = "is pruned and created" if found.pruned else "created it and no longer declares"
-            out.append(Removal(found.resource, found.object, why=f"{found.resource} {how} it"))
+            out.append(ToRemove(found.resource, found.object, why=f"{found.resource} {how} it"))
 
     def consider(owner: str, obj: str, why: str) -> None:
         if exists(obj, state) and chosen.claim(obj):
-            out.append(Removal(owner, obj, why=why))
+            out.append(ToRemove(owner, obj, why=why))
 
     if wanted.prune:
         owner = wanted.prune[0]
