@@ -313,7 +313,7 @@ def _read_plan(path: Path) -> Plan:
 def _finish(result: ApplyResult | None) -> None:
     if result is None:
         raise SystemExit(EXIT_FAILED)
-    for domain, summary in sorted(result.outcomes.items()):
+    for domain, summary in sorted(result.summaries.items()):
         click.echo(f"{domain}: {summary}")
     not_ready = [r for r in result.reports if r.outcome != "ready"]
     for report in not_ready:

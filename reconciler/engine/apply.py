@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 from contract.tooldef import ToolSpec
 from reconciler.engine.execute import (
-    ExecOutcome,
     Executed,
+    Execution,
     Journal,
     ProgressFn,
     Undo,
@@ -242,7 +242,7 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
     executed: Executed = ()
     if work.steps:
         marked = mark_reconciling(ctx.store, ctx.target, ctx.run, work, skip=ctx.marked)
-        outcome: ExecOutcome = await execute(
+        execution: Execution = await execute(
             work.controller.transactions(work.steps),
             client=ctx.client,
             catalogue=ctx.catalogue,
@@ -254,17 +254,17 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
             progress=ctx.progress,
             retry=ctx.retry,
         )
-        if not outcome.ok:
+        if not execution.ok:
             return DomainOutcome(
                 domain,
                 ok=False,
-                changed=bool(outcome.not_undone),
-                summary=outcome.summary(),
-                reports=left_out + report_step_failure(ctx, work, outcome),
+                changed=bool(execution.not_undone),
+                summary=execution.summary(),
+                reports=left_out + report_step_failure(ctx, work, execution),
                 work=work,
                 marked=marked,
             )
-        executed = outcome.executed
+        executed = execution.executed
     verified = await verify_after(ctx, work, executed=executed if work.steps else None)
     summary = verified.summary
     if work.left_out:
@@ -512,11 +512,11 @@ def report_left_out(work: DomainWork) -> tuple[Report, ...]:
 
 
 def report_step_failure(
-    ctx: ApplyContext, work: DomainWork, outcome: ExecOutcome
+    ctx: ApplyContext, work: DomainWork, execution: Execution
 ) -> tuple[Report, ...]:
     """A failed call is charged to the resources whose steps it ran."""
-    summary = outcome.summary()
-    failed = outcome.failed.steps if outcome.failed is not None else ()
+    summary = execution.summary()
+    failed = execution.failed.steps if execution.failed is not None else ()
     culprits = work.resources_of_steps(failed) or set(work.resource_keys)
     touched = work.resources_of_steps(range(len(work.steps))) | set(work.desired.pruned)
     names = ", ".join(sorted(culprits))
@@ -525,12 +525,12 @@ def report_step_failure(
         changes = count(work, key)
         if key in culprits:
             report = Report(key, work.domain, "degraded", "StepFailed", summary, changes, False)
-        elif key in touched or outcome.not_undone:
+        elif key in touched or execution.not_undone:
             report = Report(
                 key,
                 work.domain,
                 "degraded",
-                "RolledBack" if not outcome.not_undone else "StepFailed",
+                "RolledBack" if not execution.not_undone else "StepFailed",
                 f"not applied: a call for {names} failed; {summary}",
                 changes,
                 False,

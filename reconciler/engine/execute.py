@@ -6,7 +6,7 @@ domain its tables into one `firewall.apply`). Every call is journaled as
 `started` before it is sent and `done`/`failed` after. When a call fails,
 the calls already made are rolled back in reverse order with the registry's
 Rollback(execution_id) (`undo`, which apply also uses when drift remains
-after all calls succeeded); the outcome says what was undone and what could
+after all calls succeeded); the `Execution` it returns says what was undone and what could
 not be (a tool the catalogue marks not reversible, a failed rollback), so
 status never hides a half-applied change. A call the registry refused before
 running it is sent again under the engine's Retry. Used by
@@ -65,7 +65,7 @@ class Undo:
 
 
 @dataclass(frozen=True)
-class ExecOutcome:
+class Execution:
     """What executing a domain's calls did; on failure, what the undo did."""
 
     ok: bool
@@ -124,7 +124,7 @@ async def execute(
     reason: str,
     progress: ProgressFn | None = None,
     retry: Retry = NO_RETRY,
-) -> ExecOutcome:
+) -> Execution:
     """Send `calls` in order; on the first failure undo the ones made (module doc).
 
     A call the registry refused before running it (a TemporaryError with
@@ -151,11 +151,11 @@ async def execute(
                 journal=journal,
                 reason=f"undo after failure in {domain}",
             )
-            return ExecOutcome(False, tuple(executed), call, exc, undone)
+            return Execution(False, tuple(executed), call, exc, undone)
         execution_id = str(result.execution_id)
         journal.record(index, call, "done", digest=digest, execution_id=execution_id)
         executed.append((call, execution_id))
-    return ExecOutcome(True, tuple(executed))
+    return Execution(True, tuple(executed))
 
 
 async def undo(

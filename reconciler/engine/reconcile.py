@@ -111,7 +111,7 @@ class ApplyResult:
 
     generation: int
     reports: list[Report] = field(default_factory=list)
-    outcomes: dict[str, str] = field(default_factory=dict)  # domain -> one-line summary
+    summaries: dict[str, str] = field(default_factory=dict)  # domain -> one-line summary
     stale: list[str] = field(default_factory=list)
     destructive_refused: list[str] = field(default_factory=list)
 
@@ -393,7 +393,7 @@ class Engine:
             result = ApplyResult(
                 merge.generation,
                 reports=uncontrolled + [r for o in ran for r in o.reports],
-                outcomes={o.domain: o.summary for o in ran},
+                summaries={o.domain: o.summary for o in ran},
                 stale=[o.domain for o in ran if o.stale],
                 destructive_refused=[o.domain for o in ran if o.destructive_refused],
             )
@@ -414,7 +414,7 @@ class Engine:
             self.store.finish_run(
                 run,
                 "ready" if result.all_ready else "not-ready",
-                "; ".join(f"{d}: {s}" for d, s in sorted(result.outcomes.items())),
+                "; ".join(f"{d}: {s}" for d, s in sorted(result.summaries.items())),
             )
         return result
 

@@ -169,7 +169,7 @@ def test_predicted_state_equals_the_re_observed_one(box: Box, tmp_path: Path) ->
             assert isinstance(work.state, ModelsState) and work.verdict.ok
             predicted = CONTROLLER.simulate(work.state, work.steps)
             result = await engine.apply(planned, assume_yes=True)
-            assert result.all_ready, result.outcomes
+            assert result.all_ready, result.summaries
             reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="test")
             return predicted, await CONTROLLER.observe(reader, Desired("models", resources))
 

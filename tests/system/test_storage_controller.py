@@ -244,7 +244,7 @@ def test_predicted_state_equals_the_re_observed_one(box: Box, tmp_path: Path) ->
             assert isinstance(before, StorageState) and work.steps and work.verdict.ok
             predicted = CONTROLLER.simulate(before, work.steps)
             result = await engine.apply(planned, assume_yes=True)
-            assert result.all_ready, result.outcomes
+            assert result.all_ready, result.summaries
             reader = ReadOnlyReader(engine.client, await engine.catalogue(), reason="test")
             after = await CONTROLLER.observe(reader, Desired("storage", resources))
             return predicted, after

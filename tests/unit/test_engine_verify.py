@@ -168,7 +168,7 @@ async def test_drift_that_remains_undoes_the_domains_reversible_calls(
     assert lan.message == "after apply: add kv:net.stuck; 3 call(s) undone"
     assert (wan.outcome, wan.reason, wan.applied) == ("degraded", "RolledBack", False)
     assert "residual drift in Network/lan" in wan.message and "3 call(s) undone" in wan.message
-    assert "3 call(s) undone" in result.outcomes["network"]
+    assert "3 call(s) undone" in result.summaries["network"]
     assert engine.store.inventory("toy") == {}, "nothing undone joins the inventory"
     assert load_generation(engine.store.current_generation("toy")) == []
     status = engine.store.status("toy", "Network/lan")
