@@ -177,10 +177,10 @@ class RegistryClient:
             response = await self._stub.ListTools(request, timeout=30)
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc) from None
-        specs = {d.name: spec_from_definition(d) for d in response.tools}
+        listed = {d.name: spec_from_definition(d) for d in response.tools}
         if not namespace:
-            self._catalogue = specs
-        return dict(sorted(specs.items()))
+            self._catalogue = listed
+        return dict(sorted(listed.items()))
 
     async def catalogue(self) -> dict[str, ToolSpec]:
         """The cached catalogue (fetched once); empty if the registry cannot list."""

@@ -163,8 +163,8 @@ def tools(addr: str | None, namespace: str) -> None:
 
     async def fetch() -> None:
         async with RegistryClient(addr) as client:
-            specs = await client.list_tools(namespace)
-        for name, spec in specs.items():
+            listed = await client.list_tools(namespace)
+        for name, spec in listed.items():
             flags = ("I" if spec.idempotent else "-") + ("R" if spec.reversible else "-")
             caps = ",".join(spec.capabilities)
             click.echo(f"{name:28} {spec.risk:8} {flags} {spec.timeout_ms:>7}ms  {caps}")

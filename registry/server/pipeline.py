@@ -99,7 +99,7 @@ _VALID_LIMIT = 1024
 def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
     """`<json path>: <message>` of the most relevant violation, or None.
 
-    Validators are cached per schema object (specs are frozen and live as
+    Validators are cached per schema object (ToolSpecs are frozen and live as
     long as the registry; the cache holds the schema so its id stays unique).
     """
     cached = _VALIDATORS.get(id(schema))
