@@ -8,8 +8,8 @@ of its (global, static) addresses; routes (non-kernel, not table local; in
 tables a spec can name) with an explicit metric; rules (not the kernel
 defaults); and dns when resolv.conf exists and fits the spec's limits. No
 sysctls (there is no way to tell configured values from defaults), and
-nothing that names an interface outside the allow-list of specs.types
-(IFNAME_RE): a spec could not say it. The
+nothing that names an interface outside the allow-list of
+contract.vocab.netvalues (IFNAME_RE): a spec could not say it. The
 document validates with the loader and re-plans to nothing against the same
 machine. Called by the controller.
 """
@@ -20,6 +20,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.catalogue.links import BLOCKS
+from contract.vocab.links import CREATABLE_KINDS, DECLARABLE_KINDS, block_of
+from contract.vocab.netvalues import is_ifname
 from controllers.network.state import (
     RESOLV_CONF,
     DnsState,
@@ -29,17 +32,19 @@ from controllers.network.state import (
     RuleState,
 )
 from specs.network import Dns
-from specs.types import is_ifname
 
 EXPORT_NAME = "exported"
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "veth": ("peer",),
-    "macvlan": ("parent",),
-    "vlan": ("parent", "id"),
-    "vxlan": ("id",),
-}
 _SCOPES = ("global", "link", "host")
-_EXPORTED_KINDS = ("veth", "bridge", "macvlan", "vxlan", "vlan", "bond", "tun", "tap", "ifb")
+# Kinds exported as themselves: what a spec declares and aios creates (contract.vocab.links),
+# but wireguard, whose private key aios cannot know.
+_EXPORTED_KINDS = frozenset(DECLARABLE_KINDS) & frozenset(CREATABLE_KINDS) - {"wireguard"}
+# The options a kind's block cannot do without (net.link_add's schema, which the spec
+# models follow): a link whose observed options lack one is exported as kind: ethernet.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    kind: tuple(BLOCKS[block].get("required", ()))
+    for kind in _EXPORTED_KINDS
+    if (block := block_of(kind)) is not None
+}
 
 
 def export(state: NetState) -> list[dict[str, Any]]:
