@@ -16,16 +16,14 @@ with the spec model first). Used by the controller's export().
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import ValidationError
 
+from contract.tooldef import JSON
 from controllers.firewall.parse import ParsedChain, ParsedSet, ParsedTable, parse_table
 from controllers.firewall.state import FirewallState
 from specs.base import API_VERSION
 from specs.firewall import Table
-
-JSON = dict[str, Any]
 
 
 def export(state: FirewallState) -> list[JSON]:

@@ -47,11 +47,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
+from contract.tooldef import JSON
 from reconciler.sdk.errors import StateStoreError
 
 HISTORY_LIMIT = 5
 CACHE_LIMIT = 512  # canonical firewall tables, inputs known valid: derived, re-computable
-JSON = dict[str, Any]
 DB_NAME = "reconciler.db"
 MARKER_NAME = "reconciler.db.marker"
 LOCK_NAME = "writer.lock"

@@ -31,11 +31,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from contract.tooldef import JSON as JSON  # controllers import it from here
 from reconciler.sdk.plan import Change, NoOp, Step, canonical_digest
 from reconciler.sdk.ports import StateReader as StateReader  # controllers import it from here
 from specs.base import Resource
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from contract.tooldef import ToolSpec
+from contract.tooldef import JSON, ToolSpec
 
-JSON = dict[str, Any]
 ProgressCallback = Callable[[int, int, str], None]  # done, total, message
 
 
