@@ -61,7 +61,7 @@ from reconciler.sdk.ports import Registry
 from reconciler.sdk.retry import Retry, Sleep
 from specs.base import Resource
 from specs.domains import Domains
-from specs.kinds import DEFAULT_KINDS, KindTable
+from specs.kinds import KindTable
 from specs.specset import SpecSet
 
 
@@ -525,16 +525,15 @@ def _revalidated(doc: Mapping[str, Any], kinds: KindTable) -> Resource | None:
         return None
 
 
-def load_generation(
-    generation: Generation | None, kinds: KindTable = DEFAULT_KINDS
-) -> list[Resource]:
-    """Rebuild the validated resources a stored generation holds."""
+def load_generation(generation: Generation | None, kinds: KindTable) -> list[Resource]:
+    """Rebuild the validated resources a stored generation holds (`kinds`: the engine's
+    kind table, Engine.domains.kinds)."""
     if generation is None:
         return []
     return [load_document(doc, kinds) for doc in generation.documents]
 
 
-def load_document(doc: Mapping[str, Any], kinds: KindTable = DEFAULT_KINDS) -> Resource:
+def load_document(doc: Mapping[str, Any], kinds: KindTable) -> Resource:
     """One stored document, validated again into its kind's model (`kinds`: the
     engine's kind table, Engine.domains.kinds)."""
     return kinds.model(doc["kind"], Resource).model_validate(doc)

@@ -389,7 +389,9 @@ async def test_apply_keeps_absent_resources_and_prune_removes_what_they_created(
     assert pruned.all_ready
     assert fake(engine).data["network"] == {"net.a": "1", "net.byhand": "1"}
     assert {s.resource for s in engine.store.statuses("toy")} == {"Network/a"}
-    assert [r.key for r in load_generation(engine.store.current_generation("toy"))] == ["Network/a"]
+    assert [
+        r.key for r in load_generation(engine.store.current_generation("toy"), engine.domains.kinds)
+    ] == ["Network/a"]
 
 
 async def test_owned_object_dropped_from_spec_is_removed(engine: Engine) -> None:
@@ -430,7 +432,7 @@ async def test_rollback_to_an_earlier_generation(engine: Engine) -> None:
     await apply(engine, specset(network("lan", {"net.a": "2"}), network("x", {"net.x": "1"})))
     assert engine.store.current_generation("toy").generation == 2  # type: ignore[union-attr]
     first = engine.store.generation("toy", 1)
-    again = SpecSet.from_resources(tuple(load_generation(first)))
+    again = SpecSet.from_resources(tuple(load_generation(first, engine.domains.kinds)))
     result = await apply(engine, again, replace=True)
     assert result.all_ready and result.generation == 3
     assert fake(engine).data["network"] == {"net.a": "1"}
@@ -517,7 +519,9 @@ async def test_a_resource_that_cannot_be_planned_is_left_out_with_its_own_error(
     assert fake(engine).data["network"] == {"net.good": "1"}
     # The generation holds what took effect: the bad resource is not in it ...
     current = engine.store.current_generation("toy")
-    assert current is not None and [r.key for r in load_generation(current)] == ["Network/good"]
+    assert current is not None and [
+        r.key for r in load_generation(current, engine.domains.kinds)
+    ] == ["Network/good"]
     # ... so a later apply of other specs plans from that set and is not poisoned,
     later = await apply(engine, specset(network("other", {"net.other": "1"})))
     assert later.all_ready, [(r.resource, r.reason, r.message) for r in later.reports]
@@ -532,7 +536,7 @@ async def test_a_failed_change_keeps_the_previous_spec_in_the_generation(engine:
     assert by_resource(failed)["Network/b"].outcome == "stalled"
     assert by_resource(failed)["Network/a"].outcome == "ready"
     assert failed.generation == 1, "nothing new took effect: no new generation"
-    stored = load_generation(engine.store.current_generation("toy"))
+    stored = load_generation(engine.store.current_generation("toy"), engine.domains.kinds)
     assert [r.spec.sysctls for r in stored] == [{"net.a": "1"}, {"net.b": "1"}]  # type: ignore[attr-defined]
     again = await apply(engine, specset(network("c", {"net.c": "1"})))
     assert again.all_ready and again.generation == 2
@@ -545,12 +549,16 @@ async def test_rollback_never_replays_a_spec_that_did_not_apply(engine: Engine) 
     bad = specset(network("a", {"net.a": "2"}), network("x", {"net.x": "unplannable"}))
     assert by_resource(await apply(engine, bad))["Network/x"].outcome == "stalled"
     assert [g.generation for g in engine.store.generations("toy")] == [1, 2, 3]
-    assert [r.key for r in load_generation(engine.store.generation("toy", 3))] == [
+    assert [
+        r.key for r in load_generation(engine.store.generation("toy", 3), engine.domains.kinds)
+    ] == [
         "Network/a",
         "Network/b",
     ]
     assert fake(engine).data["network"] == {"net.a": "2", "net.b": "1"}
-    again = SpecSet.from_resources(tuple(load_generation(engine.store.generation("toy", 2))))
+    again = SpecSet.from_resources(
+        tuple(load_generation(engine.store.generation("toy", 2), engine.domains.kinds))
+    )
     back = await apply(engine, again, replace=True)
     assert back.all_ready and back.generation == 4
     assert fake(engine).data["network"] == {"net.a": "1", "net.b": "1"}
@@ -611,9 +619,9 @@ async def test_a_failed_call_is_charged_to_the_resource_whose_step_it_ran(engine
     assert "a call for Network/zed failed" in reports["Network/mover"].message
     assert reports["Network/idle"].outcome == "ready"
     assert fake(engine).data["network"] == {"net.idle": "1"}
-    assert [r.key for r in load_generation(engine.store.current_generation("toy"))] == [
-        "Network/idle"
-    ]
+    assert [
+        r.key for r in load_generation(engine.store.current_generation("toy"), engine.domains.kinds)
+    ] == ["Network/idle"]
 
 
 # --- status while an apply runs, and after it was killed ----------------------------

@@ -170,7 +170,7 @@ async def test_drift_that_remains_undoes_the_domains_reversible_calls(
     assert "residual drift in Network/lan" in wan.message and "3 call(s) undone" in wan.message
     assert "3 call(s) undone" in result.summaries["network"]
     assert engine.store.inventory("toy") == {}, "nothing undone joins the inventory"
-    assert load_generation(engine.store.current_generation("toy")) == []
+    assert load_generation(engine.store.current_generation("toy"), engine.domains.kinds) == []
     status = engine.store.status("toy", "Network/lan")
     assert status is not None and "3 call(s) undone" in status.condition("Ready")["message"]  # type: ignore[index]
 
