@@ -31,6 +31,7 @@ from contract.vocab.nft import (
     check_comment,
     check_element,
     check_rule_text,
+    named_priority,
 )
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import FieldError, IfName, ItemState, NftIdent, PortRange
@@ -51,19 +52,13 @@ else:
     SetType = Literal[SET_TYPES]
     SetFlag = Literal[DECLARABLE_SET_FLAGS]
     Policy = Literal[POLICIES]
-PRIORITY_NAMES = {
-    "raw": -300,
-    "mangle": -150,
-    "dstnat": -100,
-    "filter": 0,
-    "security": 50,
-    "srcnat": 100,
-}
-_PRIORITY = re.compile(r"^(raw|mangle|dstnat|filter|security|srcnat)(\s*[-+]\s*\d{1,4})?$")
 
 
 # One nft statement per rule (contract.vocab.nft.check_rule_text, with its fast path).
 RuleText = Annotated[str, AfterValidator(check_rule_text)]
+
+# A chain priority: a 32-bit number, or a name with an optional offset in the spec
+# language's form (contract.vocab.nft.named_priority: no `out`, any whitespace).
 
 
 def _priority(value: object) -> int | str:
@@ -73,8 +68,8 @@ def _priority(value: object) -> int | str:
         if not -2147483648 <= value <= 2147483647:
             raise ValueError("priority is out of the 32-bit range")
         return value
-    if isinstance(value, str) and _PRIORITY.match(value.strip()):
-        return re.sub(r"\s*([-+])\s*", r" \1 ", value.strip())
+    if isinstance(value, str) and (named := named_priority(value, declared=True)) is not None:
+        return named
     raise ValueError("priority must be a number or a name like filter, srcnat or 'filter + 10'")
 
 

@@ -8,14 +8,13 @@ A link's `state` is `up` or `down` (the admin flag; both mean present) or
 Wireguard private keys are secret references, never values.
 
 The vocabularies the registry shares (link kinds and their option blocks,
-WireGuard endpoints, sysctl and resolver-file rules) come from contract.vocab;
-this module wraps them as pydantic models.
+WireGuard endpoints and public keys, fwmarks, sysctl and resolver-file rules)
+come from contract.vocab; this module wraps them as pydantic models.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -30,6 +29,8 @@ from contract.vocab.links import (
     block_of,
 )
 from contract.vocab.netvalues import (
+    WG_KEY_PATTERN,
+    canonical_fwmark,
     check_endpoint,
     is_sysctl_key,
     is_sysctl_text,
@@ -129,7 +130,7 @@ class BondOptions(SpecModel):
 
 
 class WireguardPeer(SpecModel):
-    public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$")]
+    public_key: Annotated[str, Field(pattern=rf"^{WG_KEY_PATTERN}$")]
     endpoint: (
         Annotated[
             str,
@@ -253,18 +254,6 @@ class Route(SpecModel):
         return f"{self.table}/{fam}/{self.to}/{self.metric or 0}"
 
 
-_FWMARK = re.compile(r"(0x[0-9a-fA-F]{1,8}|\d{1,10})(/(0x[0-9a-fA-F]{1,8}|\d{1,10}))?")
-
-
-def _fwmark(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
-        return hex(value)
-    if isinstance(value, str) and _FWMARK.fullmatch(value):
-        parts = [hex(int(p, 0)) for p in value.split("/")]
-        return "/".join(parts)
-    raise ValueError("fwmark must be a number or 'mark/mask' like '0x1/0xff'")
-
-
 class Rule(SpecModel):
     """A policy routing rule (`ip rule`), identified by family and priority."""
 
@@ -274,7 +263,9 @@ class Rule(SpecModel):
     to: AddressOrNetwork | None = None
     iif: IfName | None = None
     oif: IfName | None = None
-    fwmark: Annotated[str, BeforeValidator(_fwmark, json_schema_input_type=int | str)] | None = None
+    fwmark: (
+        Annotated[str, BeforeValidator(canonical_fwmark, json_schema_input_type=int | str)] | None
+    ) = None
     table: TableId | None = None
     action: Literal["lookup", "blackhole", "unreachable", "prohibit"] = "lookup"
     state: ItemState = "present"

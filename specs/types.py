@@ -6,9 +6,8 @@ sha256 digests, absolute normalised paths, URLs, sizes, file modes, secret
 references, package names and version constraints. A validator raises
 ValueError with a short message; the loader prefixes it with file:line:col and
 the field path. The rules the registry applies too (interface names, ports,
-MAC addresses, nft identifiers) are contract.vocab's; this module wraps them
-as pydantic types. Used by the models in this package (and `is_ifname`, a
-re-export, by controllers.network).
+MAC addresses, nft identifiers, sizes) are contract.vocab's; this module wraps
+them as pydantic types. Used by the models in this package.
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from contract.vocab.netvalues import IFNAME_CHARS, canonical_mac, canonical_port_range
-from contract.vocab.netvalues import IFNAME_RE as IFNAME_RE
-from contract.vocab.netvalues import is_ifname as is_ifname
 from contract.vocab.nft import is_nft_ident
+from contract.vocab.sizes import size_bytes
 
 
 class FieldError(ValueError):
@@ -221,16 +219,8 @@ Sha256 = Annotated[
 AbsPath = Annotated[str, AfterValidator(_abs_path), Field(json_schema_extra={"pattern": "^/"})]
 Url = Annotated[str, AfterValidator(_url)]
 
-_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
-_SIZE_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def size_bytes(value: str) -> int:
-    """Bytes of a size string like '512M' (binary multiples)."""
-    match = _SIZE.fullmatch(value)
-    if not match:
-        raise ValueError(f"size {value!r} must be a number with an optional K, M, G or T suffix")
-    return int(match.group(1)) * _SIZE_MULT[match.group(2)]
+# A size string like '512M' (binary multiples): contract.vocab.sizes.size_bytes reads it
+# and says what is wrong.
 
 
 def _size(value: object) -> str:

@@ -8,8 +8,8 @@ statements, re-checked by the tools with contract.vocab.nft.check_rule_text.
 aiOS's `firewall.rules`, `firewall.add_rule` and `firewall.delete_rule` keep
 aiOS's inputs and outputs (contract §3.2). Every ToolSpec is made by
 contract.tooldef.define with schemas tagged as documents. Read by
-registry.handlers.firewall, contract.catalogue (ALL) and the firewall
-controller (FIREWALL_APPLY).
+registry.handlers.firewall and contract.catalogue (ALL); no controller
+imports it (the engine stamps each step's risk from the live catalogue).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from contract.catalogue.parts import anchored, document
 from contract.tooldef import JSON, ToolSpec, define, obj_schema
 from contract.vocab import nft
 
-# The words and the identifier rule are contract.vocab.nft's (the spec validator's too).
+# The words, the identifier rule and the priority names are contract.vocab.nft's (the
+# spec validator's too).
 FAMILIES = list(nft.FAMILIES)
 HOOKS = list(nft.HOOKS)
 SET_TYPES = list(nft.SET_TYPES)
@@ -46,9 +47,7 @@ PRIORITY: JSON = {
         {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
         {
             "type": "string",
-            "pattern": anchored(
-                r"(?:raw|mangle|dstnat|filter|security|srcnat|out)(?: *[-+] *[0-9]{1,4})?"
-            ),
+            "pattern": anchored(nft.PRIORITY_PATTERN),
         },
     ],
     "description": "A number or a standard name with an optional offset ('filter + 10').",

@@ -6,8 +6,7 @@ specs.network (`veth: {peer}`, `macvlan: {parent, mode}`, `vxlan: {...}`,
 allow a block only with its kind and require it where the kind needs one.
 Which kinds exist, which can be created and which need a block are
 contract.vocab.links' (`kinds` below); this module only writes them as JSON
-Schema. Used by contract.catalogue.net (link_add/link_set/link_delete inputs,
-and STATE_KINDS for net.state's output schema).
+Schema. Used by contract.catalogue.net (link_add/link_set/link_delete inputs).
 """
 
 from __future__ import annotations
@@ -25,21 +24,17 @@ from contract.catalogue.netschema import (
 from contract.catalogue.parts import anchored
 from contract.tooldef import JSON, obj_schema
 from contract.vocab import links as kinds
+from contract.vocab.netvalues import DNS_NAME_PATTERN, WG_KEY_PATTERN
 
-# The kind lists are contract.vocab.links' (one table for the registry, the spec
-# language and the controller); these names are what the schemas enumerate.
-CREATABLE_KINDS = kinds.CREATABLE_KINDS  # link_add's kind enum
-STATE_KINDS = kinds.KINDS  # net.state's kind enum (contract.catalogue.net)
-MACVLAN_MODES = list(kinds.MACVLAN_MODES)
-BOND_MODES = list(kinds.BOND_MODES)
+# The kind lists and mode words are contract.vocab.links' (one table for the
+# registry, the spec language and the controller); the schemas enumerate them.
 PORT: JSON = {"type": "integer", "minimum": 1, "maximum": 65535}
-_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Coarser than contract.vocab.netvalues.check_endpoint (IPv6 and the port range),
+# which the tools apply as well; the DNS name rule is the same.
 ENDPOINT: JSON = {
     "type": "string",
     "maxLength": 261,
-    "pattern": anchored(
-        rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?|\[[0-9A-Fa-f:.]+\]):[0-9]{{1,5}}"
-    ),
+    "pattern": anchored(rf"(?:{DNS_NAME_PATTERN}|\[[0-9A-Fa-f:.]+\]):[0-9]{{1,5}}"),
     "description": "host:port: a DNS name, an IPv4 address or [IPv6 address], port 1-65535.",
 }
 BRIDGE_OPTS = obj_schema(
@@ -60,7 +55,8 @@ BLOCKS: dict[str, JSON] = {
     ),
     "bridge": BRIDGE_OPTS,
     "macvlan": obj_schema(
-        {"parent": IFNAME, "mode": {"enum": MACVLAN_MODES, "default": "bridge"}}, ["parent"]
+        {"parent": IFNAME, "mode": {"enum": list(kinds.MACVLAN_MODES), "default": "bridge"}},
+        ["parent"],
     ),
     "vxlan": {
         **obj_schema(
@@ -84,7 +80,7 @@ BLOCKS: dict[str, JSON] = {
     ),
     "bond": obj_schema(
         {
-            "mode": {"enum": BOND_MODES, "default": "active-backup"},
+            "mode": {"enum": list(kinds.BOND_MODES), "default": "active-backup"},
             "miimon": {"type": "integer", "minimum": 0, "description": "Milliseconds."},
         }
     ),
@@ -102,7 +98,7 @@ BLOCKS: dict[str, JSON] = {
                     {
                         "public_key": {
                             "type": "string",
-                            "pattern": anchored(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]="),
+                            "pattern": anchored(WG_KEY_PATTERN),
                         },
                         "endpoint": ENDPOINT,
                         "allowed_ips": {"type": "array", "items": ADDR_OR_NET},
@@ -143,7 +139,7 @@ LINK_ADD: JSON = {
         {
             "name": IFNAME,
             "kind": {
-                "enum": list(CREATABLE_KINDS),
+                "enum": list(kinds.CREATABLE_KINDS),
                 "description": "Kind of link to create (dummy, vlan, bond and wireguard need "
                 "kernel support; ethernet devices are never created).",
             },

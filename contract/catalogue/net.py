@@ -12,7 +12,7 @@ registry.handlers.net (the handlers, WRITE_SPECS) and contract.catalogue (ALL).
 
 from __future__ import annotations
 
-from contract.catalogue.links import LINK_ADD, LINK_DELETE, LINK_SET, STATE_KINDS
+from contract.catalogue.links import LINK_ADD, LINK_DELETE, LINK_SET
 from contract.catalogue.netschema import (
     ADDR,
     ADMIN_STATE,
@@ -29,6 +29,7 @@ from contract.catalogue.netschema import (
 )
 from contract.catalogue.parts import document
 from contract.tooldef import JSON, Risk, ToolSpec, define, obj_schema
+from contract.vocab.links import KINDS
 
 WRITE_INPUTS: dict[str, JSON] = {
     "link_add": LINK_ADD,
@@ -59,7 +60,7 @@ LINK_OUT = obj_schema(
         "name": OBSERVED_IFNAME,
         "index": {"type": "integer"},
         "kind": {
-            "enum": list(STATE_KINDS),
+            "enum": list(KINDS),  # contract.vocab.links
             "description": "From linkinfo.info_kind (tun/tap from the tun info); ethernet and "
             "loopback when the kernel reports no kind.",
         },

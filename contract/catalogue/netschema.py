@@ -18,7 +18,7 @@ from typing import Any
 
 from contract.catalogue.parts import anchored
 from contract.tooldef import JSON, obj_schema
-from contract.vocab.netvalues import IFNAME_PATTERN
+from contract.vocab.netvalues import FWMARK_PATTERN, IFNAME_PATTERN, MAC_PATTERN
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_RE = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
@@ -30,10 +30,9 @@ _P6 = r"/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 # Interface names aios manages: 1-15 of ASCII letters, digits, '_', '.', '-', not
 # starting with '-', not "." or ".." (contract.vocab.netvalues: the rule the spec
 # validator and the net drivers apply too, and why).
-IFNAME_RE = IFNAME_PATTERN
 IFNAME: JSON = {
     "type": "string",
-    "pattern": anchored(IFNAME_RE),
+    "pattern": anchored(IFNAME_PATTERN),
     "description": "Interface name: 1-15 of ASCII letters, digits, '_', '.', '-', not "
     "starting with '-', not '.' or '..' (no whitespace, quotes, '#', '\\', '/', ':', '%', "
     "'@' or control characters).",
@@ -47,7 +46,7 @@ OBSERVED_IFNAME: JSON = {
 }
 MAC: JSON = {
     "type": "string",
-    "pattern": anchored(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}"),
+    "pattern": anchored(MAC_PATTERN),  # contract.vocab.netvalues: the tools' check too
     "description": "Ethernet address, e.g. 02:00:5e:00:00:01 (reported lowercase).",
 }
 IP: JSON = {
@@ -194,7 +193,6 @@ ROUTE_DELETE: JSON = {
     "description": "Not idempotent: fails when no such route exists.",
 }
 
-_MARK = r"(?:0x[0-9a-fA-F]{1,8}|[0-9]{1,10})"
 RULE_FIELDS: dict[str, Any] = {
     "priority": {"type": "integer", "minimum": 1, "maximum": 32765},
     "family": {**FAMILY, "description": "Omitted: from the addresses, else inet."},
@@ -207,7 +205,7 @@ RULE_FIELDS: dict[str, Any] = {
             U32,
             {
                 "type": "string",
-                "pattern": anchored(rf"{_MARK}(?:/{_MARK})?"),
+                "pattern": anchored(FWMARK_PATTERN),  # contract.vocab.netvalues
             },
         ],
         "description": "A mark, or 'mark/mask' like '0x1/0xff'.",

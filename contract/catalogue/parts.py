@@ -4,14 +4,14 @@ Plain dictionaries, copied into each ToolSpec's input/output schema, and the
 generic helpers every catalogue module uses: `document` (a schema as a
 standalone document tagged with the dialect), `schema` (a closed, tagged
 object schema), `anchored` / `END` (whole-string patterns), `nullable`,
-`array`, `size_bytes`. The value patterns mirror the spec language's value
-types (specs.types) so a plan that passed spec validation also passes
-tool-schema validation, and they are strict enough that a hostile string
-cannot become an option or a path escape (`..` components, NUL, newlines and
-leading '-' are refused). Net-only value types (interface names, addresses,
-routes) are in contract.catalogue.netschema. Used by every module of
-contract.catalogue, and by controllers (size_bytes) and the registry's
-storage/model handlers.
+`array`, and `size_bytes` (contract.vocab.sizes'). The value patterns
+mirror the spec language's value types (specs.types) so a plan that passed
+spec validation also passes tool-schema validation, and they are strict
+enough that a hostile string cannot become an option or a path escape (`..`
+components, NUL, newlines and leading '-' are refused). Net-only value types
+(interface names, addresses, routes) are in contract.catalogue.netschema. Used
+by every module of contract.catalogue, and by controllers (size_bytes) and the
+registry's storage/model handlers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from contract.tooldef import JSON, obj_schema
+from contract.vocab.sizes import SIZE_PATTERN
+from contract.vocab.sizes import size_bytes as size_bytes
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -68,10 +70,11 @@ PKG_VERSION: JSON = {
     "description": "An exact version as the backend spells it (e.g. '1.2-1', '2:1.0~rc1').",
 }
 
-# A size like '512M' (binary multiples) or a byte count.
+# A size like '512M' (binary multiples) or a byte count (contract.vocab.sizes, whose
+# size_bytes reads it: re-exported here for the effects and handlers).
 SIZE: JSON = {
     "anyOf": [
-        {"type": "string", "pattern": r"^[1-9][0-9]{0,15}[KMGT]?" + END},
+        {"type": "string", "pattern": "^" + SIZE_PATTERN + END},
         {"type": "integer", "minimum": 1},
     ],
     "description": "Bytes, or a number with a K/M/G/T suffix (binary multiples).",
@@ -102,16 +105,6 @@ MODE: JSON = {
     "description": "Octal, e.g. '0755'.",
 }
 STATE: JSON = {"enum": ["present", "absent"], "default": "present"}
-
-
-_MULT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def size_bytes(value: int | str) -> int:
-    """Bytes of a SIZE value that passed the schema (an int, or '512M')."""
-    if isinstance(value, int):
-        return value
-    return int(value[:-1]) * _MULT[value[-1]] if value[-1] in _MULT else int(value)
 
 
 def nullable(schema: JSON) -> JSON:

@@ -30,6 +30,8 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
+from contract.vocab.sizes import MEMPARSE_SUFFIXES, memparse_bytes
+
 Table = dict[str, str | None]
 
 PATH = "<path>"
@@ -140,7 +142,8 @@ def _flags(words: str) -> Table:
     return dict.fromkeys(words.split())
 
 
-_MEM_SIZE = r"[0-9]{1,15}[kKmMgGtTpPeE]?|[0-9]{1,3}%"
+# A memparse size (contract.vocab.sizes: k..e, either case) or a percentage of RAM.
+_MEM_SIZE = rf"[0-9]{{1,15}}[{MEMPARSE_SUFFIXES}]?|[0-9]{{1,3}}%"
 _ON_OFF = r"on|off"
 _DAX = r"always|never|inode"
 MOUNT_BY_TYPE: dict[str, Table] = {
@@ -337,3 +340,31 @@ def mount_option_problem(kind: str, option: str) -> str | None:
             )
         return f"value {value!r} of mount option {key}= must match {pattern}"
     return None
+
+
+# --- the normal form of a mount option -------------------------------------------
+#
+# One form for comparing a wanted option with what findmnt shows, used by the storage
+# controller (controllers.storage.options: what a mount step still has to send) and by
+# storage.mount ("already mounted as wanted": registry.drivers.storage.mounting), so the
+# two can never disagree about whether a mount is as declared.
+
+SIZE_KEYS = ("size", "nr_blocks", "nr_inodes")
+_OCTAL = re.compile(r"[0-7]+")
+
+
+def normal_mount_option(option: str) -> str:
+    """`option` in the form findmnt's can be compared with.
+
+    Sizes in bytes (`size=64M` and findmnt's `size=65536k` are both `size=67108864`; every
+    memparse suffix k, m, g, t, p, e in either case; also nr_blocks= and nr_inodes=), an
+    octal mode without leading zeros (`mode=0750` = `mode=750`); everything else, a
+    percentage size such as `size=50%` included, as it is."""
+    key, sep, value = option.partition("=")
+    if not sep:
+        return option
+    if key in SIZE_KEYS and (size := memparse_bytes(value)) is not None:
+        return f"{key}={size}"
+    if key == "mode" and _OCTAL.fullmatch(value):
+        return f"mode={int(value, 8):o}"
+    return option

@@ -18,14 +18,23 @@ around them (a spec error carries file:line, a tool error the field name).
   `name@peer`) and '%' (IPv6 scope ids) are left out for the same reason: the
   name would not read back as itself. contract.catalogue.netschema's IFNAME
   JSON Schema pattern is built from `IFNAME_PATTERN`.
-- WireGuard endpoints (`check_endpoint`).
+- WireGuard endpoints (`check_endpoint`, hosts by `DNS_NAME_PATTERN`).
 - net.* sysctls: the key rule (`is_sysctl_key`), the value text rule
   (`is_sysctl_text`) and how many fields a key takes (`SYSCTL_FIELDS`,
   `sysctl_fields_problem`).
 - Resolver files net.dns_set may rewrite whole (`RESOLVER_FILES`,
   `resolver_path_problem`).
 - Ports and port ranges (`canonical_port_range`) and MAC addresses
-  (`canonical_mac`), which nft set elements use too (contract.vocab.nft).
+  (`MAC_PATTERN`, `is_mac`, `canonical_mac`), which nft set elements use too
+  (contract.vocab.nft).
+- Packet marks (`MARK_PATTERN`: one 32-bit mark, which nft's `mark` set
+  elements take) and policy-rule fwmarks (`FWMARK_PATTERN`, `canonical_fwmark`:
+  a mark or `mark/mask`, written as hex).
+- WireGuard public keys (`WG_KEY_PATTERN`, `is_wg_key`).
+
+The `*_PATTERN` strings are bodies without anchors: the tool schemas
+(contract.catalogue.netschema, .links) wrap them with parts.anchored, the spec
+models with `^...$`, and the checks here compile them for fullmatch.
 
 Every pattern is applied with fullmatch: `re.match(r"...$")` also accepts a
 trailing newline ('$' matches before a final '\\n'). Plain `re` and
@@ -52,8 +61,11 @@ def is_ifname(value: object) -> TypeGuard[str]:
 
 # --- WireGuard endpoints -----------------------------------------------------
 
-_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ENDPOINT_HOST = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?")
+# A DNS name: labels of letters, digits and '-' (not at either end), at most 63 each,
+# an optional final '.'. contract.catalogue.links' endpoint schema is built from it.
+HOST_LABEL_PATTERN: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DNS_NAME_PATTERN: Final = rf"{HOST_LABEL_PATTERN}(?:\.{HOST_LABEL_PATTERN})*\.?"
+_ENDPOINT_HOST = re.compile(DNS_NAME_PATTERN)  # used with fullmatch
 
 
 def check_endpoint(value: str) -> str:
@@ -192,12 +204,67 @@ def canonical_port_range(value: object) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# Six hex pairs separated by ':', either case (reported and compared lowercase).
+MAC_PATTERN: Final = r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}"
+MAC_RE: Final = re.compile(MAC_PATTERN)  # used with fullmatch
+
+
+def is_mac(value: object) -> TypeGuard[str]:
+    """Whether `value` is an Ethernet address (02:00:5e:00:00:01, either case)."""
+    return isinstance(value, str) and MAC_RE.fullmatch(value) is not None
 
 
 def canonical_mac(value: str) -> str:
     """An Ethernet address, lowercased (02:00:5e:00:00:01); ValueError."""
-    lowered = value.lower()
-    if not _MAC.fullmatch(lowered):
+    if not is_mac(value):
         raise ValueError(f"invalid MAC address {value!r}; expected e.g. 02:00:5e:00:00:01")
-    return lowered
+    return value.lower()
+
+
+# --- marks -------------------------------------------------------------------
+#
+# A packet mark is 32 bits: hex with at most 8 digits, or decimal with at most 10
+# (ASCII digits only: Python's \d would also take other scripts' digits, which ip and
+# nft do not read). A policy rule's fwmark is a mark or `mark/mask`; ip reads each
+# part with strtoul base 0, so a decimal with a leading zero would be octal there:
+# `canonical_fwmark` writes every part as hex, which reads back the same everywhere.
+
+MARK_PATTERN: Final = r"(?:0x[0-9a-fA-F]{1,8}|[0-9]{1,10})"
+FWMARK_PATTERN: Final = rf"{MARK_PATTERN}(?:/{MARK_PATTERN})?"
+FWMARK_RE: Final = re.compile(FWMARK_PATTERN)  # used with fullmatch
+_FWMARK_HELP = "fwmark must be a number or 'mark/mask' like '0x1/0xff'"
+
+
+def canonical_fwmark(value: object) -> str:
+    """A policy-rule fwmark (a number, or 'mark/mask') as hex parts ('0x1/0xff'); ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
+        return hex(value)
+    if not isinstance(value, str) or not FWMARK_RE.fullmatch(value):
+        raise ValueError(_FWMARK_HELP)
+    parts = []
+    for part in value.split("/"):
+        try:
+            number = int(part, 0)
+        except ValueError:  # '010': base 0 refuses a leading zero, ip would read octal
+            raise ValueError(
+                f"fwmark {value!r}: {part!r} starts with 0, which ip reads as octal; "
+                "write the number without the leading zero, or in hex (0x...)"
+            ) from None
+        if number > 0xFFFFFFFF:
+            raise ValueError(f"fwmark {value!r}: {part} does not fit in 32 bits")
+        parts.append(hex(number))
+    return "/".join(parts)
+
+
+# --- WireGuard keys ----------------------------------------------------------
+#
+# A Curve25519 key is 32 bytes: 43 base64 characters and '='. The last character
+# carries 4 bits of the key and 2 zero bits, so it is one of 16.
+
+WG_KEY_PATTERN: Final = r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]="
+WG_KEY_RE: Final = re.compile(WG_KEY_PATTERN)  # used with fullmatch
+
+
+def is_wg_key(value: object) -> TypeGuard[str]:
+    """Whether `value` is a base64 WireGuard (Curve25519) public key."""
+    return isinstance(value, str) and WG_KEY_RE.fullmatch(value) is not None

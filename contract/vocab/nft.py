@@ -11,6 +11,10 @@ every firewall tool input with the same functions before any text reaches nft:
   language has never accepted it);
 - nft identifiers (`NFT_IDENT_PATTERN`, `is_nft_ident`): table, chain and set
   names, a letter then letters, digits, '_', '.', '-', at most 64;
+- chain priorities by name (`PRIORITY_NAMES`, `DECLARABLE_PRIORITY_NAMES`,
+  `named_priority`): the standard names with an optional offset
+  ('filter + 10'); the tools and the spec language differ on purpose, see
+  there;
 - rule text (`check_rule_text`): one statement on one line that cannot escape
   its chain, with the fast path for the common case (`_SIMPLE_RULE`: no quotes,
   brackets, ';', '#' or control characters) that 10,000-rule chains go through;
@@ -28,7 +32,12 @@ import ipaddress
 import re
 from typing import Final, TypeGuard
 
-from contract.vocab.netvalues import IFNAME_CHARS, canonical_mac, canonical_port_range
+from contract.vocab.netvalues import (
+    IFNAME_CHARS,
+    MARK_PATTERN,
+    canonical_mac,
+    canonical_port_range,
+)
 
 FAMILIES: Final[tuple[str, ...]] = ("inet", "ip", "ip6", "arp", "bridge", "netdev")
 HOOKS: Final[tuple[str, ...]] = (
@@ -63,6 +72,52 @@ NFT_IDENT_RE: Final = re.compile(NFT_IDENT_PATTERN)  # used with fullmatch
 def is_nft_ident(value: object) -> TypeGuard[str]:
     """Whether `value` is an nft identifier aios writes (table, chain or set name)."""
     return isinstance(value, str) and NFT_IDENT_RE.fullmatch(value) is not None
+
+
+# --- chain priorities --------------------------------------------------------
+#
+# A base chain's priority is a number or one of nft's standard names with an optional
+# offset ('filter + 10'). The firewall tools take every name in PRIORITY_NAMES; the
+# spec language has never taken `out` (nft's name for priority 100 in the bridge
+# family only, where `filter` and the others mean other numbers), so a Firewall spec
+# names the number instead. Spacing differs too: a spec is typed by people, so any
+# whitespace around the sign is accepted (and written back as one space each side);
+# a tool input is machine-made and may hold plain spaces only. Both write the same
+# normal form, which nft prints back. Offsets are 1-4 ASCII digits.
+PRIORITY_NAMES: Final[tuple[str, ...]] = (
+    "raw",
+    "mangle",
+    "dstnat",
+    "filter",
+    "security",
+    "srcnat",
+    "out",
+)
+DECLARABLE_PRIORITY_NAMES: Final = tuple(n for n in PRIORITY_NAMES if n != "out")
+
+
+def _priority_pattern(names: tuple[str, ...], space: str) -> str:
+    return rf"(?:{'|'.join(names)})(?:{space}[-+]{space}[0-9]{{1,4}})?"
+
+
+# The tools' rule (also contract.catalogue.firewall's schema pattern) and the spec's.
+PRIORITY_PATTERN: Final = _priority_pattern(PRIORITY_NAMES, " *")
+DECLARABLE_PRIORITY_PATTERN: Final = _priority_pattern(DECLARABLE_PRIORITY_NAMES, r"\s*")
+_PRIORITY_RE = re.compile(PRIORITY_PATTERN)
+_DECLARABLE_PRIORITY_RE = re.compile(DECLARABLE_PRIORITY_PATTERN)
+_SIGN = re.compile(r"\s*([-+])\s*")
+
+
+def named_priority(value: str, *, declared: bool = False) -> str | None:
+    """`value` as a named priority in normal form ('filter + 10'), or None if it is not one.
+
+    declared=False: the tools' rule (spaces only, trimmed of spaces); declared=True:
+    the spec language's (any whitespace, trimmed; no `out`)."""
+    text = value.strip() if declared else value.strip(" ")
+    rule = _DECLARABLE_PRIORITY_RE if declared else _PRIORITY_RE
+    if rule.fullmatch(text) is None:
+        return None
+    return _SIGN.sub(r" \1 ", text)
 
 
 # --- rule text ---------------------------------------------------------------
@@ -131,7 +186,7 @@ def check_comment(value: str) -> str:
 # An ifname set element: an interface name (contract.vocab.netvalues), or a prefix
 # ending in '*'.
 _IFNAME_ELEMENT = re.compile(rf"(?!-)[{IFNAME_CHARS}]{{1,15}}|(?!-)[{IFNAME_CHARS}]{{0,14}}\*")
-_MARK = re.compile(r"0x[0-9a-fA-F]{1,8}|\d{1,10}")
+_MARK = re.compile(MARK_PATTERN)  # used with fullmatch
 _PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "sctp", "esp", "ah", "gre")
 
 

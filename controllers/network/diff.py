@@ -11,7 +11,7 @@ for resources with `prune: true` — undeclared objects of the prune scope:
   - non-kernel routes in the tables the resource declares routes in;
   - rules at priorities 1-32765 (the kernel's defaults are never observed);
   never a link whose name is outside the interface-name allow-list
-  (specs.types.IFNAME_RE), nor a route or rule naming one: no tool call can
+  (contract.vocab.netvalues.IFNAME_RE), nor a route or rule naming one: no tool call can
   name it, so it is left alone (as it cannot be declared either).
 Addresses are covered by exact lists, so they are never in the inventory.
 Every declared item that needs nothing gets a NoOp with a reason.
@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from contract.vocab.netvalues import is_ifname
 from controllers.network.desired import (
     Wanted,
     dns_path,
@@ -50,7 +51,6 @@ from controllers.network.state import (
 from reconciler.sdk.controller import Desired, Diff
 from reconciler.sdk.diffing import Collector
 from reconciler.sdk.removals import Removals
-from specs.types import is_ifname
 
 
 def diff(desired: Desired, state: NetState) -> Diff:

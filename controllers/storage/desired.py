@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from contract.vocab.sizes import size_bytes
 from controllers.storage.state import FstabEntry, StorageState
 from reconciler.sdk.controller import Desired
 from specs.storage import Directory, Filesystem, Mount, Storage, Swapfile
-from specs.types import size_bytes
 
 T = TypeVar("T")
 

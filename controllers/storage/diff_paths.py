@@ -18,13 +18,13 @@ controllers.storage.diff.
 
 from __future__ import annotations
 
+from contract.vocab.sizes import size_bytes
 from controllers.storage.desired import Item, Items
 from controllers.storage.state import PathState, StorageState, shadowing
 from reconciler.sdk.controller import Desired
 from reconciler.sdk.diffing import Collector
 from reconciler.sdk.removals import Removals
 from specs.storage import Directory, Swapfile
-from specs.types import size_bytes
 
 
 def _owner_matches(wanted: str, name: str | None, number: int | None) -> bool:

@@ -10,8 +10,10 @@ normalisation:
   `noauto`, `nofail`, `_netdev`; the rest matter only as read back from fstab);
 - implied defaults the kernel does not list (`exec`, `suid`, `dev`, `async`,
   `atime`, `diratime`) hold while their negation (`noexec`, …) is absent;
-- sizes compare in bytes (`size=64M` = findmnt's `size=65536k`; also
-  `nr_blocks`, `nr_inodes`); `mode=0750` = `mode=750`;
+- sizes compare in bytes (`size=64M` = findmnt's `size=65536k`, every suffix
+  k..e; also `nr_blocks`, `nr_inodes`); `mode=0750` = `mode=750`: the normal
+  form is contract.vocab.fsoptions.normal_mount_option, which storage.mount's
+  "already mounted as wanted" check uses too;
 - everything else compares literally (`rw`, `ro`, `noatime`, `nosuid`, …).
 A fresh mount sends the options that are compared (not the ignored or
 implied ones); a remount sends only the options that are missing, so every
@@ -22,6 +24,8 @@ mount or remount for the effect model. Pure; no specs (effects use it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
+from contract.vocab.fsoptions import normal_mount_option
 
 IGNORED = frozenset(
     {"defaults", "loop", "bind", "rbind", "auto", "noauto", "nofail", "user", "nouser"}
@@ -37,32 +41,15 @@ IMPLIED = {
     "diratime": "nodiratime",
 }
 NEGATES = {v: k for k, v in IMPLIED.items()} | {"rw": "ro", "ro": "rw"}
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE_KEYS = ("size", "nr_blocks", "nr_inodes")
 
 
 def ignored(option: str) -> bool:
     return option in IGNORED or option.startswith(IGNORED_PREFIXES)
 
 
-def normal(option: str) -> str:
-    """Canonical form of one option for comparison."""
-    key, sep, value = option.partition("=")
-    if not sep:
-        return option
-    if key in _SIZE_KEYS:
-        digits = value.rstrip("kKmMgGtT")
-        unit = value[len(digits) :].lower()
-        if digits.isdigit() and unit in _UNITS:
-            return f"{key}={int(digits) * _UNITS[unit]}"
-    if key == "mode" and value.isdigit():
-        return f"mode={value.lstrip('0') or '0'}"
-    return option
-
-
 def missing(wanted: Iterable[str], live: Sequence[str]) -> tuple[str, ...]:
     """The wanted options the live list does not satisfy (in the spec's order)."""
-    have = {normal(o) for o in live}
+    have = {normal_mount_option(o) for o in live}
     out = []
     for option in wanted:
         if ignored(option):
@@ -70,7 +57,7 @@ def missing(wanted: Iterable[str], live: Sequence[str]) -> tuple[str, ...]:
         if option in IMPLIED:
             if IMPLIED[option] in have:
                 out.append(option)
-        elif normal(option) not in have:
+        elif normal_mount_option(option) not in have:
             out.append(option)
     return tuple(out)
 

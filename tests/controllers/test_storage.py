@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from contract.vocab.fsoptions import normal_mount_option as normal
 from controllers.storage import CONTROLLER
-from controllers.storage.options import for_fresh_mount, kernel_after, missing, normal
+from controllers.storage.options import for_fresh_mount, kernel_after, missing
 from controllers.storage.state import FsState, FstabEntry, MountState, PathState, StorageState
 from reconciler.sdk.controller import Desired
 from reconciler.sdk.errors import PlanRejected

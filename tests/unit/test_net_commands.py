@@ -610,7 +610,7 @@ def test_the_name_rule_is_the_same_at_every_layer() -> None:
     from jsonschema import Draft202012Validator
 
     from contract.catalogue.netschema import IFNAME
-    from specs.types import is_ifname
+    from contract.vocab.netvalues import is_ifname
 
     schema = Draft202012Validator(IFNAME)
     names = [f"a{chr(c)}b" for c in range(0x3000)] + [chr(c) for c in range(0x3000)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +22,15 @@ from typing import Any, get_args
 
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from contract.catalogue import links as link_schemas
 from contract.catalogue import net as net_catalogue
+from contract.catalogue import parts
+from contract.vocab import fsoptions, netvalues, nft, sizes
 from contract.vocab import links as vocab
-from contract.vocab import netvalues, nft
 from controllers.network import state as net_state
+from registry.core.errors import ToolError
 from registry.drivers.net import commands as netcmd
 from registry.drivers.net import revert as netrevert
 from registry.drivers.net import state as netobserve
@@ -73,8 +76,8 @@ def test_the_registry_schemas_enumerate_the_vocabulary() -> None:
     assert link_schemas.LINK_ADD["properties"]["kind"]["enum"] == list(vocab.CREATABLE_KINDS)
     assert _kind_enum(net_catalogue.NET_STATE.output_schema) == list(vocab.KINDS)
     assert set(link_schemas.BLOCKS) == set(vocab.BLOCK_KINDS)
-    assert list(vocab.MACVLAN_MODES) == link_schemas.MACVLAN_MODES
-    assert list(vocab.BOND_MODES) == link_schemas.BOND_MODES
+    assert link_schemas.BLOCKS["macvlan"]["properties"]["mode"]["enum"] == list(vocab.MACVLAN_MODES)
+    assert link_schemas.BLOCKS["bond"]["properties"]["mode"]["enum"] == list(vocab.BOND_MODES)
 
 
 def test_the_spec_language_accepts_the_declarable_kinds() -> None:
@@ -182,8 +185,12 @@ def test_both_sides_call_the_same_checks() -> None:
     assert netsys.sysctl_fields_problem is netvalues.sysctl_fields_problem
     assert spec_network.check_endpoint is netvalues.check_endpoint
     assert spec_network.resolver_path_problem is netvalues.resolver_path_problem
-    assert spec_types.is_ifname is netvalues.is_ifname
-    assert spec_types.IFNAME_RE is netvalues.IFNAME_RE
+    assert spec_network.canonical_fwmark is netvalues.canonical_fwmark
+    assert netcmd.canonical_fwmark is netvalues.canonical_fwmark
+    assert netcmd.is_mac is netvalues.is_mac and netcmd.is_wg_key is netvalues.is_wg_key
+    assert spec_types.canonical_mac is netvalues.canonical_mac
+    assert spec_types.size_bytes is sizes.size_bytes is parts.size_bytes
+    assert spec_firewall.named_priority is ruleset.named_priority is nft.named_priority
     for name in ("check_rule_text", "check_comment", "check_element"):
         assert getattr(ruleset, name) is getattr(nft, name), name
         assert getattr(spec_firewall, name) is getattr(nft, name), name
@@ -219,7 +226,11 @@ def test_the_firewall_tool_schemas_enumerate_the_vocabulary() -> None:
         list(nft.SET_FLAGS),
     ) == (fw_schemas.SET_TYPES, fw_schemas.SET_FLAGS)
     assert anchored(nft.NFT_IDENT_PATTERN) == fw_schemas.NFT_IDENT_RE
-    assert netschema.IFNAME_RE is netvalues.IFNAME_PATTERN
+    assert netschema.IFNAME["pattern"] == anchored(netvalues.IFNAME_PATTERN)
+    assert fw_schemas.PRIORITY["oneOf"][1]["pattern"] == anchored(nft.PRIORITY_PATTERN)
+    assert netschema.MAC["pattern"] == anchored(netvalues.MAC_PATTERN)
+    fwmark = netschema.RULE_FIELDS["fwmark"]["oneOf"][1]["pattern"]
+    assert fwmark == anchored(netvalues.FWMARK_PATTERN)
 
 
 @pytest.mark.parametrize(
@@ -264,6 +275,295 @@ def test_the_resolver_file_schema_agrees_with_the_rule() -> None:
             netvalues.resolver_path_problem(r, path) is None for r in netvalues.RESOLVER_FILES
         )
         assert schema.is_valid(path) is rule, path
+
+
+# --- chain priorities, fwmarks, WireGuard keys, MACs ----------------------------------
+
+
+def _tool_priority(value: object) -> str | None:
+    try:
+        return ruleset._priority(value, "chain")
+    except ToolError:
+        return None
+
+
+def _spec_priority(value: object) -> object:
+    try:
+        chain = {"name": "c", "type": "filter", "hook": "input", "priority": value}
+        return spec_firewall.Chain.model_validate(chain).priority
+    except ValidationError:
+        return None
+
+
+PRIORITIES: list[tuple[object, object, object]] = [
+    # value, the tools' normal form, the spec's (None: refused)
+    ("filter", "filter", "filter"),
+    ("srcnat", "srcnat", "srcnat"),
+    ("filter+10", "filter + 10", "filter + 10"),
+    ("mangle -  5", "mangle - 5", "mangle - 5"),
+    ("  raw ", "raw", "raw"),
+    ("out", "out", None),  # the bridge family's name: the tools only
+    ("out + 5", "out + 5", None),
+    ("filter\t+\t10", None, "filter + 10"),  # people type whitespace: the spec only
+    ("\tdstnat\n", None, "dstnat"),
+    ("filter + 12345", None, None),
+    ("filter + \u0661\u0660", None, None),  # other scripts' digits: neither (ASCII only)
+    ("nat", None, None),
+    ("filter; flush ruleset", None, None),
+    (-150, "-150", -150),
+]
+
+
+@pytest.mark.parametrize(("value", "tool", "spec"), PRIORITIES)
+def test_priority_names_one_list_two_documented_rules(
+    value: object, tool: object, spec: object
+) -> None:
+    from contract.catalogue.firewall import PRIORITY
+
+    assert _tool_priority(value) == tool
+    assert _spec_priority(value) == spec
+    schema_ok = Draft202012Validator(PRIORITY).is_valid(value)
+    assert schema_ok is (tool is not None and not str(value).startswith(" "))  # no trimming
+    if spec is not None:  # what a spec writes, the tools take as it is
+        assert _tool_priority(spec) == str(spec)
+
+
+def test_the_priority_names_differ_by_out_only() -> None:
+    assert set(nft.PRIORITY_NAMES) - set(nft.DECLARABLE_PRIORITY_NAMES) == {"out"}
+    assert tuple(n for n in nft.PRIORITY_NAMES if n != "out") == nft.DECLARABLE_PRIORITY_NAMES
+    for name in nft.PRIORITY_NAMES:
+        assert nft.named_priority(f"{name} + 1") == f"{name} + 1"
+        declared = nft.named_priority(f"{name}\t-1", declared=True)
+        assert declared == (None if name == "out" else f"{name} - 1")
+
+
+def _tool_fwmark(value: object) -> str | None:
+    try:
+        return netcmd.fwmark(value)
+    except ToolError:
+        return None
+
+
+def _spec_fwmark(value: object) -> str | None:
+    rule = {"priority": 5, "table": 5, "fwmark": value}
+    try:
+        spec = spec_network.NetworkSpec.model_validate({"rules": [rule]})
+    except ValidationError:
+        return None
+    return spec.rules[0].fwmark
+
+
+FWMARKS: list[tuple[object, str | None]] = [
+    (3, "0x3"),
+    (0, "0x0"),
+    (0xFFFFFFFF, "0xffffffff"),
+    (0x100000000, None),
+    (-1, None),
+    (True, None),
+    ("16/0xff", "0x10/0xff"),
+    ("0x1/0xFF", "0x1/0xff"),
+    ("4294967295", "0xffffffff"),
+    ("4294967296", None),  # 10 digits but more than 32 bits (was sent on as 0x100000000)
+    ("010", None),  # ip reads octal: refused instead of guessing
+    ("0", "0x0"),
+    ("0x123456789", None),
+    ("1 x", None),
+    ("0x1/", None),
+    ("\u0661", None),  # ASCII digits only
+    ("zz", None),
+]
+
+
+@pytest.mark.parametrize(("value", "canonical"), FWMARKS)
+def test_fwmarks_are_judged_and_written_alike(value: object, canonical: str | None) -> None:
+    schema = Draft202012Validator(_fwmark_schema())
+    assert _tool_fwmark(value) == canonical
+    assert _spec_fwmark(value) == canonical
+    if canonical is not None:  # the spec's form passes the tool schema and reads back
+        assert schema.is_valid(canonical) and _tool_fwmark(canonical) == canonical
+
+
+def _fwmark_schema() -> dict[str, Any]:
+    from contract.catalogue.netschema import RULE_FIELDS
+
+    return dict(RULE_FIELDS["fwmark"])
+
+
+def test_fwmark_refusals_say_why() -> None:
+    with pytest.raises(ToolError, match="octal"):
+        netcmd.fwmark("010")
+    with pytest.raises(ToolError, match="32 bits"):
+        netcmd.fwmark("0/4294967296")
+    with pytest.raises(ToolError, match=r"invalid mark 'zz' \(a number or 'mark/mask'\)"):
+        netcmd.fwmark("zz")
+
+
+KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+WG_KEYS = [KEY, KEY[:-2] + "h=", KEY[:-1], KEY + "\n", KEY.replace("x", "-"), "", 42]
+
+
+@pytest.mark.parametrize("key", WG_KEYS)
+def test_wireguard_keys_are_judged_alike(key: object) -> None:
+    from contract.catalogue.links import BLOCKS
+
+    peer_schema = BLOCKS["wireguard"]["properties"]["peers"]["items"]["properties"]
+    schema_ok = Draft202012Validator(peer_schema["public_key"]).is_valid(key)
+    try:
+        spec_network.WireguardPeer.model_validate({"public_key": key})
+        spec_ok = True
+    except ValidationError:
+        spec_ok = False
+    assert schema_ok is spec_ok is netvalues.is_wg_key(key) is (key == KEY)
+
+
+MACS = [
+    "02:00:5E:00:00:01",
+    "02:00:5e:00:00:01",
+    "02:00:5e:00:00",
+    "02-00-5e-00-00-01",
+    "02:00:5e:00:00:01\n",
+    "02:00:5e:00:00:0g",
+    "\uff10\uff12:00:5e:00:00:01",
+]
+
+
+@pytest.mark.parametrize("mac", MACS)
+def test_macs_are_judged_and_written_alike(mac: str) -> None:
+    from contract.catalogue.netschema import MAC
+
+    ok = mac.lower() == "02:00:5e:00:00:01"
+    assert Draft202012Validator(MAC).is_valid(mac) is netvalues.is_mac(mac) is ok
+    try:
+        tool: str | None = netcmd.mac(mac)
+    except ToolError:
+        tool = None
+    try:
+        spec: str | None = TypeAdapter(spec_types.MacAddress).validate_python(mac)
+    except ValidationError:
+        spec = None
+    assert tool == spec == ("02:00:5e:00:00:01" if ok else None)
+
+
+# --- sizes and mount options -------------------------------------------------------
+
+
+def test_size_bytes_reads_both_spellings() -> None:
+    assert sizes.size_bytes("64M") == 64 << 20
+    assert sizes.size_bytes("3") == 3 and sizes.size_bytes(4096) == 4096
+    assert sizes.size_bytes("2T") == 2 << 40
+    for bad in ("1.5G", "", "1k", " 1M", "1_000", "\u0661M", "1P"):
+        with pytest.raises(ValueError, match="suffix"):
+            sizes.size_bytes(bad)
+    assert sizes.memparse_bytes("1t") == sizes.memparse_bytes("1073741824k") == 1 << 40
+    assert sizes.memparse_bytes("2P") == 2 << 50 and sizes.memparse_bytes("1e") == 1 << 60
+    assert sizes.memparse_bytes("50%") is None and sizes.memparse_bytes("1kk") is None
+
+
+@pytest.mark.parametrize("size", ["64M", "1G", "2T", "512", 1024, "0", "1.5G", "1P", "\u0661M"])
+def test_a_declared_size_reads_the_same_on_both_sides(size: object) -> None:
+    try:
+        declared = TypeAdapter(spec_types.Size).validate_python(size)
+    except ValidationError:
+        declared = None
+    schema_ok = Draft202012Validator(parts.SIZE).is_valid(size)
+    if declared is not None:  # what the spec takes, the schema takes, and both read alike
+        assert schema_ok and parts.size_bytes(size) == sizes.size_bytes(declared)  # type: ignore[arg-type]
+    else:
+        assert not schema_ok
+
+
+def test_the_mount_option_normal_form() -> None:
+    normal = fsoptions.normal_mount_option
+    assert normal("size=1t") == normal("size=1073741824k") == "size=1099511627776"
+    assert (
+        normal("size=2P") == f"size={2 << 50}" and normal("nr_blocks=1E") == f"nr_blocks={1 << 60}"
+    )
+    assert normal("nr_inodes=2k") == "nr_inodes=2048" and normal("mode=0000") == "mode=0"
+    assert normal("mode=0750") == normal("mode=750") == "mode=750"
+    assert normal("size=50%") == "size=50%" and normal("noatime") == "noatime"
+
+
+def _findmnt_form(option: str) -> str:
+    """How findmnt shows an option the kernel took (sizes in k, modes without zeros)."""
+    key, _, value = option.partition("=")
+    size = sizes.memparse_bytes(value) if key in fsoptions.SIZE_KEYS else None
+    if size is not None and key == "size":
+        return f"size={size // 1024}k" if size % 1024 == 0 else f"size={size}"
+    if key == "mode":
+        return f"mode={int(value, 8):o}"
+    return option
+
+
+def _allow_listed_options() -> list[tuple[str, str]]:
+    """(type, option) for every allow-listed flag and, per `key=`, each sample value its
+    pattern takes: sizes with every suffix, modes, words."""
+    samples = ["1", "64", "0750", "750", "50%", "on", "off", "auto", "always", "never", "0"]
+    samples += [f"{n}{u}" for n in (1, 3, 512) for u in sizes.MEMPARSE_SUFFIXES]
+    samples += ["v2", "zstd", "zstd:3", "/a", "/a:/b", "journal", "continue", "1000"]
+    out = []
+    for kind in ("tmpfs", "bind", "overlay", "ext4", "xfs", "btrfs", "auto"):
+        for key, pattern in fsoptions.mount_table(kind).items():
+            candidates = [key] if pattern is None else [f"{key}{v}" for v in samples]
+            out += [
+                (kind, o) for o in candidates if fsoptions.mount_option_problem(kind, o) is None
+            ]
+    return out
+
+
+def test_controller_and_registry_agree_on_every_allow_listed_option() -> None:
+    """The storage controller's "still missing" and storage.mount's "already mounted as
+    wanted" read every option the allow-lists take alike (they disagreed on size=1t,
+    and neither read p or e)."""
+    from controllers.storage.options import IMPLIED, ignored, missing
+    from registry.drivers.storage.mounting import wanted_options_present
+
+    checked = 0
+    for _kind, option in _allow_listed_options():
+        if ignored(option) or option in IMPLIED:
+            continue  # the controller never compares these; fstab and defaults carry them
+        for live in ([_findmnt_form(option)], ["rw"], ["rw", "size=1k", "mode=1777"]):
+            controller = missing([option], live) == ()
+            assert controller is wanted_options_present([option], live), (option, live)
+        assert wanted_options_present([option], ["rw", _findmnt_form(option)])
+        checked += 1
+    assert checked > 300
+    assert wanted_options_present(["size=1t"], ["rw", "size=1073741824k"])
+    assert wanted_options_present(
+        ["size=2P", "nr_inodes=1e"], [f"size={2 << 40}k", f"nr_inodes={1 << 60}"]
+    )
+
+
+# --- one definition each ---------------------------------------------------------
+
+# A mark each copy would carry, and the one module allowed to carry it.
+HOMES = {
+    "WireGuard key": (r"AEIMQUYcgkosw480", "contract/vocab/netvalues.py"),
+    "mark": (r"0x\[0-9a-fA-F\]\{1,8\}|0x\[0-9A-Fa-f\]\{1,8\}", "contract/vocab/netvalues.py"),
+    "MAC": (r"\{2\}\)\{5\}", "contract/vocab/netvalues.py"),
+    "priority names": (r"\b(?:mangle|dstnat)\b", "contract/vocab/nft.py"),
+    "size suffixes": (r"KMGT|kKmMgGtT|<< 40|<< 50|\*\* 4", "contract/vocab/sizes.py"),
+    "mount option normal form": (r'"nr_blocks"|"nr_inodes"', "contract/vocab/fsoptions.py"),
+    "DNS host label": (
+        r"\[A-Za-z0-9\]\((?:\?:)?\[A-Za-z0-9-\]\{0,61\}",
+        "contract/vocab/netvalues.py",
+    ),
+}
+PACKAGES = ("contract", "specs", "registry", "controllers", "reconciler", "runtime", "sandbox")
+
+
+@pytest.mark.parametrize("vocabulary", sorted(HOMES))
+def test_each_vocabulary_is_written_once(vocabulary: str) -> None:
+    """A copy of a vocabulary anywhere in the packages fails here: import it instead."""
+    pattern, home = HOMES[vocabulary]
+    found = sorted(
+        {
+            path.relative_to(ROOT).as_posix()
+            for package in PACKAGES
+            for path in (ROOT / package).rglob("*.py")
+            if "_gen" not in path.parts and re.search(pattern, path.read_text())
+        }
+    )
+    assert found == [home]
 
 
 # --- layering --------------------------------------------------------------------

@@ -5,8 +5,9 @@ family inet6 need `ip -6`), `SysctlCmd`, `FileCmd` (a whole file, or its
 removal) and `ExecCmd` (another program run in the namespace, e.g. `wg set`,
 as argv). Values are re-checked here, so a bad one fails with the field's
 name before anything runs: interface names against the allow-list
-(contract.vocab.netvalues.IFNAME_RE), addresses with `ipaddress` (no IPv6 scope
-ids), everything else as an ip batch word. `IpCmd` holds words, not text,
+(contract.vocab.netvalues.IFNAME_RE), MACs, fwmarks and WireGuard keys by the
+same vocabulary, addresses with `ipaddress` (no IPv6 scope ids), everything
+else as an ip batch word. `IpCmd` holds words, not text,
 and refuses any word that could change the line's word boundaries (see
 `IpCmd`). `touches` names the objects an operation changes. Called by
 registry.handlers.net, registry.drivers.net.revert (restore plans) and registry.drivers.net.run.
@@ -21,7 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract.tooldef import JSON
-from contract.vocab.netvalues import check_endpoint, is_ifname
+from contract.vocab.netvalues import (
+    FWMARK_RE,
+    canonical_fwmark,
+    check_endpoint,
+    is_ifname,
+    is_mac,
+    is_wg_key,
+)
 from registry.core.errors import ToolError
 from registry.drivers.net.system import dns_path, render_dns, sysctl_key, sysctl_value
 
@@ -122,8 +130,6 @@ def fail(field_name: str, message: str) -> ToolError:
     return ToolError(f"{field_name}: {message}")
 
 
-_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
-_WG_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=")
 _NAME_KEYS = {"name", "dev", "peer", "parent", "master", "iif", "oif"}
 
 
@@ -136,7 +142,7 @@ def check_names(args: Mapping[str, Any], where: str = "") -> None:
             check_names(value, f"{path}.")
         elif key in _NAME_KEYS and value is not None and not is_name(value):
             raise fail(path, f"invalid interface name {value!r} ({NAME_RULE})")
-        elif key == "mac" and value is not None and not _full(_MAC, value):
+        elif key == "mac" and value is not None and not is_mac(value):
             raise fail(path, f"invalid MAC address {value!r}")
 
 
@@ -172,9 +178,9 @@ def word(value: object, field_name: str) -> str:
 
 
 def mac(value: object, field_name: str = "mac") -> str:
-    if not _full(_MAC, value):
+    if not is_mac(value):
         raise fail(field_name, f"invalid MAC address {value!r}")
-    return str(value).lower()
+    return value.lower()
 
 
 def integer(value: object, field_name: str) -> str:
@@ -253,15 +259,14 @@ def identity_to(value: str) -> str:
     return "default" if value == "default" else str(network(value, "to"))
 
 
-def fwmark(value: int | str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return hex(value)
-    if not _full(_FWMARK, value):
-        raise fail("fwmark", f"invalid mark {value!r} (a number or 'mark/mask')")
-    return "/".join(hex(int(p, 0)) for p in str(value).split("/"))
-
-
-_FWMARK = re.compile(r"(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})(/(0x[0-9a-fA-F]{1,8}|[0-9]{1,10}))?")
+def fwmark(value: object) -> str:
+    """A rule's fwmark as ip gets it: hex parts (contract.vocab.netvalues.canonical_fwmark)."""
+    try:
+        return canonical_fwmark(value)
+    except ValueError as exc:
+        if isinstance(value, str) and FWMARK_RE.fullmatch(value):  # octal-looking, > 32 bits
+            raise fail("fwmark", str(exc)) from None
+        raise fail("fwmark", f"invalid mark {value!r} (a number or 'mark/mask')") from None
 
 
 def _table(value: object) -> str:
@@ -369,7 +374,7 @@ def _wg_set(dev: str, opts: JSON, known: Known) -> ExecCmd:
         argv += ["listen-port", integer(opts["listen_port"], "wireguard.listen_port")]
     for i, peer in enumerate(opts.get("peers", ())):
         where = f"wireguard.peers[{i}]"
-        if not _full(_WG_KEY, peer.get("public_key")):
+        if not is_wg_key(peer.get("public_key")):
             raise fail(f"{where}.public_key", "must be a base64 WireGuard public key")
         argv += ["peer", peer["public_key"]]
         if peer.get("endpoint"):

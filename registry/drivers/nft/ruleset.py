@@ -7,7 +7,8 @@ be mapped back (`map_error`). Nothing reaches the script text unchecked,
 whatever the caller validated: families, hooks, types, policies, set types
 and flags are one of their words; table, chain and set names are nft
 identifiers (`ref` checks every table reference, also for listings, whose
-argv nft joins into one command line); a chain's `device` is an interface
+argv nft joins into one command line); a chain priority is a number or a
+name with an offset; a chain's `device` is an interface
 name of the allow-list (contract.vocab.netvalues.IFNAME_RE) inside "..."; set
 elements are checked against their type and comments are printable ASCII
 without '"' or '\\'; rules are single statements (`check_rule`). Every one of
@@ -44,6 +45,7 @@ from contract.vocab.nft import (
     check_element,
     check_rule_text,
     is_nft_ident,
+    named_priority,
 )
 from registry.core.errors import ToolError
 from registry.core.process import ProcessRunner
@@ -56,7 +58,6 @@ _COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
 _ERROR = re.compile(r"^[^\s:]+:(\d+):[\d-]+: Error: (.*)$", re.MULTILINE)
 _TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{$")
 _IFACE_REF = re.compile(r'\b[io]if\s+(\{[^}]*\}|"[^"]*"|\S+)')
-_PRIORITY_NAME = re.compile(r"(raw|mangle|dstnat|filter|security|srcnat|out)( *[-+] *[0-9]{1,4})?")
 _WORDS = {
     "family": frozenset(FAMILIES),
     "hook": frozenset(HOOKS),
@@ -165,8 +166,8 @@ def _priority(value: object, origin: str) -> str:
         if not -2147483648 <= value <= 2147483647:
             raise ToolError(f"{origin}: priority {value} is out of the 32-bit range")
         return str(value)
-    if isinstance(value, str) and _PRIORITY_NAME.fullmatch(value.strip(" ")):
-        return re.sub(r" *([-+]) *", r" \1 ", value.strip(" "))
+    if isinstance(value, str) and (named := named_priority(value)) is not None:
+        return named  # contract.vocab.nft's rule for tool inputs
     raise ToolError(
         f"{origin}: priority {value!r} must be a number or a name like filter or 'filter + 10'"
     )

@@ -10,8 +10,9 @@ refused unless the root is "/". `check_options` refuses every option the
 mount's type does not allow (contract.vocab.fsoptions: one option per item, no
 comma, no path-valued key but the ones mapped); `mount_commands` builds the
 mount(8) argv (image files get `-o loop`, overlay's layer directories are
-mapped under the root); `unmount` also detaches the loop device the mount
-used. Used by registry.handlers.storage_mount and registry.handlers.storage.
+mapped under the root); `wanted_options_present` compares options in the
+normal form the storage controller uses too; `unmount` also detaches the loop
+device the mount used. Used by registry.handlers.storage_mount and registry.handlers.storage.
 """
 
 from __future__ import annotations
@@ -145,25 +146,13 @@ def mount_commands(
     return [["mount", *kind, "-o", ",".join(loop), str(host), target]]
 
 
-_SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def _normal(option: str) -> str:
-    """'size=1M' and findmnt's 'size=1024k' compare equal, so do 'mode=0750' and 'mode=750'."""
-    key, sep, value = option.partition("=")
-    if sep and key == "mode" and value and all(c in "01234567" for c in value):
-        return f"mode={int(value, 8):o}"
-    if sep and key in ("size", "nr_blocks", "nr_inodes"):
-        number, unit = value.rstrip("kKmMgG"), value[len(value.rstrip("kKmMgG")) :].lower()
-        if number.isdigit() and unit in _SIZE_MULT:
-            return f"{key}={int(number) * _SIZE_MULT[unit]}"
-    return option
-
-
 def wanted_options_present(wanted: list[str], current_options: list[str]) -> bool:
-    """Every wanted option is in effect (sizes compared in bytes; 'defaults' ignored)."""
-    have = {_normal(o) for o in current_options}
-    return all(_normal(o) in have for o in wanted if o != "defaults")
+    """Every wanted option is in effect ('defaults' ignored), compared in the normal form
+    the storage controller uses too (contract.vocab.fsoptions.normal_mount_option: 'size=1t'
+    is findmnt's 'size=1073741824k', 'mode=0750' is 'mode=750')."""
+    normal = fsoptions.normal_mount_option
+    have = {normal(o) for o in current_options}
+    return all(normal(o) in have for o in wanted if o != "defaults")
 
 
 async def unmount(ctx: ToolContext, host_target: Path, *, lazy: bool = False) -> list[str]:
