@@ -22,6 +22,10 @@ and checks (registry.drivers.storage.optionpaths adds the path mapping,
 contract.catalogue.storage the JSON Schemas), so both layers judge alike. Used by
 specs.storage (validation), controllers.storage.export (which exports only options
 that validate), registry.drivers.storage.mounting and registry.handlers.storage_mount.
+
+`normal_mount_option` is the one form a wanted option and findmnt's are compared
+in: by the storage controller (controllers.storage.options) and by storage.mount
+(registry.drivers.storage.mounting.wanted_options_present) alike.
 """
 
 from __future__ import annotations

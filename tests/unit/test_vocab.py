@@ -6,8 +6,13 @@ controller's virtual/child/master sets are derived from contract.vocab.links —
 checked by equality and identity here, and by patching the vocabulary in a
 fresh interpreter and watching every layer follow. Network values and nft
 checks: the spec validator and the registry's drivers call the same functions.
-The registry, the sandbox and the contract import nothing from specs, and
-contract.vocab imports no pydantic, jsonschema or grpc.
+Chain priority names, fwmarks, WireGuard keys, MACs and sizes: the spec side,
+the tool schemas and the registry's checks judge a corpus alike (or differ
+exactly where the vocabulary says why); the storage controller and storage.mount
+compare every allow-listed mount option alike. A source scan fails when a copy
+of a vocabulary appears outside its module. The registry, the sandbox and the
+contract import nothing from specs, and contract.vocab imports no pydantic,
+jsonschema or grpc.
 """
 
 from __future__ import annotations
@@ -593,7 +598,8 @@ def test_the_wire_side_never_imports_the_spec_language(package: str) -> None:
 def test_the_vocabularies_import_nothing_heavy() -> None:
     code = (
         "import sys, contract.vocab.links, contract.vocab.netvalues, contract.vocab.nft, "
-        "contract.vocab.fsoptions; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "contract.vocab.fsoptions, contract.vocab.sizes; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'pydantic', 'jsonschema', 'grpc', 'specs', 'registry', 'reconciler', "
         "'controllers', 'sandbox'}))"
     )
