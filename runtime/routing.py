@@ -66,7 +66,6 @@ def route(model: str, level: str, ready: Sequence[str]) -> str:
     if level == STRATEGIC:
         raise RoutingError(
             "failed_precondition",
-            "No model loaded for the strategic level; route strategic requests via the "
-            "api-gateway",
+            "No model loaded for the strategic level; route strategic requests via the api-gateway",
         )
     raise RoutingError("unavailable", "No models loaded")
