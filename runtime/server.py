@@ -55,8 +55,9 @@ from contract._gen import (
     runtime_pb2,
     runtime_pb2_grpc,
 )
+from contract.sockets import unix_path
 from runtime import llama
-from runtime.listen import DEFAULT_LISTEN, bind, unix_path
+from runtime.listen import DEFAULT_LISTEN, bind
 from runtime.routing import RoutingError, route
 from runtime.supervisor import LoadError, LoadParams, ModelInfo, Supervisor
 

@@ -29,12 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import os
 import signal
-import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +39,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from contract._gen import tools_pb2, tools_pb2_grpc
+from contract.sockets import (
+    is_loopback,
+    prepare_unix_socket,
+    private_umask,
+    seal_unix_socket,
+    unix_path,
+)
 from registry.server.audit import AuditLog
 from registry.server.backups import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, BackupStore
 from registry.server.capabilities import Capabilities
@@ -76,27 +79,11 @@ class ServeOptions:
     runtime: str | None = None  # the AI runtime model.load/unload/loaded forward to
 
 
-def unix_path(listen: str) -> Path | None:
-    """The socket path of a `unix:` address, else None."""
-    if not listen.startswith("unix:"):
-        return None
-    rest = listen.removeprefix("unix:")
-    rest = rest.removeprefix("//") if rest.startswith("///") else rest
-    if not rest.startswith("/"):
-        raise ValueError(f"unix socket path must be absolute: {listen!r}")
-    return Path(rest)
-
-
 def tcp_warning(listen: str) -> str | None:
     """What a TCP listener exposes (None for a unix socket): there is no authentication."""
     if unix_path(listen) is not None:
         return None
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    if is_loopback(listen.rsplit(":", 1)[0]):
         return (
             f"listening on TCP {listen}: every local user can connect and claim any agent_id "
             "(aios-reconciler included), so capability checks stop no one on this machine; "
@@ -107,33 +94,6 @@ def tcp_warning(listen: str) -> str | None:
         "claim any agent_id and run every tool as this registry's user (no authentication, "
         "no TLS); prefer the default unix socket (mode 0600)"
     )
-
-
-def check_socket_dir(directory: Path) -> None:
-    """Refuse a socket directory someone else could replace the socket in."""
-    info = directory.stat()
-    if info.st_uid not in (0, os.geteuid()):
-        raise OSError(
-            f"socket directory {directory} belongs to uid {info.st_uid}: its owner could "
-            "replace the registry's socket; use a directory of your own"
-        )
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-        raise OSError(
-            f"socket directory {directory} is writable by group or others (mode "
-            f"{stat.S_IMODE(info.st_mode):04o}): anyone could replace the registry's socket; "
-            "use a directory only its owner can write"
-        )
-
-
-def _answers(path: Path) -> bool:
-    """Whether something accepts connections on the unix socket `path`."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 class Servicer(tools_pb2_grpc.ToolRegistryServicer):
@@ -268,27 +228,11 @@ class RegistryServer:
                 raise OSError(f"cannot listen on {self.options.listen}")
             host = self.options.listen.rsplit(":", 1)[0]
             return f"{host}:{port}"
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        check_socket_dir(path.parent)
-        if path.is_socket() and _answers(path):
-            raise OSError(f"another process already serves on {path}")
-        if path.is_socket() or path.is_symlink():
-            owner = path.lstat().st_uid
-            if owner not in (0, os.geteuid()):
-                raise OSError(
-                    f"{path} belongs to uid {owner}, not to this registry: refusing to replace "
-                    "it; remove it or listen on a path in a directory of your own"
-                )
-            path.unlink()  # a stale socket of a registry that is gone
-        elif path.exists():
-            raise OSError(f"{path} exists and is not a socket")
-        old = os.umask(0o177)
-        try:
+        prepare_unix_socket(path, "registry")
+        with private_umask():
             if self.server.add_insecure_port(f"unix:{path}") == 0:
                 raise OSError(f"cannot listen on unix socket {path}")
-        finally:
-            os.umask(old)
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        seal_unix_socket(path)
         return f"unix://{path}"
 
     async def start(self) -> str:
