@@ -11,25 +11,16 @@ imported on first use, so reading the declaration imports no controller code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from controllers.firewall.domain import DOMAIN
+from reconciler.sdk.lazy import lazy_controller
 
 if TYPE_CHECKING:
     from controllers.firewall.controller import FirewallController
 
     CONTROLLER: FirewallController
 
-
-def __getattr__(name: str) -> Any:
-    if name not in ("CONTROLLER", "FirewallController"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from controllers.firewall.controller import FirewallController
-
-    if name == "CONTROLLER":
-        globals()["CONTROLLER"] = FirewallController()  # made once: later lookups find the global
-        return globals()["CONTROLLER"]
-    return FirewallController
-
+__getattr__ = lazy_controller(globals(), "controllers.firewall.controller:FirewallController")
 
 __all__ = ["CONTROLLER", "DOMAIN", "FirewallController"]

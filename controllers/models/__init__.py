@@ -7,25 +7,16 @@ imported on first use, so reading the declaration imports no controller code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from controllers.models.domain import DOMAIN
+from reconciler.sdk.lazy import lazy_controller
 
 if TYPE_CHECKING:
     from controllers.models.controller import ModelsController
 
     CONTROLLER: ModelsController
 
-
-def __getattr__(name: str) -> Any:
-    if name not in ("CONTROLLER", "ModelsController"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from controllers.models.controller import ModelsController
-
-    if name == "CONTROLLER":
-        globals()["CONTROLLER"] = ModelsController()  # made once: later lookups find the global
-        return globals()["CONTROLLER"]
-    return ModelsController
-
+__getattr__ = lazy_controller(globals(), "controllers.models.controller:ModelsController")
 
 __all__ = ["CONTROLLER", "DOMAIN", "ModelsController"]

@@ -12,25 +12,16 @@ imported on first use, so reading the declaration imports no controller code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from controllers.network.domain import DOMAIN
+from reconciler.sdk.lazy import lazy_controller
 
 if TYPE_CHECKING:
     from controllers.network.controller import NetworkController
 
     CONTROLLER: NetworkController
 
-
-def __getattr__(name: str) -> Any:
-    if name not in ("CONTROLLER", "NetworkController"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from controllers.network.controller import NetworkController
-
-    if name == "CONTROLLER":
-        globals()["CONTROLLER"] = NetworkController()  # made once: later lookups find the global
-        return globals()["CONTROLLER"]
-    return NetworkController
-
+__getattr__ = lazy_controller(globals(), "controllers.network.controller:NetworkController")
 
 __all__ = ["CONTROLLER", "DOMAIN", "NetworkController"]

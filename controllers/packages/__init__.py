@@ -10,25 +10,16 @@ imported on first use, so reading the declaration imports no controller code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from controllers.packages.domain import DOMAIN
+from reconciler.sdk.lazy import lazy_controller
 
 if TYPE_CHECKING:
     from controllers.packages.controller import PackagesController
 
     CONTROLLER: PackagesController
 
-
-def __getattr__(name: str) -> Any:
-    if name not in ("CONTROLLER", "PackagesController"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from controllers.packages.controller import PackagesController
-
-    if name == "CONTROLLER":
-        globals()["CONTROLLER"] = PackagesController()  # made once: later lookups find the global
-        return globals()["CONTROLLER"]
-    return PackagesController
-
+__getattr__ = lazy_controller(globals(), "controllers.packages.controller:PackagesController")
 
 __all__ = ["CONTROLLER", "DOMAIN", "PackagesController"]

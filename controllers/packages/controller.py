@@ -85,5 +85,3 @@ class PackagesController(Controller[PackagesState]):
         }
         return out
 
-
-CONTROLLER = PackagesController()
