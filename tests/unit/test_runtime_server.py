@@ -462,3 +462,51 @@ def test_aios_runtime_serve_refuses_a_public_address(box: Box) -> None:
     assert result.returncode == 1
     assert "not a loopback address" in result.stderr
     assert not box.state.exists()
+
+
+# -- hostile LoadModel requests (attack cases) --------------------------------------------
+# The name becomes <model dir>/<name> (without a path) and a log file name; the path becomes
+# llama-server's --model argument: each is refused with INVALID_ARGUMENT naming the field,
+# starts no child (the double traces every start) and writes nothing outside the state dir.
+
+HOSTILE_LOADS = [
+    ("name-parent", "..", "", "model_name must be one printable file name part"),
+    ("name-dot", ".", "", "model_name must be one printable file name part"),
+    ("name-slash", "../../escape", "", "model_name must be one printable file name part"),
+    ("name-newline", "a\nb", "", "model_name must be one printable file name part"),
+    ("name-nul", "a\0b", "", "model_name must be one printable file name part"),
+    ("path-relative", "m", "escape.gguf", "model_path must be an absolute path"),
+    ("path-option", "m", "--host=0.0.0.0", "model_path must be an absolute path"),
+    ("path-newline", "m", "/tmp/a\nb.gguf", "model_path must be an absolute path"),
+    ("path-nul", "m", "/tmp/a\0b.gguf", "model_path must be an absolute path"),
+]
+
+
+def _started(box: Box) -> list[str]:
+    trace = box.root / "trace.log"
+    return trace.read_text().splitlines() if trace.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "path", "message"), HOSTILE_LOADS, ids=[c[0] for c in HOSTILE_LOADS]
+)
+async def test_hostile_load_is_refused_before_anything_starts(
+    box: Box,
+    stub: runtime_pb2_grpc.AIRuntimeAsyncStub,
+    case: str,
+    name: str,
+    path: str,
+    message: str,
+) -> None:
+    gguf(box.root / "escape.gguf")  # a loadable file outside the model dir, as bait
+    gguf(box.models / "m.gguf")
+    before = sorted(p for p in box.root.rglob("*") if box.state not in p.parents)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.LoadModel(load_request(name, path))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+    assert message in (caught.value.details() or ""), caught.value.details()
+    assert _started(box) == [], case
+    listed = await stub.ListModels(common_pb2.Empty())
+    assert list(listed.models) == []
+    after = sorted(p for p in box.root.rglob("*") if box.state not in p.parents)
+    assert after == before, case
