@@ -31,6 +31,7 @@ METHOD = "/aios.tools.ToolRegistry/Execute"
 
 WIRE_VARINT = 0
 WIRE_LEN = 2
+WIRE_FIXED32 = 5
 WIRE_TYPE = {"bool": WIRE_VARINT, "int32": WIRE_VARINT, "int64": WIRE_VARINT}
 WIRE_TYPE |= {"string": WIRE_LEN, "bytes": WIRE_LEN}
 
@@ -119,6 +120,11 @@ def decode_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
         if wire == WIRE_VARINT:
             value, pos = decode_varint(data, pos)
             yield number, wire, value
+        elif wire == WIRE_FIXED32:  # float (runtime.proto's temperature)
+            if pos + 4 > len(data):
+                raise ValueError("truncated fixed32 field")
+            yield number, wire, data[pos : pos + 4]
+            pos += 4
         elif wire == WIRE_LEN:
             length, pos = decode_varint(data, pos)
             if pos + length > len(data):

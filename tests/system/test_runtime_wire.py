@@ -39,7 +39,8 @@ from aios_contract_tables import ContractTables, MessageRow, RpcRow, ServiceTabl
 
 from contract._gen import common_pb2, runtime_pb2, runtime_pb2_grpc
 from tests.system.test_llama_server import free_port, llama_server, smollm2
-from tests.system.test_raw_wire import decode_varint, encode_varint
+from tests.system.test_raw_wire import decode_fields as fields
+from tests.system.test_raw_wire import encode_varint
 
 TABLES: ContractTables = load()
 REPO = Path(__file__).resolve().parents[2]
@@ -99,26 +100,6 @@ def encode(row: MessageRow, values: dict[str, object]) -> bytes:
         out += encode_varint((field.number << 3) | SCALAR_WIRE[field.type])
         out += _scalar(field.type, values[field.name])
     return bytes(out)
-
-
-def fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    pos = 0
-    while pos < len(data):
-        tag, pos = decode_varint(data, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == WIRE_VARINT:
-            value, pos = decode_varint(data, pos)
-            yield number, wire, value
-        elif wire == WIRE_FIXED32:
-            yield number, wire, data[pos : pos + 4]
-            pos += 4
-        elif wire == WIRE_LEN:
-            length, pos = decode_varint(data, pos)
-            assert pos + length <= len(data), "truncated length-delimited field"
-            yield number, wire, data[pos : pos + length]
-            pos += length
-        else:
-            raise AssertionError(f"unexpected wire type {wire} for field {number}")
 
 
 def decode(row: MessageRow, data: bytes) -> dict[str, object]:

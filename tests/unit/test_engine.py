@@ -291,6 +291,16 @@ def specset(*docs: str) -> SpecSet:
     return load_documents([(f"doc{i}.yaml", d.encode()) for i, d in enumerate(docs)])
 
 
+
+class Sleeps:
+    """The engine's injected sleep (a double): records each wait, never sleeps."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     controllers: dict[str, Controller[Any]] = {

@@ -27,7 +27,7 @@ from reconciler.sdk.errors import (
     ToolFailed,
 )
 from reconciler.sdk.retry import Retry
-from tests.unit.test_engine import FakeRegistry, Result, ToyController, network, specset
+from tests.unit.test_engine import FakeRegistry, Result, Sleeps, ToyController, network, specset
 
 
 class ScriptedRegistry(FakeRegistry):
@@ -52,16 +52,6 @@ class ScriptedRegistry(FakeRegistry):
         if errors:
             raise errors.pop(0)
         return await super().call(tool, args, reason=reason, on_progress=on_progress)
-
-
-class Sleeps:
-    """The injected sleep: records each wait, never sleeps."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

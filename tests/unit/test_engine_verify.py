@@ -26,6 +26,7 @@ from tests.unit.test_engine import (
     KEY_SCHEMA,
     FakeRegistry,
     Result,
+    Sleeps,
     ToyController,
     ToyState,
     network,
@@ -95,16 +96,6 @@ class OnceController(ToyController):
             state, [s.model_copy(update={"tool": "toy.set"}) if s.tool == "toy.once" else s
                     for s in steps]
         )  # fmt: skip
-
-
-class Sleeps:
-    """The engine's injected sleep: records each wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
