@@ -119,16 +119,6 @@ def load_params(request: runtime_pb2.LoadModelRequest, model_dir: Path) -> LoadP
     name = request.model_name
     if not name:
         raise ValueError("model_name is required")
-    if "/" in name or name in (".", "..") or not name.isprintable():
-        # the name becomes <model_dir>/<name> and a log file name: one printable path part
-        raise ValueError(f"model_name must be one printable file name part, not {name!r}")
-    if request.model_path and (
-        not request.model_path.startswith("/") or not request.model_path.isprintable()
-    ):
-        raise ValueError(
-            f"model_path must be an absolute path of printable characters, "
-            f"not {request.model_path!r}"
-        )
     if request.port > 65535:
         raise ValueError(f"port {request.port} is out of range")
     return LoadParams(

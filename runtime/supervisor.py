@@ -29,7 +29,7 @@ requests go on while a model loads.
   0.5, 1, 2 … s (at most 30 s; back to 0.25 s after 60 s healthy), counting `restarts`;
   a model loaded on demand and unused for `idle_unload_s` is unloaded.
 - `close()`: stops the loop and every child's group; no llama-server outlives it. Each
-  child's pid and argv are also written to `<state_dir>/children/<name>.json`, so a
+  child's pid and argv are also written to `<state_dir>/children/<pid>.json`, so a
   supervisor started after a crash of the previous one kills leftovers it recognises
   (same pid and command line).
 
@@ -46,7 +46,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -56,6 +55,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from contract.vocab.gguf import (
+    CONTEXT_LENGTH,
+    GPU_LAYERS,
+    RUNTIME_NAME_MAX_BYTES,
+    THREADS,
+    is_runtime_name,
+)
 from runtime import files, llama
 
 log = logging.getLogger(__name__)
@@ -68,7 +74,6 @@ BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 0.25, 30.0, 60.0
 HEALTH_FAILURES = 2  # consecutive failed /health checks before a restart
 POLL_S = 0.01  # /health poll while a child loads (a loopback GET; llama-server is up in ~0.2 s)
 LOG_ROTATE_BYTES = 1 << 20  # a log over 1 MiB moves to <name>.log.1 at the next start
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 LoadCode = Literal["internal", "failed_precondition", "invalid_argument", "not_found"]
 
@@ -256,11 +261,14 @@ class Supervisor:
         return model.info() if model is not None else None
 
     def on_demand_path(self, name: str) -> Path | None:
-        """`<model_dir>/<name>.gguf` when it is a file (and `name` a plain file stem)."""
-        if not name or "/" in name or "\0" in name or name.startswith("."):
+        """`<model_dir>/<name>.gguf` when it is a file (and `name` a model name)."""
+        if not is_runtime_name(name):
             return None
         path = self.model_dir / f"{name}.gguf"
-        return path if path.is_file() else None
+        try:
+            return path if path.is_file() else None
+        except OSError:
+            return None
 
     def used(self, name: str) -> None:
         """Count one request for `name` (ListModels' last_used and request_count, idling)."""
@@ -335,7 +343,11 @@ class Supervisor:
             )
             self._models[params.name] = model
             try:
-                await self._spawn_until_healthy(model)
+                try:
+                    await self._spawn_until_healthy(model)
+                except OSError as exc:  # the log, the state dir, the binary: never left "loading"
+                    model.aborted = True
+                    raise LoadError("internal", f"cannot start llama-server: {exc}") from exc
             except LoadError as exc:
                 model.status = f"error: {exc.message.split(': ', 1)[0]}"
                 model.last_error = exc.message
@@ -345,18 +357,34 @@ class Supervisor:
             return model.info()
 
     def _validate(self, params: LoadParams) -> None:
+        """Refuse what must not reach llama-server's argv or a file name (invalid_argument)."""
         if not params.name:
             raise LoadError("invalid_argument", "model_name is required")
-        if params.context_length <= 0 or params.threads <= 0:
+        if not is_runtime_name(params.name):
+            # it becomes <model_dir>/<name>.gguf and logs/<name>.log: one plain path part
             raise LoadError(
                 "invalid_argument",
-                f"context_length and threads must be positive "
-                f"(got {params.context_length}, {params.threads})",
+                "model_name must be one printable file name part (no '/', no leading '.' "
+                f"or '-', at most {RUNTIME_NAME_MAX_BYTES} bytes), not {params.name[:160]!r}",
             )
+        for what, value, (low, high) in (
+            ("context_length", params.context_length, CONTEXT_LENGTH),
+            ("threads", params.threads, THREADS),
+            ("gpu_layers", params.gpu_layers, GPU_LAYERS),
+        ):
+            if not low <= value <= high:
+                raise LoadError("invalid_argument", f"{what} must be {low}..{high}, not {value}")
         if not 0 <= params.port <= 65535:
             raise LoadError("invalid_argument", f"port {params.port} is out of range")
         if not params.path:
             raise LoadError("invalid_argument", "model_path is required")
+        if not params.path.startswith("/") or not params.path.isprintable():
+            # it becomes llama-server's --model argument
+            raise LoadError(
+                "invalid_argument",
+                f"model_path must be an absolute path of printable characters, "
+                f"not {params.path[:200]!r}",
+            )
 
     def _check_memory(self, name: str, estimate: int, current: _Model | None) -> None:
         try:
@@ -394,7 +422,7 @@ class Supervisor:
         raise LoadError("internal", "no free port on 127.0.0.1")
 
     def _log_path(self, name: str) -> Path:
-        return self.state_dir / "logs" / f"{_SAFE.sub('_', name)}.log"
+        return self.state_dir / "logs" / f"{name}.log"  # a model name: one plain path part
 
     async def unload(self, name: str) -> None:
         """Stop `name`'s child (group) and forget it; LoadError("not_found") when unknown."""

@@ -15,11 +15,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from contract.vocab.gguf import CONTEXT_LENGTH, GPU_LAYERS, MODEL_NAME_PATTERN, THREADS
 from specs.base import Claim, Resource, ResourceSpec, SpecModel
 from specs.types import AbsPath, FieldError, ItemState, Sha256, Url
 
 DEFAULT_MODEL_DIR = "/var/lib/aios/models"
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")]
+ModelName = Annotated[str, Field(pattern=f"^{MODEL_NAME_PATTERN}$")]
 
 
 def _gguf_path(value: str) -> str:
@@ -37,9 +38,9 @@ class Model(SpecModel):
     )
     layer: Literal["operational", "tactical", "strategic"] = "operational"
     load: Literal["always", "on_demand"] = "on_demand"
-    context_length: Annotated[int, Field(ge=128, le=1048576)] = 2048
-    threads: Annotated[int, Field(ge=1, le=1024)] = 2
-    gpu_layers: Annotated[int, Field(ge=-1, le=1024)] = 0
+    context_length: Annotated[int, Field(ge=CONTEXT_LENGTH[0], le=CONTEXT_LENGTH[1])] = 2048
+    threads: Annotated[int, Field(ge=THREADS[0], le=THREADS[1])] = 2
+    gpu_layers: Annotated[int, Field(ge=GPU_LAYERS[0], le=GPU_LAYERS[1])] = 0
     state: ItemState = "present"
     force: bool = Field(default=False, description="Allow deleting the model's weights.")
 

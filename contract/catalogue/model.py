@@ -34,6 +34,10 @@ from contract.catalogue.parts import (
     schema,
 )
 from contract.tooldef import ToolSpec, define, obj_schema
+from contract.vocab.gguf import CONTEXT_LENGTH as _CTX
+from contract.vocab.gguf import GPU_LAYERS as _GPU
+from contract.vocab.gguf import MODEL_NAME_PATTERN
+from contract.vocab.gguf import THREADS as _THREADS
 
 READ = ("fs_read",)
 WRITE = ("model_manage",)
@@ -45,11 +49,11 @@ MODEL_PATH = {
     "description": "Absolute target path of a .gguf file (mapped under the root).",
 }
 # The runtime's model name, as specs.models.ModelName spells it.
-MODEL_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}" + END}
-# The bounds of specs.models.Model's fields.
-CONTEXT_LENGTH = {"type": "integer", "minimum": 128, "maximum": 1048576}
-THREADS = {"type": "integer", "minimum": 1, "maximum": 1024}
-GPU_LAYERS = {"type": "integer", "minimum": -1, "maximum": 1024}
+MODEL_NAME = {"type": "string", "pattern": "^" + MODEL_NAME_PATTERN + END}
+# The bounds of specs.models.Model's fields (contract.vocab.gguf).
+CONTEXT_LENGTH = {"type": "integer", "minimum": _CTX[0], "maximum": _CTX[1]}
+THREADS = {"type": "integer", "minimum": _THREADS[0], "maximum": _THREADS[1]}
+GPU_LAYERS = {"type": "integer", "minimum": _GPU[0], "maximum": _GPU[1]}
 
 MODEL_LIST = define(
     name="model.list",

@@ -469,16 +469,26 @@ def test_aios_runtime_serve_refuses_a_public_address(box: Box) -> None:
 # llama-server's --model argument: each is refused with INVALID_ARGUMENT naming the field,
 # starts no child (the double traces every start) and writes nothing outside the state dir.
 
-HOSTILE_LOADS = [
-    ("name-parent", "..", "", "model_name must be one printable file name part"),
-    ("name-dot", ".", "", "model_name must be one printable file name part"),
-    ("name-slash", "../../escape", "", "model_name must be one printable file name part"),
-    ("name-newline", "a\nb", "", "model_name must be one printable file name part"),
-    ("name-nul", "a\0b", "", "model_name must be one printable file name part"),
-    ("path-relative", "m", "escape.gguf", "model_path must be an absolute path"),
-    ("path-option", "m", "--host=0.0.0.0", "model_path must be an absolute path"),
-    ("path-newline", "m", "/tmp/a\nb.gguf", "model_path must be an absolute path"),
-    ("path-nul", "m", "/tmp/a\0b.gguf", "model_path must be an absolute path"),
+NAME_RULE = "model_name must be one printable file name part"
+PATH_RULE = "model_path must be an absolute path"
+HOSTILE_LOADS: list[tuple[str, str, str, dict[str, int], str]] = [
+    ("name-parent", "..", "", {}, NAME_RULE),
+    ("name-dot", ".", "", {}, NAME_RULE),
+    ("name-hidden", ".hidden", "", {}, NAME_RULE),
+    ("name-option", "-x", "", {}, NAME_RULE),
+    ("name-slash", "../../escape", "", {}, NAME_RULE),
+    ("name-newline", "a\nb", "", {}, NAME_RULE),
+    ("name-nul", "a\0b", "", {}, NAME_RULE),
+    ("name-too-long", "m" * 300, "", {}, NAME_RULE),
+    ("name-too-many-bytes", "ß" * 101, "", {}, NAME_RULE),
+    ("path-relative", "m", "escape.gguf", {}, PATH_RULE),
+    ("path-option", "m", "--host=0.0.0.0", {}, PATH_RULE),
+    ("path-newline", "m", "/tmp/a\nb.gguf", {}, PATH_RULE),
+    ("path-nul", "m", "/tmp/a\0b.gguf", {}, PATH_RULE),
+    ("threads-huge", "m", "", {"threads": 2147483647}, "threads must be 1..1024"),
+    ("gpu-layers-negative", "m", "", {"gpu_layers": -2147483648}, "gpu_layers must be -1..1024"),
+    ("context-huge", "m", "", {"ctx": 2147483647}, "context_length must be 128..1048576"),
+    ("context-tiny", "m", "", {"ctx": 8}, "context_length must be 128..1048576"),
 ]
 
 
@@ -488,7 +498,9 @@ def _started(box: Box) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("case", "name", "path", "message"), HOSTILE_LOADS, ids=[c[0] for c in HOSTILE_LOADS]
+    ("case", "name", "path", "numbers", "message"),
+    HOSTILE_LOADS,
+    ids=[c[0] for c in HOSTILE_LOADS],
 )
 async def test_hostile_load_is_refused_before_anything_starts(
     box: Box,
@@ -496,13 +508,14 @@ async def test_hostile_load_is_refused_before_anything_starts(
     case: str,
     name: str,
     path: str,
+    numbers: dict[str, int],
     message: str,
 ) -> None:
     gguf(box.root / "escape.gguf")  # a loadable file outside the model dir, as bait
     gguf(box.models / "m.gguf")
     before = sorted(p for p in box.root.rglob("*") if box.state not in p.parents)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.LoadModel(load_request(name, path))
+        await stub.LoadModel(load_request(name, path, **numbers))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
     assert message in (caught.value.details() or ""), caught.value.details()
     assert _started(box) == [], case

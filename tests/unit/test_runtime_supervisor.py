@@ -455,3 +455,16 @@ async def test_leftovers_of_a_previous_supervisor_are_killed(tmp_path: Path) -> 
 def _none() -> ModelInfo:
     """A placeholder while a model is not known yet (pid 0, status '')."""
     return ModelInfo("", "", "", 0, 0, 0, "", 0, 0, 0, "", 0, 0, 0, False)
+
+
+async def test_a_load_that_cannot_start_is_an_error_and_is_not_left_loading(box: Box) -> None:
+    """An OSError on the way to llama-server (here: its log directory cannot be made) is a
+    LoadError, and the model is forgotten: a second load must not answer "loading" as if fine."""
+    box.state.mkdir(parents=True, exist_ok=True)
+    (box.state / "logs").write_text("not a directory")
+    for _ in range(2):
+        with pytest.raises(LoadError) as caught:
+            await box.load(box.params("alpha"))
+        assert caught.value.code == "internal"
+        assert "cannot start llama-server" in caught.value.message
+        assert box.sup.models() == []
