@@ -217,6 +217,21 @@ async def test_a_model_someone_else_loaded_into_aios_runtime(aios: Rig) -> None:
         await aios.client.rollback(gone.execution_id, "cannot")
 
 
+async def test_a_corrupt_load_record_is_an_error_naming_it_and_is_kept(aios: Rig) -> None:
+    """Read as empty, it would make every model's parameters unknown and the next write would
+    destroy the other runtimes' entries: model.loaded fails naming the file, which stays."""
+    await aios.call("model.load", load_args(sha256=SHA))
+    record = aios.root.parent / "state" / runtime.RECORD_FILE
+    for text in ("{not json", '["a list"]', '{"unix:///x": 3}'):
+        record.write_text(text)
+        with pytest.raises(ToolFailed, match=r"model-load record .*" + runtime.RECORD_FILE):
+            await aios.loaded()
+        with pytest.raises(ToolFailed, match=r"model-load record"):
+            await aios.call("model.load", load_args(contextLength=1024))
+        assert record.read_text() == text
+    assert aios.double.models["smol"].context_length == 512  # nothing re-applied
+
+
 def test_the_full_profile_serves_the_runtime_tools_and_aios_does_not() -> None:
     tools = ("model.load", "model.unload", "model.loaded")
     full, aios = get_profile("full").builtins(), get_profile("aios").builtins()

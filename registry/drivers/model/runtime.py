@@ -241,11 +241,25 @@ class LoadRecord:
         self.address = address
 
     def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The record; {} when there is none. An unreadable or malformed one is a ToolError
+        naming it (never read as empty: the next write would destroy the other entries)."""
         try:
-            data = json.loads(self.file.read_text())
-        except (OSError, ValueError):
+            text = self.file.read_text()
+        except FileNotFoundError:
             return {}
-        return data if isinstance(data, dict) else {}
+        except OSError as exc:
+            why = exc.strerror
+            raise ToolError(f"cannot read the model-load record {self.file}: {why}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ToolError(
+                f"the model-load record {self.file} is not JSON ({exc}); move it aside to start "
+                "a new one (the runtime's own ListModels is unaffected)"
+            ) from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ToolError(f"the model-load record {self.file} is not a map of runtime addresses")
+        return data
 
     def models(self) -> dict[str, dict[str, Any]]:
         with self._lock:
