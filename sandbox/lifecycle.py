@@ -253,7 +253,12 @@ def _stop_runtime(box: Sandbox) -> list[str]:
         notes.append(f"stopped runtime (pid {box.runtime_pid})")
     for pid in _model_servers(box):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            # The runtime starts each llama-server as its own group leader: kill that group;
+            # anything else (one started by hand in someone's shell) only by its pid.
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
         notes.append(f"killed llama-server (pid {pid}) the runtime left")
     box.runtime_socket.unlink(missing_ok=True)
     return notes
