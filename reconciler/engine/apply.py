@@ -38,7 +38,7 @@ Reconciling in the store before the first call (`mark_reconciling`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from contract.tooldef import ToolSpec
@@ -109,6 +109,7 @@ class ApplyContext:
     marked: frozenset[str] = frozenset()  # resources marked Reconciling before any domain ran
     retry: Retry = NO_RETRY  # the engine's policy for TemporaryErrors (Engine.retry)
     verify_delays: tuple[float, ...] = ()  # waits before re-observing while drift remains
+    stop: Callable[[], bool] | None = None  # asked before each call (the daemon stopping)
 
     def reader(self, reason: str) -> ReadOnlyReader:
         return ReadOnlyReader(
@@ -253,6 +254,7 @@ async def apply_domain(ctx: ApplyContext, work: DomainWork, *, dep_changed: bool
             reason=f"aios apply {ctx.target} generation {ctx.generation}",
             progress=ctx.progress,
             retry=ctx.retry,
+            stop=ctx.stop,
         )
         if not execution.ok:
             return DomainOutcome(

@@ -22,7 +22,7 @@ from functools import partial
 from contract.tooldef import ToolSpec
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Call
-from reconciler.sdk.errors import AiosError
+from reconciler.sdk.errors import AiosError, Interrupted
 from reconciler.sdk.plan import canonical_digest
 from reconciler.sdk.ports import Registry
 from reconciler.sdk.retry import NO_RETRY, Retry, refused_before_run
@@ -124,16 +124,29 @@ async def execute(
     reason: str,
     progress: ProgressFn | None = None,
     retry: Retry = NO_RETRY,
+    stop: Callable[[], bool] | None = None,
 ) -> Execution:
     """Send `calls` in order; on the first failure undo the ones made (module doc).
 
     A call the registry refused before running it (a TemporaryError with
     `before_run`: rate limited, no connection) is sent again under `retry`;
-    one that may have run is never sent twice.
+    one that may have run is never sent twice. `stop` (the daemon shutting
+    down) is asked before each call: when it says so, the calls not yet sent
+    are journaled "skipped", the ones made stay (undoing could outlast the
+    shutdown deadline) and the Execution says so (Interrupted; not undone), so
+    the status shows the half-applied domain and the next reconcile converges it.
     """
     journal = Journal(store, run, target, domain)
     executed: list[tuple[Call, str]] = []
     for index, call in enumerate(calls):
+        if stop is not None and stop():
+            for later, skipped in enumerate(calls[index:], start=index):
+                journal.record(later, skipped, "skipped", error="the daemon is stopping")
+            error = Interrupted(
+                f"stopped before call {index + 1} of {len(calls)}: the daemon is shutting down"
+            )
+            kept = tuple((i, "interrupted; the next reconcile converges it") for i in range(index))
+            return Execution(False, tuple(executed), call, error, Undo(tuple(executed), (), kept))
         digest = canonical_digest(dict(call.input))
         journal.record(index, call, "started", digest=digest)
         on_progress = _progress_for(call.tool, progress)

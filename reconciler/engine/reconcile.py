@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,8 @@ class Planned:
 
     `saved`: a saved plan Engine.check_saved accepted for this one (its
     binding and content are then not checked again by Engine.apply).
+    `complete`: False when only some involved domains were planned (the daemon's
+    dirty ones); applying it records the others' resources unchanged.
     """
 
     plan: Plan
@@ -102,6 +104,8 @@ class Planned:
     works: Mapping[str, DomainWork]
     catalogue: Mapping[str, ToolSpec]
     saved: Plan | None = None
+    complete: bool = True  # False: planned for some domains only (Engine.plan's `only`)
+    approved: frozenset[str] = frozenset()  # propose-mode resources planned as enforce
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class Engine:
         self.retry = Retry(retries=retries, backoff_s=backoff_s, sleep=sleep)
         self.verify_delays = verify_delays
         self._catalogue: dict[str, ToolSpec] | None = None
+        self.stop: Callable[[], bool] | None = None  # the daemon's "shutting down" (execute)
 
     # --- inputs ----------------------------------------------------------------
 
@@ -182,7 +187,7 @@ class Engine:
         )
         return Merge(specset, pruned, previous, number)
 
-    def desired(self, domain: str, merge: Merge) -> Desired:
+    def desired(self, domain: str, merge: Merge, approved: frozenset[str] = frozenset()) -> Desired:
         kinds = set(self.domains[domain].kinds)
         owned = self.store.inventory(self.target.name, domain)
         return Desired(
@@ -190,6 +195,7 @@ class Engine:
             resources=tuple(r for r in merge.specset.resources if r.kind in kinds),
             owned={k: v for k, v in owned.items() if k not in merge.pruned},
             pruned={k: v for k, v in merge.pruned.items() if self.domains.domain_of(k) == domain},
+            approved=approved,
         )
 
     def involved(self, merge: Merge) -> list[str]:
@@ -216,15 +222,27 @@ class Engine:
 
     # --- plan --------------------------------------------------------------------
 
-    async def plan(self, merge: Merge) -> Planned:
+    async def plan(
+        self,
+        merge: Merge,
+        *,
+        only: Collection[str] | None = None,
+        approved: Collection[str] = (),
+        reason: str = "aios plan",
+    ) -> Planned:
+        """Observe, diff, plan and verify every involved domain (or the `only` ones:
+        the daemon plans the domains that are dirty; the others are not observed, and
+        an apply of such a plan keeps their resources' previous specs). `approved`:
+        propose-mode resources planned (and then applied) as if enforced."""
+        allowed = frozenset(approved)
         catalogue = await self.catalogue()
         reader = ReadOnlyReader(
-            self.client, catalogue, reason="aios plan: observe", cache=self.store, retry=self.retry
+            self.client, catalogue, reason=f"{reason}: observe", cache=self.store, retry=self.retry
         )
-        domains = self.involved(merge)
+        domains = [d for d in self.involved(merge) if only is None or d in only]
         works = await asyncio.gather(
             *(
-                plan_domain(self.controllers[d], self.desired(d, merge), reader, catalogue)
+                plan_domain(self.controllers[d], self.desired(d, merge, allowed), reader, catalogue)
                 for d in domains
             )
         )
@@ -248,12 +266,15 @@ class Engine:
                 f"({', '.join(keys)}); nothing of it can be planned",
             )
             for domain, keys in self.uncontrolled(merge).items()
+            if only is None or domain in only
         )
         return Planned(
             Plan(binding=binding, domains=plans, failures=tuple(failures)),
             merge,
             {w.domain: w for w in works},
             catalogue,
+            complete=only is None,
+            approved=allowed,
         )
 
     def check_binding(self, saved: Plan, planned: Planned) -> None:
@@ -339,13 +360,17 @@ class Engine:
                 catalogue=planned.catalogue,
                 run=run,
                 generation=merge.generation,
-                modes={r.key: r.spec.mode for r in merge.specset.resources},
+                modes={
+                    r.key: "enforce" if r.key in planned.approved else r.spec.mode
+                    for r in merge.specset.resources
+                },
                 saved=saved,
                 assume_yes=assume_yes,
                 progress=progress,
                 marked=frozenset(before),
                 retry=self.retry,
                 verify_delays=self.verify_delays,
+                stop=self.stop,
             )
             uncontrolled = [
                 Report(key, domain, "stalled", "NoController",
@@ -400,7 +425,8 @@ class Engine:
             forgotten = [key for key in merge.pruned if ok.get(self.domains.domain_of(key), False)]
             for key in forgotten:
                 self.store.forget_resource(self.target.name, key)
-            applied = self.applied_set(merge, result, forgotten)
+            partial = None if planned.complete else set(planned.works)
+            applied = self.applied_set(merge, result, forgotten, partial)
             result = replace(result, generation=self._record_generation(merge, applied, forgotten))
             self._write_statuses(
                 result,
@@ -428,11 +454,22 @@ class Engine:
                 removed={k: set(v) for k, v in outcome.removed.items()},
             )
 
-    def applied_set(self, merge: Merge, result: ApplyResult, forgotten: list[str]) -> SpecSet:
+    def applied_set(
+        self,
+        merge: Merge,
+        result: ApplyResult,
+        forgotten: list[str],
+        planned_domains: Collection[str] | None = None,
+    ) -> SpecSet:
         """The spec set that took effect (see the module doc): merge's resources, except
         that one whose report says it was not applied keeps its previous spec (or is
         absent when new), and a pruned resource whose removal failed stays."""
         not_applied = {r.resource for r in result.reports if not r.applied}
+        if planned_domains is not None:  # a partial plan: other domains did not run
+            of = self.domains.domain_of
+            not_applied.update(
+                r.key for r in merge.specset.resources if of(r.key) not in planned_domains
+            )
         if not not_applied and len(forgotten) == len(merge.pruned):
             return merge.specset  # everything took effect (the usual case: no re-digest)
         before = generation_documents(merge.previous)

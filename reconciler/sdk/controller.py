@@ -49,12 +49,15 @@ class Desired:
     `pruned`: resources being removed with `--prune` -> object keys they
     created; those objects are removed (their changes name the pruned key as
     their resource).
+    `approved`: resources in `propose` mode whose changes an operator approved
+    (`aios approve`): planned as if their mode were enforce.
     """
 
     domain: str
     resources: tuple[Resource, ...]
     owned: Mapping[str, frozenset[str]] = field(default_factory=dict)
     pruned: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    approved: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,11 @@ class DestructiveRefused(PlanRejected):
     """A plan contains a destructive step whose item lacks `force: true`."""
 
 
+class Interrupted(TemporaryError):
+    """The work stopped between two calls because the process is shutting down;
+    what ran stays (said in the status), the rest runs on the next reconcile."""
+
+
 class StalePlan(PermanentError):
     """A saved plan was made for other specs, state, tools or aios version."""
 
@@ -136,6 +141,7 @@ class StateStoreError(AiosError):
 __all__ = [
     "AiosError",
     "DestructiveRefused",
+    "Interrupted",
     "PermanentError",
     "PlanRejected",
     "RateLimited",

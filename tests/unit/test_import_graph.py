@@ -247,6 +247,7 @@ def test_the_layer_stack_is_the_one_written_in_pyproject() -> None:
     # The order other docs (ARCHITECTURE.md) describe; a change here is a design change.
     assert stack()["layers"] == [
         "reconciler.cli",
+        "reconciler.daemon",
         "controllers | reconciler.engine | sandbox",
         "reconciler.client | reconciler.render | reconciler.config | registry | runtime",
         "reconciler.sdk",
