@@ -1,12 +1,14 @@
 """Where our gRPC servers listen: address forms, loopback, and a safe unix socket, written once.
 
-Both servers beside the wire use it: the tool registry (registry.server.grpc) and the AI
-runtime (runtime.listen). `unix_path` reads `unix:///abs` / `unix:/abs` addresses;
-`is_loopback` says whether a TCP host stays on this machine; `prepare_unix_socket` makes
+Every server of ours uses it: the tool registry (registry.server.grpc), the AI
+runtime (runtime.listen) and the reconciler daemon's API (reconciler.daemon.api).
+`unix_path` reads `unix:///abs` / `unix:/abs` addresses; `is_loopback` says whether a
+TCP host stays on this machine; `prepare_unix_socket` makes
 the socket's directory, refuses one someone else could replace the socket in, refuses a
 path another live server answers on or that is not a socket, and removes a stale socket
 of a server that is gone; `private_umask` is the umask to bind under (0177: the socket is
-born 0600) and `seal_unix_socket` sets 0600 afterwards. Pure standard library (no grpc):
+born 0600) and `seal_unix_socket` sets 0600 afterwards (or 0660 and a group, for the
+daemon's API when a group of operators may use it). Pure standard library (no grpc):
 each server adds the port to its own grpc.aio server between the two calls.
 """
 
@@ -98,6 +100,23 @@ def private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-def seal_unix_socket(path: Path) -> None:
-    """Mode 0600 on the bound socket."""
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+def seal_unix_socket(path: Path, group: str | int | None = None) -> None:
+    """Mode 0600 on the bound socket; with `group` (a name or gid), that group and 0660."""
+    if group is None:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        return
+    gid = group_id(group)
+    os.chown(path, -1, gid)
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
+
+
+def group_id(group: str | int) -> int:
+    """The gid of a group name or number; OSError naming it when there is no such group."""
+    import grp
+
+    if isinstance(group, int) or group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise OSError(f"no such group {group!r} for the socket") from None

@@ -44,13 +44,58 @@ class ReconcilerStub:
                 request_serializer=reconciler__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=reconciler__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.Plan = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Plan',
+                request_serializer=reconciler__pb2.PlanRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.ApplyResponse.FromString,
+                _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Reconcile',
+                request_serializer=reconciler__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.ApplyResponse.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/aios.reconciler.Reconciler/Watch',
+                request_serializer=reconciler__pb2.WatchRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.Event.FromString,
+                _registered_method=True)
+        self.Suspend = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Suspend',
+                request_serializer=reconciler__pb2.TargetRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.MessageResponse.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Resume',
+                request_serializer=reconciler__pb2.TargetRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.MessageResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/aios.reconciler.Reconciler/ListPlans',
+                request_serializer=reconciler__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.Approve = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Approve',
+                request_serializer=reconciler__pb2.PlanIdRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.ApplyResponse.FromString,
+                _registered_method=True)
+        self.Reject = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Reject',
+                request_serializer=reconciler__pb2.PlanIdRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.MessageResponse.FromString,
+                _registered_method=True)
+        self.Health = channel.unary_unary(
+                '/aios.reconciler.Reconciler/Health',
+                request_serializer=reconciler__pb2.HealthRequest.SerializeToString,
+                response_deserializer=reconciler__pb2.HealthResponse.FromString,
+                _registered_method=True)
 
 
 class ReconcilerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Status(self, request, context):
-        """Current status of every resource the daemon manages.
+        """The daemon's status view: every resource plus the daemon's own conditions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +103,66 @@ class ReconcilerServicer:
 
     def Apply(self, request, context):
         """Validate, plan, verify and (unless dry_run) execute a set of spec documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Plan(self, request, context):
+        """Plan a set of spec documents; nothing runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reconcile(self, request, context):
+        """Reconcile now: everything, one domain or one Kind/name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Buffered events with seq > since, then live ones, until the client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Suspend(self, request, context):
+        """Stop / restart reconciling a domain or a Kind/name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Plans queued by resources in propose mode.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Approve(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Health(self, request, context):
+        """Liveness and readiness (the standard grpc.health.v1 service is served too).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +180,51 @@ def add_ReconcilerServicer_to_server(servicer, server):
                     servicer.Apply,
                     request_deserializer=reconciler__pb2.ApplyRequest.FromString,
                     response_serializer=reconciler__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Plan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Plan,
+                    request_deserializer=reconciler__pb2.PlanRequest.FromString,
+                    response_serializer=reconciler__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=reconciler__pb2.ReconcileRequest.FromString,
+                    response_serializer=reconciler__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=reconciler__pb2.WatchRequest.FromString,
+                    response_serializer=reconciler__pb2.Event.SerializeToString,
+            ),
+            'Suspend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Suspend,
+                    request_deserializer=reconciler__pb2.TargetRequest.FromString,
+                    response_serializer=reconciler__pb2.MessageResponse.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=reconciler__pb2.TargetRequest.FromString,
+                    response_serializer=reconciler__pb2.MessageResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=reconciler__pb2.ListPlansRequest.FromString,
+                    response_serializer=reconciler__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'Approve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Approve,
+                    request_deserializer=reconciler__pb2.PlanIdRequest.FromString,
+                    response_serializer=reconciler__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Reject': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reject,
+                    request_deserializer=reconciler__pb2.PlanIdRequest.FromString,
+                    response_serializer=reconciler__pb2.MessageResponse.SerializeToString,
+            ),
+            'Health': grpc.unary_unary_rpc_method_handler(
+                    servicer.Health,
+                    request_deserializer=reconciler__pb2.HealthRequest.FromString,
+                    response_serializer=reconciler__pb2.HealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +281,249 @@ class Reconciler:
             '/aios.reconciler.Reconciler/Apply',
             reconciler__pb2.ApplyRequest.SerializeToString,
             reconciler__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Plan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Plan',
+            reconciler__pb2.PlanRequest.SerializeToString,
+            reconciler__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Reconcile',
+            reconciler__pb2.ReconcileRequest.SerializeToString,
+            reconciler__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Watch',
+            reconciler__pb2.WatchRequest.SerializeToString,
+            reconciler__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Suspend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Suspend',
+            reconciler__pb2.TargetRequest.SerializeToString,
+            reconciler__pb2.MessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Resume',
+            reconciler__pb2.TargetRequest.SerializeToString,
+            reconciler__pb2.MessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/ListPlans',
+            reconciler__pb2.ListPlansRequest.SerializeToString,
+            reconciler__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Approve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Approve',
+            reconciler__pb2.PlanIdRequest.SerializeToString,
+            reconciler__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Reject',
+            reconciler__pb2.PlanIdRequest.SerializeToString,
+            reconciler__pb2.MessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Health(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aios.reconciler.Reconciler/Health',
+            reconciler__pb2.HealthRequest.SerializeToString,
+            reconciler__pb2.HealthResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,91 +3,24 @@
 reconciler.daemon.core.Daemon implements it; reconciler.daemon.api serves it over
 gRPC (aios.reconciler.Reconciler) on the daemon's unix socket and converts these
 types to and from protobuf. Nothing here imports gRPC or the engine, so the API
-can be tested against any implementation of the protocol.
+can be tested against any implementation of the protocol. The plain data lives in
+reconciler.sdk.daemon_types (the daemon's client, a lower layer, uses it too) and is
+re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-from contract.tooldef import JSON
-
-EventType = Literal["Normal", "Warning"]
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing the daemon did or saw, for `aios events` and Watch.
-
-    `seq` grows by one per event of this daemon process; `resource` is a
-    resource key (`Kind/name`) or a domain name or "" for the daemon itself;
-    `reason` is one CamelCase word (SpecsLoaded, SpecsInvalid, DriftDetected,
-    Healed, Applied, ReconcileFailed, Fighting, PlanPending, PlanApproved,
-    PlanRejected, Suspended, Resumed, FeedConnected, FeedLost, ...).
-    """
-
-    seq: int
-    time: float  # unix seconds
-    type: EventType
-    reason: str
-    resource: str
-    message: str
-    generation: int = 0
-
-
-@dataclass(frozen=True)
-class PendingPlan:
-    """A plan queued by a resource in `propose` mode, waiting for approve/reject."""
-
-    id: str
-    domain: str
-    resources: tuple[str, ...]
-    created: float
-    generation: int
-    summary: str  # one line per step, as `aios plan` shows it
-    plan_json: str  # reconciler.sdk.plan.Plan as JSON
-
-
-@dataclass(frozen=True)
-class ApplyOutcome:
-    """What an Apply or Plan call through the daemon concluded.
-
-    `exit_code` is the CLI's: 0 all Ready (or, for a plan, planned), 1 failure,
-    3 stale, 4 destructive refused. `errors` are complete lines (file:line where
-    there is a file). `output` is what the one-shot CLI would have printed on
-    stdout (the plan, the per-domain summaries, the generation line).
-    """
-
-    exit_code: int
-    generation: int
-    output: str = ""
-    errors: tuple[str, ...] = ()
-    plan_json: str = ""
-
-
-@dataclass(frozen=True)
-class Health:
-    """The readiness answer: `ready` once the first reconcile of the loaded set ended."""
-
-    ready: bool
-    live: bool
-    message: str
-    generation: int
-    queue_depth: int
-    feed: str  # "events" | "polling" | "connecting"
-
-
-@dataclass(frozen=True)
-class StatusView:
-    """The daemon's view for `aios status`: resource statuses plus daemon conditions."""
-
-    generation: int
-    resources: tuple[JSON, ...]  # ResourceStatus rows as JSON (resource, domain, conditions, ...)
-    conditions: tuple[JSON, ...] = ()  # daemon-wide: SpecsValid, Fighting, Suspended, Feed
-    suspended: tuple[str, ...] = ()
-    sources: tuple[str, ...] = field(default_factory=tuple)
+from reconciler.sdk.daemon_types import (
+    ApplyOutcome,
+    Event,
+    EventType,
+    Health,
+    PendingPlan,
+    StatusView,
+)
 
 
 class DaemonService(Protocol):
@@ -101,9 +34,20 @@ class DaemonService(Protocol):
         prune: bool,
         assume_yes: bool,
         plan_json: str = "",
-    ) -> ApplyOutcome: ...
+        replace: bool = False,
+    ) -> ApplyOutcome:
+        """`replace`: the documents become the whole set (aios rollback), not merged."""
+        ...
 
-    async def plan(self, documents: Sequence[tuple[str, bytes]]) -> ApplyOutcome: ...
+    async def plan(
+        self,
+        documents: Sequence[tuple[str, bytes]],
+        *,
+        prune: bool = False,
+        replace: bool = False,
+    ) -> ApplyOutcome:
+        """Plan the documents merged into (or, with `replace`, replacing) the set."""
+        ...
 
     async def status(self) -> StatusView: ...
 
@@ -128,3 +72,14 @@ class DaemonService(Protocol):
     async def reject(self, plan_id: str) -> str: ...
 
     def health(self) -> Health: ...
+
+
+__all__ = [
+    "ApplyOutcome",
+    "DaemonService",
+    "Event",
+    "EventType",
+    "Health",
+    "PendingPlan",
+    "StatusView",
+]

@@ -249,7 +249,8 @@ def test_the_layer_stack_is_the_one_written_in_pyproject() -> None:
         "reconciler.cli",
         "reconciler.daemon",
         "controllers | reconciler.engine | sandbox",
-        "reconciler.client | reconciler.render | reconciler.config | registry | runtime",
+        "reconciler.client | reconciler.daemon_client | reconciler.render | reconciler.config"
+        " | registry | runtime",
         "reconciler.sdk",
         "specs",
         "contract",
