@@ -1,0 +1,117 @@
+"""Watch the network domain for changes: rtnetlink events, the resolver files, net.* sysctls.
+
+`watch(emit, armed, root=…, netns=…)` runs until it is cancelled and reports
+each change as `emit(source, detail, resync)`; it sets `armed` once all three
+sources below are listening, so nothing that happens afterwards is missed.
+Called by registry.server.changefeed (the change feed's hub), one task per
+network-domain watch.
+
+- `rtnetlink`: `ip -o monitor link address route rule` (with `-n NS` when
+  the registry acts in another namespace; the sandbox's registry runs inside
+  its netns and needs none), read with registry.core.watch.monitor_chunks: a
+  child in a process group of its own, killed with its group when the watch
+  stops; one change per chunk, the detail is the first line (`+N more`), so
+  a burst (a link with its addresses and routes, a 200-link apply) is a few
+  changes, not hundreds. Armed once `ip` sleeps in its own read (it
+  subscribes before the first read).
+- `inotify:<path>`: the resolver files net.dns_set manages (`/etc/resolv.conf`,
+  the unbound forward-zone file; contract.vocab.netvalues), resolved inside
+  the registry's `--root` as the tools resolve them (registry.core.rootfs),
+  watched through their directories (registry.core.watch.file_batches:
+  watchfiles, debounce 20 ms). A directory missing when the watch starts is not watched (the
+  unbound one usually); resolv.conf as a link to a file elsewhere is seen
+  when the link itself is replaced, not when its target is edited.
+- `sysctl`: /proc/sys cannot be watched with inotify, so — the one polled
+  source of the feed — the net.* sysctls net.state reports
+  (registry.drivers.net.system.read_sysctls with no keys) are read every
+  SYSCTL_POLL_S (2 s) and compared; a change arrives up to 2 s late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import watchfiles
+
+from contract.vocab.netvalues import RESOLV_CONF, UNBOUND_FORWARD
+from registry.core import rootfs
+from registry.core.process import ProcessRunner
+from registry.core.tool import ToolContext
+from registry.core.watch import Emit, file_batches, forever, monitor_chunks, one_line, shown
+from registry.drivers.net.system import read_sysctls
+
+MONITOR_OBJECTS = ("link", "address", "route", "rule")
+SYSCTL_POLL_S = 2.0
+
+
+def monitor_argv(netns: str | None) -> list[str]:
+    return ["ip", *(["-n", netns] if netns else []), "-o", "monitor", *MONITOR_OBJECTS]
+
+
+async def watch_rtnetlink(emit: Emit, armed: asyncio.Event, *, netns: str | None) -> None:
+    async for lines in monitor_chunks(monitor_argv(netns), "ip", armed):
+        emit("rtnetlink", one_line(lines), False)
+
+
+def resolver_dirs(root: Path) -> dict[Path, set[str]]:
+    """Host directories holding the resolver files (inside the root), and the names watched."""
+    found: dict[Path, set[str]] = {}
+    for target in (RESOLV_CONF, UNBOUND_FORWARD):
+        parent, name = target.rsplit("/", 1)
+        try:
+            directory = rootfs.host_path(root, parent or "/")
+        except OSError:
+            continue
+        if directory.is_dir():
+            found.setdefault(directory, set()).add(name)
+    return found
+
+
+async def watch_resolver(emit: Emit, armed: asyncio.Event, *, root: Path) -> None:
+    dirs = resolver_dirs(root)
+    if not dirs:
+        armed.set()
+        await forever()
+    wanted = {str(d / n) for d, names in dirs.items() for n in names}
+
+    def relevant(_change: watchfiles.Change, path: str) -> bool:
+        return path in wanted
+
+    async for batch in file_batches(list(dirs), relevant, armed, recursive=False):
+        for change, path in sorted(batch):
+            target = shown(root, path)
+            emit(f"inotify:{target}", f"{target} {change.name}", False)
+
+
+async def watch_sysctls(emit: Emit, armed: asyncio.Event, *, root: Path, netns: str | None) -> None:
+    ctx = ToolContext(
+        runner=ProcessRunner(), root=root, state_dir=root, work=root, execution_id="", netns=netns
+    )
+    before = await read_sysctls(ctx, None)
+    armed.set()
+    while True:
+        await asyncio.sleep(SYSCTL_POLL_S)
+        now = await read_sysctls(ctx, None)
+        changed = [
+            f"{k}: {before.get(k)} -> {now.get(k)}"
+            for k in sorted(set(before) | set(now))
+            if before.get(k) != now.get(k)
+        ]
+        if changed:
+            emit("sysctl", one_line(changed), False)
+        before = now
+
+
+async def watch(
+    emit: Emit, armed: asyncio.Event, *, root: Path = Path("/"), netns: str | None = None
+) -> None:
+    """All three network sources until cancelled; `armed` once every one listens."""
+    ready = [asyncio.Event() for _ in range(3)]
+    async with asyncio.TaskGroup() as group:
+        group.create_task(watch_rtnetlink(emit, ready[0], netns=netns))
+        group.create_task(watch_resolver(emit, ready[1], root=root))
+        group.create_task(watch_sysctls(emit, ready[2], root=root, netns=netns))
+        for event in ready:
+            await event.wait()
+        armed.set()
