@@ -18,6 +18,11 @@ could replace the socket. `HOST:PORT` listens on TCP only when asked for;
 agent_id is self-asserted: capability checks protect only as much as the
 socket's permissions do.
 
+On the `full` profile it also serves our aios.changes.ChangeFeed (Watch: the
+target's changes as the kernel and inotify report them, registry.server.changefeed),
+SERVING in the health service too; on `aios` that service does not exist (UNIMPLEMENTED,
+as on aiOS's own registry), and aios.tools.ToolRegistry is the same on both.
+
 Unknown tools: GetTool is NOT_FOUND `Tool not found: <name>` on both profiles;
 Execute is NOT_FOUND with the same text on `full` and INTERNAL
 `Execution failed: Unknown tool: <name>` on `aios` (docs/aios-contract.md §2.7).
@@ -38,7 +43,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from contract._gen import tools_pb2, tools_pb2_grpc
+from contract._gen import changes_pb2_grpc, tools_pb2, tools_pb2_grpc
 from contract.sockets import (
     is_loopback,
     prepare_unix_socket,
@@ -49,6 +54,8 @@ from contract.sockets import (
 from registry.server.audit import AuditLog
 from registry.server.backups import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, BackupStore
 from registry.server.capabilities import Capabilities
+from registry.server.changefeed import SERVICE as FEED_SERVICE
+from registry.server.changefeed import ChangeFeedServicer, default_watchers
 from registry.server.execution import Settings
 from registry.server.external import to_definition
 from registry.server.pipeline import Pipeline, Request, UnknownTool
@@ -218,6 +225,13 @@ class RegistryServer:
         self.server = grpc.aio.server()
         tools_pb2_grpc.add_ToolRegistryServicer_to_server(Servicer(self.pipeline), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # The change feed is ours: on `aios` (aiOS's registry as it is) it stays UNIMPLEMENTED.
+        self.feed = options.profile == "full"
+        if self.feed:
+            root, netns = options.root, options.netns
+            changes_pb2_grpc.add_ChangeFeedServicer_to_server(
+                ChangeFeedServicer(lambda: default_watchers(root, netns)), self.server
+            )
         self.address = ""
 
     def _bind(self) -> str:
@@ -241,7 +255,7 @@ class RegistryServer:
         if warning:
             log.warning("%s", warning)
         await self.server.start()
-        for name in ("", SERVICE):
+        for name in ("", SERVICE, *([FEED_SERVICE] if self.feed else [])):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "registry serving on %s (profile %s, root %s, state %s%s)",
