@@ -26,7 +26,10 @@ Only this module and registry/ import contract._gen; importing it pulls in
 grpc and contract.tooldef, nothing heavier. It is the engine's
 reconciler.sdk.ports.Registry (the CLI's composition root, reconciler.cli.common,
 hands it to the engine; controllers reach it only through the engine's
-read-only reader); also used by `aios registry` and bench/.
+read-only reader); also used by `aios registry` and bench/. `changes(domains)` is the
+reconciler.sdk.ports.ChangeSource over the registry's change feed
+(aios.changes.ChangeFeed, ours only): UNIMPLEMENTED (aiOS's registry) and a lost stream
+are FeedUnavailable, an unknown domain ToolRejected.
 """
 
 from __future__ import annotations
@@ -36,27 +39,29 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from contract._gen import tools_pb2, tools_pb2_grpc
+from contract._gen import changes_pb2, changes_pb2_grpc, tools_pb2, tools_pb2_grpc
 from contract.tooldef import ToolSpec
 from reconciler.sdk.errors import (
     AiosError,
+    FeedUnavailable,
     RateLimited,
     RegistryUnavailable,
     ToolFailed,
     ToolNotFound,
     ToolRejected,
 )
+from reconciler.sdk.ports import Change
 from reconciler.sdk.retry import Retry
 
 if TYPE_CHECKING:
-    from reconciler.sdk.ports import Registry
+    from reconciler.sdk.ports import ChangeSource, Registry
 
 DEFAULT_ADDRESS = "localhost:50052"
 DEFAULT_AGENT = "aios-reconciler"
@@ -153,6 +158,7 @@ class RegistryClient:
         self.poll_interval_s = poll_interval_s
         self._channel = grpc.aio.insecure_channel(self.address)
         self._stub = tools_pb2_grpc.ToolRegistryStub(self._channel)
+        self._feed = changes_pb2_grpc.ChangeFeedStub(self._channel)
         self._catalogue: dict[str, ToolSpec] | None = None
 
     async def __aenter__(self) -> RegistryClient:
@@ -284,6 +290,45 @@ class RegistryClient:
                 execution_id=execution_id,
             )
 
+    # -- the change feed --
+
+    async def changes(self, domains: Sequence[str] = ()) -> AsyncIterator[Change]:
+        """The registry's change feed (aios.changes.ChangeFeed/Watch) for `domains`
+        (empty: all): a resync per domain first, then every change as it comes.
+
+        Ends only with FeedUnavailable: UNIMPLEMENTED (aiOS's registry, our
+        `aios` profile: poll instead) or the stream lost (resubscribe: the feed
+        starts with resyncs again). An unknown domain is ToolRejected."""
+        request = changes_pb2.WatchRequest(domains=list(domains), agent_id=self.agent_id)
+        call = self._feed.Watch(request)
+        try:
+            async for message in call:
+                yield Change(
+                    domain=message.domain,
+                    source=message.source,
+                    detail=message.detail,
+                    time_ms=message.time_ms,
+                    resync=message.resync,
+                )
+        except grpc.aio.AioRpcError as exc:
+            raise self._feed_error(exc) from None
+        finally:
+            call.cancel()
+        raise FeedUnavailable(f"registry at {self.address} ended its change feed: resubscribe")
+
+    def _feed_error(self, exc: grpc.aio.AioRpcError) -> AiosError:
+        code, details = exc.code(), exc.details() or ""
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return FeedUnavailable(
+                f"registry at {self.address} has no change feed (aiOS's own registry): polling",
+                unimplemented=True,
+            )
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return ToolRejected(f"change feed refused the request: {details}")
+        return FeedUnavailable(
+            f"change feed of the registry at {self.address} lost ({code.name}): {details}"
+        )
+
     async def health(self, deadline_s: float = 5.0) -> bool:
         """True when the standard health service answers SERVING."""
         from grpc_health.v1 import health_pb2
@@ -303,4 +348,7 @@ class RegistryClient:
 if TYPE_CHECKING:  # mypy proves the client is the engine's registry port
 
     def _is_a_registry_port(client: RegistryClient) -> Registry:
+        return client
+
+    def _is_a_change_source(client: RegistryClient) -> ChangeSource:
         return client

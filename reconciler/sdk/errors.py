@@ -16,7 +16,9 @@ boundary (reconciler.client) and never leak further.
     AiosError                      base; `retryable` is False unless stated
     ├── TemporaryError             retry after `delay` seconds (backoff applies)
     │   ├── RegistryUnavailable    transport failure, deadline, UNAVAILABLE
-    │   └── RateLimited            the registry's token bucket said no (before_run)
+    │   ├── RateLimited            the registry's token bucket said no (before_run)
+    │   └── FeedUnavailable        no change feed (UNIMPLEMENTED: aiOS's registry), or
+    │                              its stream was lost: the daemon polls, resubscribes
     └── PermanentError             retrying the same input cannot succeed
         ├── ToolNotFound           the registry has no such tool
         ├── ToolRejected           the registry refused the call (schema, capability)
@@ -82,6 +84,16 @@ class RateLimited(TemporaryError):
     refused_before_run = True
 
 
+class FeedUnavailable(TemporaryError):
+    """The registry's change feed cannot be watched: the registry has none
+    (UNIMPLEMENTED, aiOS's own registry) or the stream was lost (the message says
+    which). The daemon falls back to polling and tries the feed again later."""
+
+    def __init__(self, message: str, *, unimplemented: bool = False, delay: float = 1.0) -> None:
+        super().__init__(message, delay=delay)
+        self.unimplemented = unimplemented
+
+
 class PermanentError(AiosError):
     """A failure that repeats until its input changes."""
 
@@ -141,6 +153,7 @@ class StateStoreError(AiosError):
 __all__ = [
     "AiosError",
     "DestructiveRefused",
+    "FeedUnavailable",
     "Interrupted",
     "PermanentError",
     "PlanRejected",

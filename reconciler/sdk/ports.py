@@ -10,15 +10,21 @@
 - `StateReader`: what a controller's observe() reads through — registry
   reads only (the engine's reconciler.engine.reader refuses write tools),
   plus the cache.
+- `ChangeSource` and `Change`: the registry's change feed as the daemon
+  subscribes to it (aios.changes.ChangeFeed/Watch): what changed, by domain;
+  `resync` means "observe the whole domain". A registry without the feed
+  (aiOS's own) raises reconciler.sdk.errors.FeedUnavailable and the daemon
+  polls. RegistryClient implements it.
 
-Protocols only: importing this module imports nothing but the contract's
+Protocols and one frozen dataclass: importing this module imports nothing but the contract's
 ToolSpec. Imported by reconciler.sdk.controller (StateReader), the engine
 (reconcile, apply, execute, reader, verify) and the client's users.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contract.tooldef import JSON, ToolSpec
@@ -73,4 +79,37 @@ class StateReader(Cache, Protocol):
     def has_tool(self, tool: str) -> bool: ...
 
 
-__all__ = ["JSON", "Cache", "CallResult", "ProgressCallback", "Registry", "StateReader"]
+@dataclass(frozen=True)
+class Change:
+    """One change the registry saw: its domain (network, firewall, packages, storage,
+    models), the source that saw it (rtnetlink, nft-monitor, mountinfo,
+    inotify:<path>, sysctl, feed), one line of detail, when (Unix ms), and
+    whether the whole domain must be observed again (`resync`: on connect, after
+    an overflow, after a watcher restarted)."""
+
+    domain: str
+    source: str
+    detail: str
+    time_ms: int
+    resync: bool
+
+
+class ChangeSource(Protocol):
+    """The registry's change feed: a resync per domain first, then changes as they come.
+
+    The iteration ends only with an error: FeedUnavailable (no feed, or the
+    connection went: resubscribe or poll)."""
+
+    def changes(self, domains: Sequence[str]) -> AsyncIterator[Change]: ...
+
+
+__all__ = [
+    "JSON",
+    "Cache",
+    "CallResult",
+    "Change",
+    "ChangeSource",
+    "ProgressCallback",
+    "Registry",
+    "StateReader",
+]
