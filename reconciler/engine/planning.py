@@ -157,7 +157,9 @@ def _keys(desired: Desired) -> tuple[str, ...]:
 def plannable(desired: Desired) -> frozenset[str]:
     """Resources whose changes become steps: mode enforce, and pruned ones."""
     keys = {
-        r.key for r in desired.resources if r.spec.mode == "enforce" or r.key in desired.approved
+        r.key
+        for r in desired.resources
+        if (r.spec.mode == "enforce" or r.key in desired.approved) and r.key not in desired.held
     }
     return frozenset(keys | set(desired.pruned))
 

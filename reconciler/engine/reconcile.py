@@ -106,6 +106,7 @@ class Planned:
     saved: Plan | None = None
     complete: bool = True  # False: planned for some domains only (Engine.plan's `only`)
     approved: frozenset[str] = frozenset()  # propose-mode resources planned as enforce
+    held: frozenset[str] = frozenset()  # suspended resources: diffed, not planned
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,13 @@ class Engine:
         )
         return Merge(specset, pruned, previous, number)
 
-    def desired(self, domain: str, merge: Merge, approved: frozenset[str] = frozenset()) -> Desired:
+    def desired(
+        self,
+        domain: str,
+        merge: Merge,
+        approved: frozenset[str] = frozenset(),
+        held: frozenset[str] = frozenset(),
+    ) -> Desired:
         kinds = set(self.domains[domain].kinds)
         owned = self.store.inventory(self.target.name, domain)
         return Desired(
@@ -196,6 +203,7 @@ class Engine:
             owned={k: v for k, v in owned.items() if k not in merge.pruned},
             pruned={k: v for k, v in merge.pruned.items() if self.domains.domain_of(k) == domain},
             approved=approved,
+            held=held,
         )
 
     def involved(self, merge: Merge) -> list[str]:
@@ -228,13 +236,16 @@ class Engine:
         *,
         only: Collection[str] | None = None,
         approved: Collection[str] = (),
+        held: Collection[str] = (),
         reason: str = "aios plan",
     ) -> Planned:
         """Observe, diff, plan and verify every involved domain (or the `only` ones:
         the daemon plans the domains that are dirty; the others are not observed, and
         an apply of such a plan keeps their resources' previous specs). `approved`:
-        propose-mode resources planned (and then applied) as if enforced."""
+        propose-mode resources planned (and then applied) as if enforced; `held`:
+        resources diffed but not planned (suspended), reported as drift."""
         allowed = frozenset(approved)
+        holding = frozenset(held)
         catalogue = await self.catalogue()
         reader = ReadOnlyReader(
             self.client, catalogue, reason=f"{reason}: observe", cache=self.store, retry=self.retry
@@ -242,7 +253,9 @@ class Engine:
         domains = [d for d in self.involved(merge) if only is None or d in only]
         works = await asyncio.gather(
             *(
-                plan_domain(self.controllers[d], self.desired(d, merge, allowed), reader, catalogue)
+                plan_domain(
+                    self.controllers[d], self.desired(d, merge, allowed, holding), reader, catalogue
+                )
                 for d in domains
             )
         )
@@ -275,6 +288,7 @@ class Engine:
             catalogue,
             complete=only is None,
             approved=allowed,
+            held=holding,
         )
 
     def check_binding(self, saved: Plan, planned: Planned) -> None:
@@ -361,7 +375,9 @@ class Engine:
                 run=run,
                 generation=merge.generation,
                 modes={
-                    r.key: "enforce" if r.key in planned.approved else r.spec.mode
+                    r.key: "audit"
+                    if r.key in planned.held
+                    else ("enforce" if r.key in planned.approved else r.spec.mode)
                     for r in merge.specset.resources
                 },
                 saved=saved,

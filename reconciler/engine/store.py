@@ -9,6 +9,9 @@ CLI run; the tables it created are the same). Tables:
   inventory    target, resource, object: what aios created, so only that is pruned
   journal      every step's call, written before it runs and after it returns
   runs         one row per reconcile run
+  sources      target, resource, source: which resources a daemon source (a
+               specs directory) declared, so a resource whose file went away
+               while no daemon ran is pruned, not mistaken for a CLI-applied one
   cache        small key/value cache (e.g. canonical firewall tables by digest)
 A process-wide writer lock (`writer.lock`, flock) makes sure two writers never
 run against one state directory; it is released when its holder dies.
@@ -41,7 +44,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -96,6 +99,10 @@ TABLES: dict[str, str] = {
     "runs": """CREATE TABLE IF NOT EXISTS [runs] (
    [run] TEXT PRIMARY KEY, [target] TEXT, [generation] INTEGER, [started] FLOAT,
    [finished] FLOAT, [outcome] TEXT, [summary] TEXT
+)""",
+    "sources": """CREATE TABLE IF NOT EXISTS [sources] (
+   [target] TEXT, [resource] TEXT, [source] TEXT, [updated] FLOAT,
+   PRIMARY KEY ([target], [resource])
 )""",
     "cache": """CREATE TABLE IF NOT EXISTS [cache] (
    [key] TEXT PRIMARY KEY, [value] TEXT, [updated] FLOAT
@@ -155,6 +162,7 @@ class Store:
         self.marker = state_dir / MARKER_NAME
         self.read_only = ""
         self._read_only_full = False
+        self._writing_lock = False  # this Store holds the writer lock (writer() re-entered)
         self._changed: list[str] = []  # calls of this session that changed the target
         self._lost: list[str] = []  # what this session failed to record
         self.conn = self._open()
@@ -763,6 +771,24 @@ class Store:
 
     # --- cache -----------------------------------------------------------------
 
+    # --- which daemon source declares which resource ------------------------------
+
+    def source_resources(self, target: str) -> dict[str, str]:
+        """Resource key -> the daemon source that declared it (reconciler.daemon)."""
+        rows = self._query("select resource, source from sources where target = ?", [target])
+        return {str(r["resource"]): str(r["source"]) for r in rows}
+
+    def set_source_resources(self, target: str, owned: Mapping[str, str]) -> None:
+        """Replace the target's resource -> source map in one transaction."""
+        with self._writing("which resources the daemon's sources declare"):
+            self.conn.execute("delete from sources where target = ?", [target])
+            now = time.time()
+            for resource, source in sorted(owned.items()):
+                self._insert(
+                    "sources",
+                    {"target": target, "resource": resource, "source": source, "updated": now},
+                )
+
     def cache_get(self, key: str) -> str | None:
         rows = self._query("select value from cache where key = ?", [key])
         return str(rows[0]["value"]) if rows else None
@@ -788,12 +814,21 @@ class Store:
     # --- the writer lock ---------------------------------------------------------
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[None]:
-        """Hold the state directory's single-writer lock (non-blocking).
+    def writer(
+        self, *, wait: float | None = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Hold the state directory's single-writer lock.
 
         Taken before an apply changes anything, so it is where a store that cannot
         record refuses: read-only, not enough free space, a lock path that is no file.
+        Held by another process: refused at once (`wait` 0, the engine's default), or
+        waited for up to `wait` seconds (None: for as long as it is held), telling
+        `on_wait` once who holds it. Re-entrant on one Store: the CLI holds it across
+        plan and apply, and the engine's apply inside takes it again for free.
         """
+        if self._writing_lock:
+            yield
+            return
         path = self.state_dir / LOCK_NAME
         self._refuse_writes("this apply")
         try:
@@ -811,16 +846,7 @@ class Store:
                 "changed nothing and wrote nothing through it. Remove the link and run again"
             ) from None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                with contextlib.suppress(OSError, UnicodeError):
-                    holder = path.read_text().strip()
-                raise StateStoreError(
-                    f"another writer holds {path} ({holder or 'another process'}); try again "
-                    "when it finishes",
-                    retryable=True,
-                ) from None
+            _take_lock(fd, path, wait, on_wait)
             free = _free_bytes(self.state_dir)
             if free < MIN_FREE_BYTES:
                 raise StateStoreError(
@@ -837,9 +863,48 @@ class Store:
             except OSError as exc:
                 what = f"this apply (its writer lock {path})"
                 raise self._unrecorded(what, self._cause(exc)) from None
-            yield
+            self._writing_lock = True
+            try:
+                yield
+            finally:
+                self._writing_lock = False
         finally:
             os.close(fd)
+
+
+LOCK_POLL = 0.05  # seconds between two tries of a held writer lock
+
+
+def _lock_holder(path: Path) -> str:
+    holder = ""
+    with contextlib.suppress(OSError, UnicodeError):
+        holder = path.read_text().strip()
+    return holder or "another process"
+
+
+def _take_lock(
+    fd: int, path: Path, wait: float | None, on_wait: Callable[[str], None] | None
+) -> None:
+    """flock(fd) exclusively: at once, or within `wait` seconds (None: forever)."""
+    deadline = None if wait is None else time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        holder = _lock_holder(path)
+        if deadline is not None and time.monotonic() >= deadline:
+            waited = f" for more than {wait:g} s" if wait else ""
+            raise StateStoreError(
+                f"another writer holds {path} ({holder}){waited}; try again when it finishes",
+                retryable=True,
+            )
+        if not told and on_wait is not None:
+            on_wait(f"waiting for the state lock held by {holder} ({path})")
+            told = True
+        time.sleep(LOCK_POLL)
 
 
 def _memory_db() -> sqlite3.Connection:

@@ -51,6 +51,7 @@ class Desired:
     their resource).
     `approved`: resources in `propose` mode whose changes an operator approved
     (`aios approve`): planned as if their mode were enforce.
+    `held`: resources the daemon holds (`aios suspend`): diffed, never planned.
     """
 
     domain: str
@@ -58,6 +59,7 @@ class Desired:
     owned: Mapping[str, frozenset[str]] = field(default_factory=dict)
     pruned: Mapping[str, frozenset[str]] = field(default_factory=dict)
     approved: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,15 @@ def test_fresh_schema_matches_the_columns_sqlite_utils_made(tmp_path: Path) -> N
     }
     conn.close()
     assert columns["journal"][0] == "id" and "input_sha256" in columns["journal"]
-    assert set(columns) == {"generations", "status", "inventory", "journal", "runs", "cache"}
+    assert set(columns) == {
+        "generations",
+        "status",
+        "inventory",
+        "journal",
+        "runs",
+        "sources",
+        "cache",
+    }
 
 
 def test_cache_is_bounded_and_keeps_the_newest(
@@ -419,3 +427,19 @@ def test_an_apply_finds_a_damaged_page_no_read_touched(tmp_path: Path) -> None:
         pytest.fail("an apply began on a damaged database")
     assert "aios changed nothing" in caught.value.message and not caught.value.retryable
     store.close()
+
+
+def test_source_resources_are_replaced_whole_per_target(tmp_path: Path) -> None:
+    s = Store(tmp_path)
+    s.set_source_resources("t", {"Network/a": "/specs/a.yaml:1:1", "Firewall/f": "/specs/f.yaml"})
+    s.set_source_resources("other", {"Network/x": "/x.yaml"})
+    assert s.source_resources("t") == {
+        "Network/a": "/specs/a.yaml:1:1",
+        "Firewall/f": "/specs/f.yaml",
+    }
+    s.set_source_resources("t", {"Firewall/f": "/specs/g.yaml"})
+    s.close()
+    again = Store(tmp_path)
+    assert again.source_resources("t") == {"Firewall/f": "/specs/g.yaml"}
+    assert again.source_resources("other") == {"Network/x": "/x.yaml"}
+    again.close()
