@@ -248,9 +248,10 @@ class DaemonClient:
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
 
-    async def watch(self, since: int = 0) -> AsyncIterator[Event]:
-        """Events with seq > since, then live ones, until the daemon ends the stream."""
-        call = self._stub.Watch(pb.WatchRequest(since=since))
+    async def watch(self, since: int = 0, *, follow: bool = True) -> AsyncIterator[Event]:
+        """Events with seq > since, then (`follow`) live ones until the stream ends;
+        without `follow`, only those the daemon still buffers."""
+        call = self._stub.Watch(pb.WatchRequest(since=since, recent_only=not follow))
         try:
             async for event in call:
                 yield _event(event)

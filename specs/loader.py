@@ -4,6 +4,7 @@ The public entry points, used by `aios validate`, the engine and the daemon:
 
     load_paths(paths)     files and directory trees, as given on a command line
     load_documents(docs)  (path label, raw bytes) pairs, e.g. from the Apply RPC
+    read_sources(paths)   only read what load_paths would (the CLI sends it to a daemon)
 
 Both take `kinds`, the kind table documents are validated against
 (specs.kinds.KindTable): the spec language's own by default; the engine
@@ -77,6 +78,7 @@ __all__ = [
     "SpecSet",
     "load_documents",
     "load_paths",
+    "read_sources",
     "skipped_name",
 ]
 
@@ -92,6 +94,21 @@ def load_paths(paths: Sequence[str | Path], kinds: KindTable = DEFAULT_KINDS) ->
                 sources.append((label, data))
     with _gc_paused():
         return _load(sources, issues, kinds)
+
+
+def read_sources(paths: Sequence[str | Path]) -> list[tuple[str, bytes]]:
+    """The (label, raw bytes) of every spec file `paths` name, read as load_paths reads
+    them (what the CLI sends a daemon); SpecError when one cannot be read."""
+    issues: list[Issue] = []
+    sources: list[tuple[str, bytes]] = []
+    for given in paths:
+        for label, path in _expand(given, issues):
+            data = _read(label, path, issues)
+            if data is not None:
+                sources.append((label, data))
+    if issues:
+        raise SpecError(issues)
+    return sources
 
 
 def load_documents(

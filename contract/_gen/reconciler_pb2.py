@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10reconciler.proto\x12\x0f\x61ios.reconciler\"f\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1a\n\x12last_transition_ms\x18\x05 \x01(\x03\"\x8b\x01\n\x0eResourceStatus\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13observed_generation\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12.\n\nconditions\x18\x05 \x03(\x0b\x32\x1a.aios.reconciler.Condition\"+\n\rStatusRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xad\x01\n\x0eStatusResponse\x12\x32\n\tresources\x18\x01 \x03(\x0b\x32\x1f.aios.reconciler.ResourceStatus\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x16\n\x0eresources_json\x18\x03 \x03(\t\x12\x17\n\x0f\x63onditions_json\x18\x04 \x03(\t\x12\x11\n\tsuspended\x18\x05 \x03(\t\x12\x0f\n\x07sources\x18\x06 \x03(\t\"-\n\x0cSpecDocument\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x98\x01\n\x0c\x41pplyRequest\x12\x30\n\tdocuments\x18\x01 \x03(\x0b\x32\x1d.aios.reconciler.SpecDocument\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05prune\x18\x03 \x01(\x08\x12\x12\n\nassume_yes\x18\x04 \x01(\x08\x12\x11\n\tplan_json\x18\x05 \x01(\x0c\x12\x0f\n\x07replace\x18\x06 \x01(\x08\"_\n\x0bPlanRequest\x12\x30\n\tdocuments\x18\x01 \x03(\x0b\x32\x1d.aios.reconciler.SpecDocument\x12\r\n\x05prune\x18\x02 \x01(\x08\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"\xae\x01\n\rApplyResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x11\n\tplan_json\x18\x03 \x01(\x0c\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x32\n\tresources\x18\x05 \x03(\x0b\x32\x1f.aios.reconciler.ResourceStatus\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0e\n\x06output\x18\x07 \x01(\t\" \n\x10ReconcileRequest\x12\x0c\n\x04what\x18\x01 \x01(\t\"\x1d\n\x0cWatchRequest\x12\r\n\x05since\x18\x01 \x01(\x03\"w\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04time\x18\x02 \x01(\x01\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ngeneration\x18\x07 \x01(\x03\"\x1d\n\rTargetRequest\x12\x0c\n\x04what\x18\x01 \x01(\t\"\"\n\x0fMessageResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x12\n\x10ListPlansRequest\"\x85\x01\n\x0bPendingPlan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x11\n\tresources\x18\x03 \x03(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x01\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x11\n\tplan_json\x18\x07 \x01(\t\"@\n\x11ListPlansResponse\x12+\n\x05plans\x18\x01 \x03(\x0b\x32\x1c.aios.reconciler.PendingPlan\"\x1b\n\rPlanIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"u\n\x0eHealthResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x0c\n\x04live\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\x05\x12\x0c\n\x04\x66\x65\x65\x64\x18\x06 \x01(\t2\xc6\x06\n\nReconciler\x12I\n\x06Status\x12\x1e.aios.reconciler.StatusRequest\x1a\x1f.aios.reconciler.StatusResponse\x12\x46\n\x05\x41pply\x12\x1d.aios.reconciler.ApplyRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12\x44\n\x04Plan\x12\x1c.aios.reconciler.PlanRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12N\n\tReconcile\x12!.aios.reconciler.ReconcileRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12@\n\x05Watch\x12\x1d.aios.reconciler.WatchRequest\x1a\x16.aios.reconciler.Event0\x01\x12K\n\x07Suspend\x12\x1e.aios.reconciler.TargetRequest\x1a .aios.reconciler.MessageResponse\x12J\n\x06Resume\x12\x1e.aios.reconciler.TargetRequest\x1a .aios.reconciler.MessageResponse\x12R\n\tListPlans\x12!.aios.reconciler.ListPlansRequest\x1a\".aios.reconciler.ListPlansResponse\x12I\n\x07\x41pprove\x12\x1e.aios.reconciler.PlanIdRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12J\n\x06Reject\x12\x1e.aios.reconciler.PlanIdRequest\x1a .aios.reconciler.MessageResponse\x12I\n\x06Health\x12\x1e.aios.reconciler.HealthRequest\x1a\x1f.aios.reconciler.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10reconciler.proto\x12\x0f\x61ios.reconciler\"f\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1a\n\x12last_transition_ms\x18\x05 \x01(\x03\"\x8b\x01\n\x0eResourceStatus\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13observed_generation\x18\x03 \x01(\x03\x12\x10\n\x08revision\x18\x04 \x01(\t\x12.\n\nconditions\x18\x05 \x03(\x0b\x32\x1a.aios.reconciler.Condition\"+\n\rStatusRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xad\x01\n\x0eStatusResponse\x12\x32\n\tresources\x18\x01 \x03(\x0b\x32\x1f.aios.reconciler.ResourceStatus\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x16\n\x0eresources_json\x18\x03 \x03(\t\x12\x17\n\x0f\x63onditions_json\x18\x04 \x03(\t\x12\x11\n\tsuspended\x18\x05 \x03(\t\x12\x0f\n\x07sources\x18\x06 \x03(\t\"-\n\x0cSpecDocument\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x98\x01\n\x0c\x41pplyRequest\x12\x30\n\tdocuments\x18\x01 \x03(\x0b\x32\x1d.aios.reconciler.SpecDocument\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05prune\x18\x03 \x01(\x08\x12\x12\n\nassume_yes\x18\x04 \x01(\x08\x12\x11\n\tplan_json\x18\x05 \x01(\x0c\x12\x0f\n\x07replace\x18\x06 \x01(\x08\"_\n\x0bPlanRequest\x12\x30\n\tdocuments\x18\x01 \x03(\x0b\x32\x1d.aios.reconciler.SpecDocument\x12\r\n\x05prune\x18\x02 \x01(\x08\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"\xae\x01\n\rApplyResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x11\n\tplan_json\x18\x03 \x01(\x0c\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x32\n\tresources\x18\x05 \x03(\x0b\x32\x1f.aios.reconciler.ResourceStatus\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0e\n\x06output\x18\x07 \x01(\t\" \n\x10ReconcileRequest\x12\x0c\n\x04what\x18\x01 \x01(\t\"2\n\x0cWatchRequest\x12\r\n\x05since\x18\x01 \x01(\x03\x12\x13\n\x0brecent_only\x18\x02 \x01(\x08\"w\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04time\x18\x02 \x01(\x01\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ngeneration\x18\x07 \x01(\x03\"\x1d\n\rTargetRequest\x12\x0c\n\x04what\x18\x01 \x01(\t\"\"\n\x0fMessageResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x12\n\x10ListPlansRequest\"\x85\x01\n\x0bPendingPlan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x11\n\tresources\x18\x03 \x03(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x01\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x11\n\tplan_json\x18\x07 \x01(\t\"@\n\x11ListPlansResponse\x12+\n\x05plans\x18\x01 \x03(\x0b\x32\x1c.aios.reconciler.PendingPlan\"\x1b\n\rPlanIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"u\n\x0eHealthResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x0c\n\x04live\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\x05\x12\x0c\n\x04\x66\x65\x65\x64\x18\x06 \x01(\t2\xc6\x06\n\nReconciler\x12I\n\x06Status\x12\x1e.aios.reconciler.StatusRequest\x1a\x1f.aios.reconciler.StatusResponse\x12\x46\n\x05\x41pply\x12\x1d.aios.reconciler.ApplyRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12\x44\n\x04Plan\x12\x1c.aios.reconciler.PlanRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12N\n\tReconcile\x12!.aios.reconciler.ReconcileRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12@\n\x05Watch\x12\x1d.aios.reconciler.WatchRequest\x1a\x16.aios.reconciler.Event0\x01\x12K\n\x07Suspend\x12\x1e.aios.reconciler.TargetRequest\x1a .aios.reconciler.MessageResponse\x12J\n\x06Resume\x12\x1e.aios.reconciler.TargetRequest\x1a .aios.reconciler.MessageResponse\x12R\n\tListPlans\x12!.aios.reconciler.ListPlansRequest\x1a\".aios.reconciler.ListPlansResponse\x12I\n\x07\x41pprove\x12\x1e.aios.reconciler.PlanIdRequest\x1a\x1e.aios.reconciler.ApplyResponse\x12J\n\x06Reject\x12\x1e.aios.reconciler.PlanIdRequest\x1a .aios.reconciler.MessageResponse\x12I\n\x06Health\x12\x1e.aios.reconciler.HealthRequest\x1a\x1f.aios.reconciler.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,25 +50,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECONCILEREQUEST']._serialized_start=980
   _globals['_RECONCILEREQUEST']._serialized_end=1012
   _globals['_WATCHREQUEST']._serialized_start=1014
-  _globals['_WATCHREQUEST']._serialized_end=1043
-  _globals['_EVENT']._serialized_start=1045
-  _globals['_EVENT']._serialized_end=1164
-  _globals['_TARGETREQUEST']._serialized_start=1166
-  _globals['_TARGETREQUEST']._serialized_end=1195
-  _globals['_MESSAGERESPONSE']._serialized_start=1197
-  _globals['_MESSAGERESPONSE']._serialized_end=1231
-  _globals['_LISTPLANSREQUEST']._serialized_start=1233
-  _globals['_LISTPLANSREQUEST']._serialized_end=1251
-  _globals['_PENDINGPLAN']._serialized_start=1254
-  _globals['_PENDINGPLAN']._serialized_end=1387
-  _globals['_LISTPLANSRESPONSE']._serialized_start=1389
-  _globals['_LISTPLANSRESPONSE']._serialized_end=1453
-  _globals['_PLANIDREQUEST']._serialized_start=1455
-  _globals['_PLANIDREQUEST']._serialized_end=1482
-  _globals['_HEALTHREQUEST']._serialized_start=1484
-  _globals['_HEALTHREQUEST']._serialized_end=1499
-  _globals['_HEALTHRESPONSE']._serialized_start=1501
-  _globals['_HEALTHRESPONSE']._serialized_end=1618
-  _globals['_RECONCILER']._serialized_start=1621
-  _globals['_RECONCILER']._serialized_end=2459
+  _globals['_WATCHREQUEST']._serialized_end=1064
+  _globals['_EVENT']._serialized_start=1066
+  _globals['_EVENT']._serialized_end=1185
+  _globals['_TARGETREQUEST']._serialized_start=1187
+  _globals['_TARGETREQUEST']._serialized_end=1216
+  _globals['_MESSAGERESPONSE']._serialized_start=1218
+  _globals['_MESSAGERESPONSE']._serialized_end=1252
+  _globals['_LISTPLANSREQUEST']._serialized_start=1254
+  _globals['_LISTPLANSREQUEST']._serialized_end=1272
+  _globals['_PENDINGPLAN']._serialized_start=1275
+  _globals['_PENDINGPLAN']._serialized_end=1408
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1410
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1474
+  _globals['_PLANIDREQUEST']._serialized_start=1476
+  _globals['_PLANIDREQUEST']._serialized_end=1503
+  _globals['_HEALTHREQUEST']._serialized_start=1505
+  _globals['_HEALTHREQUEST']._serialized_end=1520
+  _globals['_HEALTHRESPONSE']._serialized_start=1522
+  _globals['_HEALTHRESPONSE']._serialized_end=1639
+  _globals['_RECONCILER']._serialized_start=1642
+  _globals['_RECONCILER']._serialized_end=2480
 # @@protoc_insertion_point(module_scope)

@@ -325,16 +325,20 @@ class WatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SINCE_FIELD_NUMBER: _builtins.int
+    RECENT_ONLY_FIELD_NUMBER: _builtins.int
     since: _builtins.int
     """events with seq > since"""
+    recent_only: _builtins.bool
+    """end the stream after the buffered events (aios events without -f)"""
     def __init__(
         self,
         *,
         since: _builtins.int = ...,
+        recent_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recent_only", b"recent_only", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -123,7 +123,8 @@ class ReconcilerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Buffered events with seq > since, then live ones, until the client cancels.
+        """Buffered events with seq > since, then live ones, until the client cancels
+        (or, with recent_only, until no buffered event is left).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

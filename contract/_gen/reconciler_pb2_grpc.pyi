@@ -48,7 +48,9 @@ class ReconcilerStub:
     Reconcile: _grpc.UnaryUnaryMultiCallable[_reconciler_pb2.ReconcileRequest, _reconciler_pb2.ApplyResponse]
     """Reconcile now: everything, one domain or one Kind/name."""
     Watch: _grpc.UnaryStreamMultiCallable[_reconciler_pb2.WatchRequest, _reconciler_pb2.Event]
-    """Buffered events with seq > since, then live ones, until the client cancels."""
+    """Buffered events with seq > since, then live ones, until the client cancels
+    (or, with recent_only, until no buffered event is left).
+    """
     Suspend: _grpc.UnaryUnaryMultiCallable[_reconciler_pb2.TargetRequest, _reconciler_pb2.MessageResponse]
     """Stop / restart reconciling a domain or a Kind/name."""
     Resume: _grpc.UnaryUnaryMultiCallable[_reconciler_pb2.TargetRequest, _reconciler_pb2.MessageResponse]
@@ -71,7 +73,9 @@ class ReconcilerAsyncStub(ReconcilerStub):
     Reconcile: _aio.UnaryUnaryMultiCallable[_reconciler_pb2.ReconcileRequest, _reconciler_pb2.ApplyResponse]  # type: ignore[assignment]
     """Reconcile now: everything, one domain or one Kind/name."""
     Watch: _aio.UnaryStreamMultiCallable[_reconciler_pb2.WatchRequest, _reconciler_pb2.Event]  # type: ignore[assignment]
-    """Buffered events with seq > since, then live ones, until the client cancels."""
+    """Buffered events with seq > since, then live ones, until the client cancels
+    (or, with recent_only, until no buffered event is left).
+    """
     Suspend: _aio.UnaryUnaryMultiCallable[_reconciler_pb2.TargetRequest, _reconciler_pb2.MessageResponse]  # type: ignore[assignment]
     """Stop / restart reconciling a domain or a Kind/name."""
     Resume: _aio.UnaryUnaryMultiCallable[_reconciler_pb2.TargetRequest, _reconciler_pb2.MessageResponse]  # type: ignore[assignment]
@@ -121,7 +125,9 @@ class ReconcilerServicer(metaclass=_abc_1.ABCMeta):
         request: _reconciler_pb2.WatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reconciler_pb2.Event], _abc.AsyncIterator[_reconciler_pb2.Event]]:
-        """Buffered events with seq > since, then live ones, until the client cancels."""
+        """Buffered events with seq > since, then live ones, until the client cancels
+        (or, with recent_only, until no buffered event is left).
+        """
 
     @_abc_1.abstractmethod
     def Suspend(

@@ -6,6 +6,12 @@ Target selection (every engine command): `--registry ADDR` (default from
 directory; `apply` brings it up if needed), `--state-dir DIR`. Errors become
 exit codes here, in one place: 1 failure, 2 changes pending (plan/diff),
 3 stale saved plan, 4 destructive step refused, 70 internal error.
+The daemon (`aios daemon`): `daemon_address` says where the target's daemon would
+answer (--api, else AIOS_DAEMON_API, else `<the sandbox's state dir>/daemon.sock` for a
+sandbox, else the config file's `api`, else unix:///run/aios/reconciler.sock);
+`daemon_runs` whether one does (no grpc import when the socket file is missing); the
+commands that write or report (apply, plan, rollback, status) go through it then, and
+`finish_outcome` prints its answer and exits with its exit code.
 This is the composition root: `domains()` is the list of domain declarations
 (controllers.DEFAULT_DOMAINS) every engine command hands the engine, the
 loader (its kind table) and the kind choices; LazyControllers loads their
@@ -27,9 +33,11 @@ from reconciler.config import load_settings
 from reconciler.engine.reconcile import Engine, Target
 from reconciler.engine.store import Store
 from reconciler.sdk.controller import Controller
+from reconciler.sdk.daemon_types import ApplyOutcome
 from reconciler.sdk.errors import AiosError, DestructiveRefused, StalePlan
 
 if TYPE_CHECKING:
+    from reconciler.daemon_client import DaemonClient
     from specs.domains import Domains
 
 EXIT_FAILED = 1
@@ -100,6 +108,105 @@ def resolve_target(
     )
 
 
+SANDBOX_DAEMON_SOCKET = "daemon.sock"  # in the sandbox's state directory
+
+
+def api_option(func: F) -> F:
+    """--api unix:///PATH: the daemon to go through."""
+    return click.option(
+        "--api",
+        metavar="unix:///PATH",
+        help="The daemon's API socket (default: AIOS_DAEMON_API, else the sandbox's "
+        "state dir/daemon.sock, else unix:///run/aios/reconciler.sock); when a daemon "
+        "answers there the command goes through it.",
+    )(func)
+
+
+def daemon_address(api: str | None, sandbox: str | None, state_dir: Path | None) -> str:
+    """Where the target's daemon answers, if one runs (see the module docstring)."""
+    import os
+
+    explicit = api or os.environ.get("AIOS_DAEMON_API")
+    if explicit:
+        return explicit
+    if sandbox is not None:
+        if state_dir is None:
+            import sandbox.lifecycle as sandboxes
+
+            box = sandboxes.load(sandbox)
+            if box is None:
+                raise click.ClickException(
+                    f"no sandbox {sandbox}; start it with: aios sandbox up {sandbox}"
+                )
+            state_dir = box.state_dir
+        return f"unix://{Path(state_dir).absolute() / SANDBOX_DAEMON_SOCKET}"
+    return load_settings().api
+
+
+def daemon_runs(address: str) -> bool:
+    """Whether something accepts connections at the daemon's address (a stale socket
+    file, or none, is no daemon). Checked before any gRPC module is imported."""
+    from contract.sockets import answers, unix_path
+
+    try:
+        path = unix_path(address)
+    except ValueError:
+        return False
+    if path is None:
+        return False
+    try:
+        if not path.is_socket():
+            return False
+    except OSError:
+        return False
+    return answers(path)
+
+
+def require_daemon(address: str) -> None:
+    """Exit 1 with a clear line when no daemon answers at `address`."""
+    if not daemon_runs(address):
+        echo_err(
+            f"aios: no daemon answers at {address}; this command needs a running daemon "
+            "(start one with: aios daemon, or name its socket with --api)"
+        )
+        raise SystemExit(EXIT_FAILED)
+
+
+def routed_to_daemon(
+    api: str | None, registry: str | None, sandbox: str | None, state_dir: Path | None
+) -> str | None:
+    """The daemon's address when this command should go through a running daemon, else None.
+
+    An explicit --registry without --api names another target than the daemon's:
+    such a command runs one-shot (as it did before daemons existed).
+    """  # fmt: skip
+    if registry and not api:
+        return None
+    address = daemon_address(api, sandbox, state_dir)
+    return address if daemon_runs(address) else None
+
+
+def via_daemon(address: str, call: Callable[[DaemonClient], Awaitable[T]]) -> T:
+    """Run one call of a DaemonClient on `address`; errors as `run` maps them."""
+
+    async def go() -> T:
+        from reconciler.daemon_client import DaemonClient
+
+        async with DaemonClient(address) as client:
+            return await call(client)
+
+    return run(go())
+
+
+def finish_outcome(outcome: ApplyOutcome) -> None:
+    """Print what the daemon said (output on stdout, errors on stderr); exit with its code."""
+    if outcome.output:
+        click.echo(outcome.output, nl=False)
+    for line in outcome.errors:
+        echo_err(line)
+    raise SystemExit(outcome.exit_code)
+
+
 def domains() -> Domains:
     """The domain declarations this aios runs (the built-in ones)."""
     from controllers import DEFAULT_DOMAINS
@@ -141,9 +248,7 @@ class LazyControllers(Mapping[str, Controller[Any]]):
 
 
 @contextlib.asynccontextmanager
-async def open_engine(
-    target: Target, only: tuple[str, ...] | None = None
-) -> AsyncIterator[Engine]:
+async def open_engine(target: Target, only: tuple[str, ...] | None = None) -> AsyncIterator[Engine]:
     """An Engine with a registry client, the store and the declared domains (all,
     or the `only` ones' controllers); closed afterwards."""
     from reconciler.client import RegistryClient

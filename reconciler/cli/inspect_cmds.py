@@ -1,6 +1,7 @@
 """`aios status`, `aios get`, `aios export` and `aios history`.
 
-status reads the store only (no registry call) and exits non-zero when a
+status reads the store only (no registry call), or asks the daemon when one
+answers at the target's daemon address, and exits non-zero when a
 resource is not Ready (a resource an apply was changing when it was killed
 shows as Interrupted, never Ready); get observes one domain and prints the actual state;
 export observes and prints the machine as spec documents that validate and
@@ -19,11 +20,14 @@ import click
 
 from reconciler.cli.common import (
     EXIT_FAILED,
+    api_option,
     domains,
     open_engine,
     resolve_target,
+    routed_to_daemon,
     run,
     target_options,
+    via_daemon,
 )
 from reconciler.engine.reader import ReadOnlyReader
 from reconciler.engine.reconcile import load_generation
@@ -46,12 +50,19 @@ OUTPUT = click.option(
     default="text",
     help="A table, or JSON with every condition and the history.",
 )
-def status(registry: str | None, sandbox: str | None, state_dir: Path | None, output: str) -> None:
+@api_option
+def status(
+    registry: str | None, sandbox: str | None, state_dir: Path | None, output: str, api: str | None
+) -> None:
     """Status of every managed resource: conditions, observed generation, history.
 
-    Exit status 1 when any resource is not Ready.
+    Asks the daemon when one answers (then also its own conditions: specs, feed,
+    suspended, Fighting). Exit status 1 when any resource is not Ready.
     """
     target = resolve_target(registry, sandbox, state_dir, need_registry=False)
+    address = routed_to_daemon(api, registry, sandbox, state_dir)
+    if address is not None:
+        _daemon_status(target.name, address, output)
     store = Store(target.state_dir)
     try:
         statuses = store.statuses(target.name)
@@ -100,6 +111,49 @@ def status(registry: str | None, sandbox: str | None, state_dir: Path | None, ou
             )
     if any(not s.ready for s in statuses):
         raise SystemExit(EXIT_FAILED)
+
+
+def _daemon_status(target: str, address: str, output: str) -> None:
+    view = via_daemon(address, lambda c: c.status())
+    resources = [dict(r) for r in view.resources]
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "target": target,
+                    "daemon": address,
+                    "generation": view.generation,
+                    "resources": resources,
+                    "conditions": list(view.conditions),
+                    "suspended": list(view.suspended),
+                    "sources": list(view.sources),
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+    else:
+        click.echo(f"target {target}, generation {view.generation} (daemon at {address})")
+        for c in view.conditions:
+            message = f": {c.get('message')}" if c.get("message") else ""
+            click.echo(f"daemon {c.get('type', '')}={c.get('status', '')} {c.get('reason', '')}"
+                       f"{message}")  # fmt: skip
+        if view.suspended:
+            click.echo("suspended: " + ", ".join(view.suspended))
+        if not resources:
+            click.echo("no resources are managed yet")
+        for r in resources:
+            ready: dict[str, Any] = next(
+                (c for c in r.get("conditions", ()) if c.get("type") == "Ready"), {}
+            )
+            mark = "Ready" if r.get("ready") else "NotReady"
+            message = ready.get("message", "")
+            click.echo(
+                f"{r.get('resource', ''):32} {mark:9} gen {r.get('observedGeneration', 0):<4} "
+                f"{ready.get('reason', '')}" + (f": {message}" if message and not r.get("ready")
+                                                 else "")
+            )  # fmt: skip
+    raise SystemExit(EXIT_FAILED if any(not r.get("ready") for r in resources) else 0)
 
 
 @click.command()

@@ -37,6 +37,13 @@ COMMANDS: dict[str, str] = {
     "get": "reconciler.cli.inspect_cmds:get",
     "export": "reconciler.cli.inspect_cmds:export",
     "history": "reconciler.cli.inspect_cmds:history",
+    "plans": "reconciler.cli.daemon_ctl:plans",
+    "approve": "reconciler.cli.daemon_ctl:approve",
+    "reject": "reconciler.cli.daemon_ctl:reject",
+    "suspend": "reconciler.cli.daemon_ctl:suspend",
+    "resume": "reconciler.cli.daemon_ctl:resume",
+    "events": "reconciler.cli.daemon_ctl:events",
+    "reconcile": "reconciler.cli.daemon_ctl:reconcile",
 }
 
 

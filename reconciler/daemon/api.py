@@ -72,6 +72,7 @@ DELAY_KEY = "aios-delay"
 DETAIL_KEY = "aios-detail-bin"
 INTERNAL = "InternalError"
 HEALTH_INTERVAL = 0.2
+RECENT_IDLE = 0.05  # seconds: Watch with recent_only ends when no event comes this soon
 Context = grpc.aio.ServicerContext[Any, Any]
 
 _TASKS: set[asyncio.Task[None]] = set()  # health watchers, kept alive until they end
@@ -237,6 +238,14 @@ class ReconcilerApi(pb_grpc.ReconcilerServicer):
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.Event]:
         events = self.service.watch(request.since)
         try:
+            if request.recent_only:
+                while True:  # the buffered ones come at once; the first wait is the end
+                    try:
+                        event = await asyncio.wait_for(anext(events), RECENT_IDLE)
+                    except (TimeoutError, StopAsyncIteration):
+                        break
+                    yield event_to_pb(event)
+                return
             async for event in events:
                 yield event_to_pb(event)
         except asyncio.CancelledError:  # the client went away

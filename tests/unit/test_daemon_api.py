@@ -114,6 +114,8 @@ async def test_watch_replays_after_since_then_follows_live(
     assert (live.seq, live.reason, live.message) == (4, "Fighting", "nft rule undone by someone")
     await stream.aclose()  # type: ignore[attr-defined]
     assert ("watch", 1) in double.calls
+    recent = [e.seq async for e in client.watch(since=2, follow=False)]
+    assert recent == [3, 4]  # and the stream ended by itself
 
 
 @pytest.mark.parametrize(
