@@ -57,7 +57,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -82,6 +82,7 @@ BACKOFF_MAX_S = 30.0
 STABLE_S = 30.0
 FEED = "feed"
 Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
 Watch = Callable[[Emit, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -209,8 +210,8 @@ class Feed:
             with contextlib.suppress(BaseException):
                 await task
 
-    async def ready(self) -> None:
-        """Until every watcher is armed; FeedUnavailable after arm_timeout_s."""
+    async def ready(self) -> bool:
+        """Until every watcher is armed (True); FeedUnavailable after arm_timeout_s."""
         waits = [asyncio.ensure_future(s.armed.wait()) for s in self.slots.values()]
         try:
             _done, pending = await asyncio.wait(waits, timeout=self.arm_timeout_s)
@@ -227,6 +228,7 @@ class Feed:
                 f"change feed: watcher not armed after {self.arm_timeout_s:g} s: "
                 + ", ".join(missing)
             )
+        return True
 
     # -- the watchers --
 
@@ -378,7 +380,11 @@ class Feed:
 
 
 class ChangeFeedServicer(changes_pb2_grpc.ChangeFeedServicer):
-    """aios.changes.ChangeFeed over a registry's `--root` and netns."""
+    """aios.changes.ChangeFeed over a registry's `--root` and netns.
+
+    `close()` (the registry shutting down) ends every stream with UNAVAILABLE
+    `registry is shutting down` at once: a Watch never ends by itself, and the
+    server's grace period would otherwise wait for it."""
 
     def __init__(
         self,
@@ -388,6 +394,24 @@ class ChangeFeedServicer(changes_pb2_grpc.ChangeFeedServicer):
     ) -> None:
         self.watchers = watchers
         self.limit = limit
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        self._closing.set()
+
+    async def _or_closing(self, step: Coroutine[Any, Any, T]) -> T | None:
+        """`step`'s result, or None (and `step` cancelled) once the servicer closes."""
+        task = asyncio.ensure_future(step)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        return None if task.cancelled() else task.result()
 
     async def Watch(
         self, request: changes_pb2.WatchRequest, context: Context
@@ -403,21 +427,24 @@ class ChangeFeedServicer(changes_pb2_grpc.ChangeFeedServicer):
             "change feed: %s watches %s", request.agent_id or "(no agent_id)", ", ".join(domains)
         )
         async with Feed(domains, self.watchers(), limit=self.limit) as feed:
-            stream = feed.changes()
             try:
-                while True:
-                    try:
-                        change = await anext(stream)
-                    except FeedUnavailable as exc:
-                        log.warning("%s", exc)
-                        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-                    yield changes_pb2.Change(
-                        seq=change.seq,
-                        domain=change.domain,
-                        source=change.source,
-                        detail=change.detail,
-                        time_ms=change.time_ms,
-                        resync=change.resync,
-                    )
-            finally:
-                await stream.aclose()
+                armed = await self._or_closing(feed.ready())
+            except FeedUnavailable as exc:
+                log.warning("%s", exc)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            if armed is None and self._closing.is_set():
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "registry is shutting down")
+            for domain in feed.domains:
+                feed.push(domain, FEED, "watch started: observe everything once", True)
+            while True:
+                change = await self._or_closing(feed.next())
+                if change is None:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "registry is shutting down")
+                yield changes_pb2.Change(
+                    seq=change.seq,
+                    domain=change.domain,
+                    source=change.source,
+                    detail=change.detail,
+                    time_ms=change.time_ms,
+                    resync=change.resync,
+                )

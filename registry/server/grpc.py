@@ -226,12 +226,11 @@ class RegistryServer:
         tools_pb2_grpc.add_ToolRegistryServicer_to_server(Servicer(self.pipeline), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # The change feed is ours: on `aios` (aiOS's registry as it is) it stays UNIMPLEMENTED.
-        self.feed = options.profile == "full"
-        if self.feed:
+        self.feed: ChangeFeedServicer | None = None
+        if options.profile == "full":
             root, netns = options.root, options.netns
-            changes_pb2_grpc.add_ChangeFeedServicer_to_server(
-                ChangeFeedServicer(lambda: default_watchers(root, netns)), self.server
-            )
+            self.feed = ChangeFeedServicer(lambda: default_watchers(root, netns))
+            changes_pb2_grpc.add_ChangeFeedServicer_to_server(self.feed, self.server)
         self.address = ""
 
     def _bind(self) -> str:
@@ -255,7 +254,7 @@ class RegistryServer:
         if warning:
             log.warning("%s", warning)
         await self.server.start()
-        for name in ("", SERVICE, *([FEED_SERVICE] if self.feed else [])):
+        for name in ("", SERVICE, *([FEED_SERVICE] if self.feed is not None else [])):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "registry serving on %s (profile %s, root %s, state %s%s)",
@@ -270,6 +269,8 @@ class RegistryServer:
     async def stop(self, grace: float | None = GRACE_S) -> None:
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        if self.feed is not None:  # its streams never end by themselves: end them now
+            self.feed.close()
         await self.server.stop(grace)
         await self.pipeline.close()
         path = unix_path(self.options.listen)

@@ -329,7 +329,7 @@ async def test_aios_profile_has_no_feed(tmp_path: Path) -> None:
         await server.stop(grace=0)
 
 
-async def test_feed_lost_when_the_server_stops(tmp_path: Path) -> None:
+async def test_feed_ends_when_the_registry_stops_and_when_the_connection_goes() -> None:
     stopped = asyncio.Event()
 
     async def idle(emit: changefeed.Emit, armed: asyncio.Event) -> None:
@@ -339,20 +339,44 @@ async def test_feed_lost_when_the_server_stops(tmp_path: Path) -> None:
         finally:
             stopped.set()
 
-    server = grpc.aio.server()
-    changefeed.changes_pb2_grpc.add_ChangeFeedServicer_to_server(
-        ChangeFeedServicer(lambda: {d: Watcher(idle) for d in DOMAINS}), server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    async def serve() -> tuple[grpc.aio.Server, ChangeFeedServicer, int]:
+        server = grpc.aio.server()
+        servicer = ChangeFeedServicer(lambda: {d: Watcher(idle) for d in DOMAINS})
+        changefeed.changes_pb2_grpc.add_ChangeFeedServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, servicer, port
+
+    # the registry shutting down (RegistryServer.stop closes the servicer first): the
+    # stream ends at once with UNAVAILABLE, not after the grace period
+    server, servicer, port = await serve()
     try:
         async with RegistryClient(f"127.0.0.1:{port}") as client:
             sub = Subscription(client, ["storage"])
             await sub.resyncs(["storage"])
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            servicer.close()
+            await server.stop(grace=5)
+            assert loop.time() - began < 2
+            with pytest.raises(FeedUnavailable, match="registry is shutting down"):
+                await sub.get()
+            await asyncio.wait_for(stopped.wait(), WAIT_S)  # the watcher was stopped
+            await sub.close()
+    finally:
+        await server.stop(grace=0)
+
+    # the server gone without a word: the connection is lost
+    stopped.clear()
+    server, servicer, port = await serve()
+    try:
+        async with RegistryClient(f"127.0.0.1:{port}") as client:
+            sub = Subscription(client, [])
+            await sub.resyncs(list(DOMAINS))
             await server.stop(grace=0)
             with pytest.raises(FeedUnavailable, match="lost"):
                 await sub.get()
-            await asyncio.wait_for(stopped.wait(), WAIT_S)  # the watcher was stopped
+            await asyncio.wait_for(stopped.wait(), WAIT_S)
             await sub.close()
     finally:
         await server.stop(grace=0)
