@@ -12,6 +12,7 @@ second waits for the first's writer lock (saying whose), is bounded by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -329,3 +330,64 @@ def test_two_clis_without_a_daemon_are_serialized(
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+def test_the_writer_lock_is_reentrant_and_waits_bounded(tmp_path: Path) -> None:
+    from reconciler.engine.store import Store
+    from reconciler.sdk.errors import StateStoreError
+
+    first, second = Store(tmp_path / "state"), Store(tmp_path / "state")
+    told: list[str] = []
+    try:
+        with first.writer(), first.writer(wait=None):  # the engine's apply inside the CLI's
+            assert _holder(tmp_path / "state") == f"pid {os.getpid()}"
+            with pytest.raises(StateStoreError, match="another writer holds") as at_once:
+                second.writer().__enter__()
+            assert at_once.value.retryable
+            started = time.monotonic()
+            with pytest.raises(StateStoreError, match=r"for more than 0\.3 s"):
+                second.writer(wait=0.3, on_wait=told.append).__enter__()
+            assert time.monotonic() - started >= 0.3
+        assert told == [
+            f"waiting for the state lock held by pid {os.getpid()} "
+            f"({tmp_path / 'state' / 'writer.lock'})"
+        ]
+        with second.writer(wait=0.3):  # free again once the outer one ended
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_apply_through_the_daemon_confirms_its_plan_on_a_terminal(
+    tmp_path: Path, daemon: str, spec: Path
+) -> None:
+    import pty
+
+    (spec / "firewall.yaml").write_text(SPEC + "# exit: 2\n")  # the plan says: changes
+
+    def answer(reply: bytes) -> tuple[int, str]:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: aios on a terminal
+            os.chdir(REPO)
+            os.execve(sys.executable, [sys.executable, "-m", "reconciler", "apply", "-f",
+                      str(spec), "--api", daemon], _env(tmp_path))  # fmt: skip
+        seen = b""
+        while b"Apply these changes?" not in seen:
+            chunk = os.read(fd, 4096)
+            assert chunk, seen
+            seen += chunk
+        os.write(fd, reply)
+        with contextlib.suppress(OSError):
+            while chunk := os.read(fd, 4096):
+                seen += chunk
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        return os.waitstatus_to_exitcode(status), seen.decode()
+
+    code, text = answer(b"n\n")
+    assert code == 1 and "nothing applied" in text
+    assert "plan via daemon:" in text and "apply via daemon" not in text
+    code, text = answer(b"y\n")
+    assert "apply via daemon:" in text and "plan=True" in text  # only the plan shown runs
+    assert code == 2  # the double's exit code for this document
