@@ -182,7 +182,10 @@ def routed_to_daemon(
     """  # fmt: skip
     if registry and not api:
         return None
-    address = daemon_address(api, sandbox, state_dir)
+    try:
+        address = daemon_address(api, sandbox, state_dir)
+    except click.ClickException:  # no such sandbox (yet: apply brings it up): no daemon
+        return None
     return address if daemon_runs(address) else None
 
 

@@ -234,8 +234,17 @@ def test_without_a_daemon(tmp_path: Path, run_dir: Path) -> None:
     )
 
 
-def test_the_sandbox_daemon_address_and_the_environment(tmp_path: Path, run_dir: Path) -> None:
-    from reconciler.cli.common import daemon_address
+def test_the_sandbox_daemon_address_and_the_environment(
+    tmp_path: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.cli.common import daemon_address, routed_to_daemon
+    from sandbox import lifecycle
+
+    monkeypatch.setenv(lifecycle.BASE_ENV, str(tmp_path / "sandboxes"))
+    monkeypatch.delenv("AIOS_DAEMON_API", raising=False)
+    # a sandbox that does not exist yet has no daemon: apply brings it up one-shot
+    assert routed_to_daemon(None, None, "no-such-box", None) is None
+    assert routed_to_daemon(None, "localhost:1", None, None) is None  # another target
 
     assert daemon_address("unix:///x.sock", "box", None) == "unix:///x.sock"
     assert daemon_address(None, "box", tmp_path) == f"unix://{tmp_path}/daemon.sock"
