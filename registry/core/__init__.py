@@ -3,6 +3,7 @@
 errors (ToolError), tool (Tool, ToolContext, Runner, CommandResult, Progress), rootfs
 (paths under `--root`, resolved inside the root at the moment of use), process
 (external commands in their own process groups), atomicfile and managedblock (file
-helpers). Imports only the contract and the standard library; nothing in
-registry.drivers, registry.handlers or registry.server.
+helpers), watch (the change feed's monitor children and inotify watches). Imports only
+the contract, the standard library and watchfiles; nothing in registry.drivers,
+registry.handlers or registry.server.
 """
