@@ -17,6 +17,7 @@ APT_PACKAGES=(
   util-linux      # losetup, findmnt, blkid, unshare, nsenter, mount
   procps          # pkill/ps used by sandbox teardown
   git             # GitOps tests use real repositories
+  systemd         # systemd-analyze verify checks the daemon's unit (nothing boots it)
   ca-certificates
 )
 
