@@ -11,8 +11,9 @@ Keys of the file (YAML, camelCase; any other key is an error):
 - `api`: the daemon's API socket, `unix:///ABSOLUTE/PATH` only (default
   unix:///run/aios/reconciler.sock; env AIOS_DAEMON_API; flag --api).
 - `apiGroup`: a group allowed on that socket (mode 0660 then; else 0600).
-- `metrics`: HOST:PORT of the Prometheus endpoint, empty for none (the default;
-  env AIOS_METRICS, where an empty value switches metrics off; flag --metrics).
+- `metrics`: HOST:PORT of the Prometheus endpoint (port 0: any free one, which
+  the daemon logs), empty for none (the default; env AIOS_METRICS, where an
+  empty value switches metrics off; flag --metrics).
 - `drift`: a mapping — `pollInterval` (the per-domain fingerprint poll against a
   registry without a change feed, default 60s), `resyncInterval` (the safety
   resync even with a feed, 3600s), `fightingHeals` and `fightingWindow` (that
@@ -415,9 +416,17 @@ def _split_host_port(value: str, what: str) -> tuple[str, int]:
     if any(c.isspace() for c in host):
         raise ValueError(example)
     port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"the port must be 1-65535, got {port}")
+    if port > 65535:
+        raise ValueError(f"the port must be 0-65535 (0: any free port), got {port}")
     return host, port
+
+
+def drift_duration(key: str, value: object) -> float:
+    """A duration for the drift block's `key` (camelCase, e.g. "pollInterval") in
+    seconds, bounds checked: for flags that override the file. Raises ValueError."""
+    if key not in _BOUNDS or key == "fightingHeals":
+        raise ValueError(f"not a drift duration: {key}")
+    return _bounded_duration(key, value)
 
 
 def _bounded_duration(key: str, value: object) -> float:

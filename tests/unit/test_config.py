@@ -17,6 +17,7 @@ from reconciler.config import (
     DEFAULT_SPECS_DIR,
     DriftSettings,
     Settings,
+    drift_duration,
     load_settings,
     parse_duration,
 )
@@ -160,6 +161,7 @@ def test_flags_override_the_environment(config: Path, monkeypatch: pytest.Monkey
     assert settings.state_dir == Path("/flag/state")
     assert settings.registry == "flag:4"
     assert load_settings(metrics="").metrics == ""  # the flag switches it off
+    assert load_settings(metrics="127.0.0.1:0").metrics_address == ("127.0.0.1", 0)
     # Flags not given leave the layers below alone (an empty --specs list too).
     assert load_settings(specs_dirs=[], api=None, metrics=None).specs_dirs == (Path("/env"),)
 
@@ -224,8 +226,7 @@ def test_bad_durations(bad: object) -> None:
         ("metrics: 9464\n", 1, "metrics", "expected a string"),
         ("metrics: ':9464'\n", 1, "metrics", "HOST:PORT"),
         ("metrics: localhost\n", 1, "metrics", "HOST:PORT"),
-        ("metrics: localhost:99999\n", 1, "metrics", "1-65535"),
-        ("metrics: localhost:0\n", 1, "metrics", "1-65535"),
+        ("metrics: localhost:99999\n", 1, "metrics", "0-65535"),
         ("metrics: '::1:9464'\n", 1, "metrics", "brackets"),
         ("drift: 5\n", 1, "drift", "expected a mapping"),
         (
@@ -311,3 +312,14 @@ def test_a_bad_file_is_reported_even_when_flags_would_override_it(config: Path) 
     config.write_text("api: nonsense\n")
     with fails(r":1: api:"):
         load_settings(api="unix:///fine.sock")
+
+
+def test_drift_duration_checks_bounds_for_flags() -> None:
+    assert drift_duration("pollInterval", "1h") == 3600.0
+    assert drift_duration("debounce", "0") == 0.0
+    with pytest.raises(ValueError, match="out of range: 100ms to 24h"):
+        drift_duration("pollInterval", "10ms")
+    with pytest.raises(ValueError, match="expected a duration"):
+        drift_duration("resyncInterval", "soon")
+    with pytest.raises(ValueError, match="not a drift duration"):
+        drift_duration("fightingHeals", "3")
