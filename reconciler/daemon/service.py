@@ -185,7 +185,9 @@ StateDirectoryMode=0700
 NoNewPrivileges=yes
 LockPersonality=yes
 RestrictRealtime=yes
-# A UTS namespace only (no mount namespace): hostname changes are denied.
+# A UTS namespace, and hostname changes denied. By systemd's sources it sets up
+# no mount namespace by itself (exec_needs_mount_namespace does not list it); if
+# a release did, mounts would stop reaching the host: drop this line then.
 ProtectHostname=yes
 # Capabilities kept (everything else is dropped from the bounding set):
 {cap_comments}
