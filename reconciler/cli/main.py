@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "get": "reconciler.cli.inspect_cmds:get",
     "export": "reconciler.cli.inspect_cmds:export",
     "history": "reconciler.cli.inspect_cmds:history",
+    "daemon": "reconciler.cli.daemon_cmd:daemon",
     "plans": "reconciler.cli.daemon_ctl:plans",
     "approve": "reconciler.cli.daemon_ctl:approve",
     "reject": "reconciler.cli.daemon_ctl:reject",
