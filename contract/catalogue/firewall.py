@@ -117,6 +117,35 @@ TABLE: JSON = obj_schema(
     },
     ["name"],
 )
+HANDLE: JSON = {"type": "integer", "minimum": 1, "maximum": 18446744073709551615}
+PATCH_OP: JSON = {
+    "oneOf": [
+        obj_schema(
+            {"op": {"const": "delete"}, "chain": IDENT, "handle": HANDLE},
+            ["op", "chain", "handle"],
+        ),
+        obj_schema(
+            {"op": {"enum": ["insert", "add"]}, "chain": IDENT, "handle": HANDLE, "rule": RULE},
+            ["op", "chain", "rule"],
+        ),
+    ],
+    "description": "delete: the rule with this handle; insert: the rule before the rule with "
+    "this handle (none: first in the chain); add: after it (none: last).",
+}
+PATCH: JSON = obj_schema(
+    {
+        "family": FAMILY,
+        "name": IDENT,
+        "expect": {
+            "type": "string",
+            "pattern": anchored(r"[0-9a-f]{64}"),
+            "description": "sha256 of the table's text as firewall.ruleset returns it "
+            "(handles and counter values removed) when the patch was planned.",
+        },
+        "ops": {"type": "array", "items": PATCH_OP, "minItems": 1, "maxItems": 100000},
+    },
+    ["name", "expect", "ops"],
+)
 TABLES_IN: JSON = {
     **obj_schema(
         {
@@ -125,6 +154,13 @@ TABLES_IN: JSON = {
                 "items": TABLE,
                 "description": "Tables to replace whole (created when absent).",
             },
+            "patch": {
+                "type": "array",
+                "items": PATCH,
+                "description": "Tables to patch rule by rule, by handle, when their text is "
+                "still `expect`; every handle an op names must still exist, or the whole "
+                "transaction is refused.",
+            },
             "delete": {
                 "type": "array",
                 "items": TABLE_REF,
@@ -132,7 +168,7 @@ TABLES_IN: JSON = {
             },
         }
     ),
-    "anyOf": [{"required": ["tables"]}, {"required": ["delete"]}],
+    "anyOf": [{"required": ["tables"]}, {"required": ["patch"]}, {"required": ["delete"]}],
 }
 _TABLE_COUNT = obj_schema(
     {"family": FAMILY, "name": IDENT, "rules": {"type": "integer"}}, ["family", "name", "rules"]
@@ -214,14 +250,33 @@ FIREWALL_DELETE_RULE = define(
 )
 FIREWALL_APPLY = define(
     "firewall.apply",
-    "Replace the given tables whole and delete the listed ones in ONE `nft -f` transaction "
-    "(atomic: any error changes nothing). Idempotent. Rollback puts the previous tables back.",
+    "Replace the given tables whole, patch the given ones rule by rule (by handle, only "
+    "while their text is the expected one) and delete the listed ones in ONE `nft -f` "
+    "transaction (atomic: any error changes nothing). Idempotent for tables and deletes; "
+    "a patch applies once (its handles are gone afterwards). Rollback puts the previous "
+    "tables back.",
     document(TABLES_IN),
     document(
         obj_schema(
             {
                 "applied": {"type": "array", "items": _TABLE_COUNT},
                 "deleted": {"type": "array", "items": TABLE_REF},
+                "patched": {
+                    "type": "array",
+                    "items": obj_schema(
+                        {
+                            "family": FAMILY,
+                            "name": IDENT,
+                            "ops": {"type": "integer"},
+                            "predicted": {
+                                "type": "boolean",
+                                "description": "the listing after the commit is known without "
+                                "listing again (it was the one commit since the checked one)",
+                            },
+                        },
+                        ["family", "name", "ops", "predicted"],
+                    ),
+                },
             },
             ["applied", "deleted"],
         )
@@ -247,12 +302,14 @@ FIREWALL_CHECK = define(
 FIREWALL_RULESET = define(
     "firewall.ruleset",
     "The given tables (omitted: all) as canonical text — `nft list table` without handles, "
-    "counter values removed — or as nft JSON objects.",
+    "counter values removed — or as nft JSON objects. `handles: true` (text only) adds each "
+    "chain's rule handles in listing order (what firewall.apply's patch names).",
     document(
         obj_schema(
             {
                 "tables": {"type": "array", "items": TABLE_REF},
                 "format": {"enum": ["text", "json"], "default": "text"},
+                "handles": {"type": "boolean", "default": False},
             }
         )
     ),
@@ -268,6 +325,15 @@ FIREWALL_RULESET = define(
                             "exists": {"type": "boolean"},
                             "text": {"type": "string"},
                             "json": {"type": "array", "items": {"type": "object"}},
+                            "handles": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "string",
+                                    "pattern": anchored(r"(?:[0-9]+(?: [0-9]+)*)?"),
+                                },
+                                "description": "per chain, its rule handles in listing "
+                                "order, space-separated (one string: cheap at 10,000 rules)",
+                            },
                         },
                         ["family", "name", "exists"],
                     ),

@@ -1,8 +1,9 @@
 """The firewall Controller: nftables tables owned whole, compared in nft's canonical form.
 
-Wires observe (one `firewall.ruleset` listing + nft's canonical form of the
-desired tables, cached by digest), diff (canonical text per table), the
-rules planner (one `firewall.apply` step per table, folded by
+Wires observe (one `firewall.ruleset` listing with rule handles + nft's
+canonical form of the desired tables, cached by digest), diff (canonical text
+per table), the rules planner (one `firewall.apply` step per table — a patch
+of the few rules that drifted, or the table whole — folded by
 `transactions()` into one nft transaction), the effect model (simulate,
 lockout guard) and export. Kind: Firewall; tool namespace: firewall.
 Object keys: `nft-table:<family>/<name>`; the inventory holds the tables
@@ -43,7 +44,7 @@ class FirewallController(Controller[FirewallState]):
         return diff(desired, state)
 
     def plan(self, diff: Diff, desired: Desired, state: FirewallState) -> tuple[Step, ...]:
-        return plan.plan(diff, desired)
+        return plan.plan(diff, desired, state)
 
     def simulate(self, state: FirewallState, steps: Sequence[Step]) -> FirewallState:
         return effects.simulate(state, steps)
@@ -55,7 +56,8 @@ class FirewallController(Controller[FirewallState]):
         tables = declared(desired)
         refs = [
             table_ref(t)
-            for t in step.input.get("tables", [])
+            for field in ("tables", "patch")
+            for t in step.input.get(field, [])
             if isinstance(t, dict) and isinstance(t.get("name"), str)
         ]
         return bool(refs) and all(r in tables and tables[r][1].force for r in refs)
@@ -79,10 +81,12 @@ class FirewallController(Controller[FirewallState]):
 
     def fingerprint(self, state: FirewallState) -> str:
         """Digest of the live texts and the canonical forms' digests (cheap at 10,000 rules)."""
-        h = hashlib.sha256(b"firewall-state-v1\0" + (b"1" if state.complete else b"0"))
+        h = hashlib.sha256(b"firewall-state-v2\0" + (b"1" if state.complete else b"0"))
         for table in state.tables:
             h.update(f"\0{table.family}\0{table.name}\0".encode())
             h.update(table.text.encode())
+            for chain, handles in table.handles:  # a patch names them
+                h.update(f"\0{chain}\0{' '.join(map(str, handles))}".encode())
         for canonical in state.canonical:
             h.update(f"\0{canonical.digest}\0".encode())
             h.update(canonical.text.encode())

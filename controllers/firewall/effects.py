@@ -1,7 +1,11 @@
 """Effect model of the firewall: what the ruleset looks like after a plan, without nft.
 
-`simulate(state, steps)` models `firewall.apply {tables, delete}`, the only
-write the planner emits: every listed table is replaced whole by nft's
+`simulate(state, steps)` models `firewall.apply {tables, patch, delete}`, the
+only write the planner emits. A patched table must exist with the text the
+patch expects (its digest) and its handles listed; its ops run in order on
+that text (controllers.firewall.patch.apply_ops: a handle not in the chain,
+or one of a rule the patch itself added, is a ValueError — the kernel would
+refuse the transaction). Every table listed whole is replaced by nft's
 canonical text of that exact structured table — looked up in
 `state.canonical` by its digest (observe computed it for the desired
 tables) — and every deleted table disappears (absent ones are fine, as in
@@ -19,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controllers.firewall.guard import lockout
+from controllers.firewall.guard import lockout, lockout_of
 from controllers.firewall.parse import ParsedTable, from_structured, parse_table
+from controllers.firewall.patch import apply_ops
 from controllers.firewall.state import (
     FirewallState,
     Ref,
@@ -28,21 +33,23 @@ from controllers.firewall.state import (
     ref_text,
     table_digest,
     table_ref,
+    text_digest,
 )
 from reconciler.sdk.plan import Step
 
 APPLY = "firewall.apply"
-INPUT_FIELDS = frozenset(("tables", "delete"))
+INPUT_FIELDS = frozenset(("tables", "patch", "delete"))
 UNMODELLED_WRITES = frozenset(("firewall.add_rule", "firewall.delete_rule"))
 
 
 def simulate(state: FirewallState, steps: Sequence[Step]) -> FirewallState:
     live = state.live()
+    handles = state.handles()
     canon = state.canon()
     touched: set[Ref] = set()
     for number, step in enumerate(steps, start=1):
         where = f"step {number}"
-        tables, delete = _inputs(step, where)
+        tables, patches, delete = _inputs(step, where)
         for table in tables:
             ref = _once(_ref(table, where), touched, where)
             found = canon.get(table_digest(table))
@@ -52,21 +59,55 @@ def simulate(state: FirewallState, steps: Sequence[Step]) -> FirewallState:
                     "the specs declare, so nft's canonical form of it is unknown"
                 )
             live[ref] = found.text
+            handles.pop(ref, None)  # a table loaded whole gets new handles
+        for entry in patches:
+            ref = _once(_ref(entry, where), touched, where)
+            live[ref], handles[ref] = patched(live, handles, ref, entry, where)
         for item in delete:
-            live.pop(_once(_ref(item, where), touched, where), None)
-    return build_state(live, canon, complete=state.complete)
+            ref = _once(_ref(item, where), touched, where)
+            live.pop(ref, None)
+            handles.pop(ref, None)
+    return build_state(live, canon, complete=state.complete, handles=handles)
 
 
-def _inputs(step: Step, where: str) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+def patched(
+    live: Mapping[Ref, str],
+    handles: Mapping[Ref, Mapping[str, tuple[int, ...]]],
+    ref: Ref,
+    entry: Mapping[str, Any],
+    where: str,
+) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """Text and handles of table `ref` after the patch `entry` (ValueError: cannot run)."""
+    text = live.get(ref)
+    if text is None or ref not in handles:
+        raise ValueError(f"{where}: cannot patch table {ref_text(ref)}: no live table with handles")
+    if entry.get("expect") != text_digest(text):
+        raise ValueError(
+            f"{where}: the patch of table {ref_text(ref)} expects another text than the live one"
+        )
+    ops = entry.get("ops")
+    if not isinstance(ops, list) or not ops:
+        raise ValueError(f"{where}: the patch of table {ref_text(ref)} has no ops")
+    try:
+        return apply_ops(text, handles[ref], ops)
+    except ValueError as exc:
+        raise ValueError(f"{where}: patch of table {ref_text(ref)}: {exc}") from None
+
+
+Inputs = tuple[list[Mapping[str, Any]], list[Mapping[str, Any]], list[Mapping[str, Any]]]
+
+
+def _inputs(step: Step, where: str) -> Inputs:
     if step.tool != APPLY:
         raise ValueError(f"{where}: the firewall effect model knows only {APPLY}, not {step.tool}")
     extra = set(step.input) - INPUT_FIELDS
     if extra:
         raise ValueError(f"{where}: unknown {APPLY} input field(s) {', '.join(sorted(extra))}")
     tables, delete = step.input.get("tables", []), step.input.get("delete", [])
-    if not isinstance(tables, list) or not isinstance(delete, list):
-        raise ValueError(f"{where}: tables and delete must be lists")
-    return tables, delete
+    patches = step.input.get("patch", [])
+    if not all(isinstance(x, list) for x in (tables, patches, delete)):
+        raise ValueError(f"{where}: tables, patch and delete must be lists")
+    return tables, patches, delete
 
 
 def _ref(table: object, where: str) -> Ref:
@@ -97,6 +138,18 @@ def destructive(state: FirewallState, step: Step) -> str | None:
         if not isinstance(table, Mapping):
             continue
         reason = lockout(predicted(table, canon))
+        if reason:
+            reasons.append(reason)
+    patches = step.input.get("patch", [])
+    live, handles = state.live(), state.handles()
+    for entry in patches if isinstance(patches, list) else []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        try:
+            text, _ = patched(live, handles, table_ref(entry), entry, "patch")
+            reason = lockout_of(text)
+        except ValueError as exc:
+            reason = f"the patch's result cannot be predicted ({exc})"
         if reason:
             reasons.append(reason)
     return "; ".join(reasons) or None

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-from controllers.firewall.parse import ParsedChain, ParsedTable
+from controllers.firewall.parse import ParsedChain, ParsedTable, parse_table
 from controllers.firewall.rules import Match, Rule, contains, read_rule, vmap_verdict, vmap_verdicts
 
 MAX_DEPTH = 16
@@ -81,6 +82,14 @@ FLOWS = (
     Flow("the management console (tcp dport 9090)", "9090", "new"),
     Flow("established connections (ct state established,related)", None, "established"),
 )
+
+
+@lru_cache(maxsize=16)
+def lockout_of(text: str) -> str | None:
+    """`lockout` of a table's canonical text (ValueError: not one table); remembered, so
+    the diff, the verifier's simulation and a patch's predicted text — equal to the
+    desired one — walk a 10,000-rule chain once."""
+    return lockout(parse_table(text))
 
 
 def lockout(table: ParsedTable) -> str | None:

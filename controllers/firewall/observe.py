@@ -49,19 +49,21 @@ def wanted_refs(desired: Desired) -> list[Ref] | None:
 
 async def observe(reader: StateReader, desired: Desired) -> FirewallState:
     refs = wanted_refs(desired)
-    live = await read_live(reader, refs)
+    output = await read_live(reader, refs)
     canonical = await canonical_forms(reader, desired_tables(desired))
-    return build_state(live, canonical, complete=refs is None)
+    return build_state(
+        parse_ruleset(output), canonical, complete=refs is None, handles=parse_handles(output)
+    )
 
 
-async def read_live(reader: StateReader, refs: list[Ref] | None) -> dict[Ref, str]:
+async def read_live(reader: StateReader, refs: list[Ref] | None) -> dict[str, Any]:
+    """firewall.ruleset's output for `refs` (None: every table), with rule handles."""
     if refs == []:
         return {}
-    args: dict[str, Any] = {"format": "text"}
+    args: dict[str, Any] = {"format": "text", "handles": True}
     if refs is not None:
         args["tables"] = [{"family": f, "name": n} for f, n in refs]
-    output = await reader.read(RULESET, args)
-    return parse_ruleset(output)
+    return await reader.read(RULESET, args)
 
 
 def parse_ruleset(output: dict[str, Any]) -> dict[Ref, str]:
@@ -71,6 +73,22 @@ def parse_ruleset(output: dict[str, Any]) -> dict[Ref, str]:
         if entry.get("exists") and isinstance(entry.get("text"), str):
             live[(str(entry["family"]), str(entry["name"]))] = entry["text"]
     return live
+
+
+def parse_handles(output: dict[str, Any]) -> dict[Ref, dict[str, tuple[int, ...]]]:
+    """firewall.ruleset's output -> each chain's rule handles per table (when listed)."""
+    found: dict[Ref, dict[str, tuple[int, ...]]] = {}
+    for entry in output.get("tables", ()):
+        chains = entry.get("handles")
+        if not entry.get("exists") or not isinstance(chains, dict):
+            continue
+        try:
+            found[(str(entry["family"]), str(entry["name"]))] = {
+                str(c): tuple(int(h) for h in str(hs).split()) for c, hs in chains.items()
+            }
+        except ValueError:
+            continue  # unreadable: no patch for this table
+    return found
 
 
 def desired_tables(desired: Desired) -> list[tuple[dict[str, Any], str]]:

@@ -31,12 +31,17 @@ CACHE_PREFIX = "nft-canon:"
 FORM_VERSION = 1
 
 
+ChainHandles = tuple[tuple[str, tuple[int, ...]], ...]  # (chain, its rule handles in order)
+
+
 class LiveTable(Frozen):
-    """A table that exists, as canonical text."""
+    """A table that exists, as canonical text, and its chains' rule handles when listed
+    (what a patch names; 0: a rule a simulated patch added, its handle not known yet)."""
 
     family: str
     name: str
     text: str
+    handles: ChainHandles = ()
 
 
 class Canonical(Frozen):
@@ -57,6 +62,10 @@ class FirewallState(Frozen):
 
     def live(self) -> dict[Ref, str]:
         return {(t.family, t.name): t.text for t in self.tables}
+
+    def handles(self) -> dict[Ref, dict[str, tuple[int, ...]]]:
+        """Per live table whose handles were listed, each chain's rule handles."""
+        return {(t.family, t.name): dict(t.handles) for t in self.tables if t.handles}
 
     def canon(self) -> dict[str, Canonical]:
         return {c.digest: c for c in self.canonical}
@@ -121,11 +130,24 @@ def text_digest(text: str) -> str:
 
 
 def build_state(
-    live: Mapping[Ref, str], canonical: Mapping[str, Canonical], *, complete: bool
+    live: Mapping[Ref, str],
+    canonical: Mapping[str, Canonical],
+    *,
+    complete: bool,
+    handles: Mapping[Ref, Mapping[str, tuple[int, ...]]] | None = None,
 ) -> FirewallState:
     """A state with its lists in the one deterministic order."""
+    known = handles or {}
     return FirewallState(
-        tables=tuple(LiveTable(family=r[0], name=r[1], text=live[r]) for r in sorted(live)),
+        tables=tuple(
+            LiveTable(
+                family=r[0],
+                name=r[1],
+                text=live[r],
+                handles=tuple(known.get(r, {}).items()),
+            )
+            for r in sorted(live)
+        ),
         complete=complete,
         canonical=tuple(canonical[d] for d in sorted(canonical)),
     )

@@ -33,9 +33,15 @@ def _key(r: Ref) -> str:
 
 
 async def _snapshot(ctx: ToolContext, refs: list[Ref]) -> JSON:
-    # An unchanged table (same nf_tables generation) was usually just listed by observe.
-    texts = await nft.list_tables(ctx, refs, cached=True)
-    return {"tables": [{"family": r[0], "name": r[1], "text": t} for r, t in texts.items()]}
+    # An unchanged table (same nf_tables generation) was usually just listed by observe,
+    # with handles (firewall.ruleset {handles: true}): the same listing, from memory.
+    texts = await nft.list_tables(ctx, refs, cached=True, handles=True)
+    return {
+        "tables": [
+            {"family": r[0], "name": r[1], "text": None if t is None else nft.strip_handles(t)[0]}
+            for r, t in texts.items()
+        ]
+    }
 
 
 async def _restore(ctx: ToolContext, snapshot: JSON) -> None:
@@ -124,6 +130,7 @@ class FirewallDeleteRule(_FilterTableBackup):
 
 def _refs(args: JSON) -> list[Ref]:
     tables = [nft.ref(t) for t in args.get("tables", ())]
+    tables += [nft.ref(t) for t in args.get("patch", ())]
     return tables + [nft.ref(t) for t in args.get("delete", ())]
 
 
@@ -140,9 +147,9 @@ class FirewallApply(Tool):
         await _restore(ctx, snapshot)
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        script = nft.render(args.get("tables", ()), args.get("delete", ()))
-        await nft.load(ctx, script.text, origins=script.origins)
-        return {
+        patches = list(args.get("patch", ()))
+        script = nft.render(args.get("tables", ()), args.get("delete", ()), patches)
+        out: JSON = {
             "applied": [
                 {"family": r[0], "name": r[1], "rules": n} for r, n in script.rules.items()
             ],
@@ -150,13 +157,30 @@ class FirewallApply(Tool):
                 {"family": r[0], "name": r[1]} for r in map(nft.ref, args.get("delete", ()))
             ],
         }
+        if not patches:
+            await nft.load(ctx, script.text, origins=script.origins)
+            return out
+        # A patch runs against the text it was planned on (the listing observe made,
+        # from memory while no commit came since); the handles it names guard the rest.
+        listings = await nft.patch_listings(ctx, patches)
+        before = nft.current_generation(ctx, listings)
+        printed = await nft.load(ctx, script.text, origins=script.origins, echo=True)
+        remembered = nft.remember_patched(ctx, before, listings, patches, printed)
+        out["patched"] = [
+            {"family": r[0], "name": r[1], "ops": len(p["ops"]), "predicted": remembered > 0}
+            for r, p in zip(map(nft.ref, patches), patches, strict=True)
+        ]
+        return out
 
 
 class FirewallCheck(Tool):
     spec = firewall_defs.FIREWALL_CHECK
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
-        script = nft.render(args.get("tables", ()), args.get("delete", ()))
+        patches = list(args.get("patch", ()))
+        script = nft.render(args.get("tables", ()), args.get("delete", ()), patches)
+        if patches:
+            await nft.patch_listings(ctx, patches)
         await nft.load(ctx, script.text, origins=script.origins, check=True)
         return {"ok": True}
 
@@ -170,21 +194,28 @@ class FirewallRuleset(Tool):
 
     async def run(self, ctx: ToolContext, args: JSON) -> JSON:
         as_json = args.get("format", "text") == "json"
+        handles = bool(args.get("handles")) and not as_json
         wanted = [nft.ref(t) for t in args.get("tables", ())] if "tables" in args else None
         if wanted is None:
-            found = await self._all(ctx, as_json=as_json)
+            found = await self._all(ctx, as_json=as_json, handles=handles)
         else:
-            found = await self._some(ctx, wanted, as_json=as_json)
+            found = await self._some(ctx, wanted, as_json=as_json, handles=handles)
         out = []
         for (family, name), value in found.items():
             entry: JSON = {"family": family, "name": name, "exists": value is not None}
-            if value is not None:
+            if value is not None and handles:
+                text, chains = nft.strip_handles(str(value))
+                entry["text"] = nft.canonical(text)
+                entry["handles"] = {c: " ".join(map(str, hs)) for c, hs in chains.items()}
+            elif value is not None:
                 entry["json" if as_json else "text"] = value
             out.append(entry)
         return {"tables": out}
 
-    async def _all(self, ctx: ToolContext, *, as_json: bool) -> dict[Ref, object]:
-        text = await nft.list_ruleset(ctx, json_format=as_json, cached=True)
+    async def _all(self, ctx: ToolContext, *, as_json: bool, handles: bool) -> dict[Ref, object]:
+        text = await nft.list_ruleset(ctx, json_format=as_json, cached=True, handles=handles)
+        if handles:
+            return dict(nft.split_ruleset(text))
         if not as_json:
             return {r: nft.canonical(t) for r, t in nft.split_ruleset(text).items()}
         grouped: dict[Ref, list[JSON]] = {}
@@ -194,14 +225,19 @@ class FirewallRuleset(Tool):
             grouped.setdefault((body["family"], table), []).append(obj)
         return dict(grouped)
 
-    async def _some(self, ctx: ToolContext, refs: list[Ref], *, as_json: bool) -> dict[Ref, object]:
+    async def _some(
+        self, ctx: ToolContext, refs: list[Ref], *, as_json: bool, handles: bool
+    ) -> dict[Ref, object]:
         listed = await asyncio.gather(
-            *(nft.list_table(ctx, r, json_format=as_json, cached=True) for r in refs)
+            *(
+                nft.list_table(ctx, r, json_format=as_json, cached=True, handles=handles)
+                for r in refs
+            )
         )
         out: dict[Ref, object] = {}
         for r, text in zip(refs, listed, strict=True):
-            if text is None:
-                out[r] = None
+            if text is None or handles:
+                out[r] = text
             else:
                 out[r] = _objects(text) if as_json else nft.canonical(text)
         return out

@@ -92,9 +92,9 @@ def counting(command):
 
 libnft.run = counting
 
-async def listing(table):
+async def listing(table, handles=False):
     before = len(runs)
-    text = await nft.list_table(ctx, ("inet", table), cached=True)
+    text = await nft.list_table(ctx, ("inet", table), cached=True, handles=handles)
     return text, len(runs) - before
 
 TABLE = sys.argv[1]
@@ -103,6 +103,9 @@ async def main():
     out = {"gen0": libnft.generation()}
     out["first"] = await listing(TABLE)
     out["again"] = await listing(TABLE)
+    # observe lists with handles (firewall.ruleset {handles: true}); the before-image reuses it
+    handled = await listing(TABLE, handles=True)
+    out["handled"] = [nft.strip_handles(handled[0])[0], handled[1]]
     before = len(runs)
     snap = await firewall._snapshot(ctx, [("inet", TABLE)])
     out["snapshot"] = [snap["tables"][0]["text"], len(runs) - before]
@@ -167,7 +170,8 @@ def test_a_static_table_is_listed_once_per_generation(netns: str) -> None:
         ).stdout
     )
     assert out["first"][1] == 1 and out["again"][1] == 0  # from memory
-    assert out["snapshot"] == [out["first"][0], 0]  # firewall.apply's before-image too
+    assert out["handled"] == [out["first"][0], 1]  # the same text once handles are removed
+    assert out["snapshot"] == [out["first"][0], 0]  # firewall.apply's before-image: from memory
     assert out["again"][0] == out["first"][0]
     assert out["after_commit"][1] == 1 and "tcp dport 9 accept" in out["after_commit"][0]
     assert out["uncached"] == out["after_commit"][0]

@@ -57,6 +57,8 @@ def _load() -> ctypes.CDLL | None:
             lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
             lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
             lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_output_set_flags.restype = None
         except (OSError, AttributeError):
             return None
         _lib = lib
@@ -67,8 +69,17 @@ def available() -> bool:
     return _load() is not None
 
 
+_OUTPUT_HANDLE = 1 << 3  # NFT_CTX_OUTPUT_HANDLE: what `nft -a` sets
+
+
 def run(command: str) -> tuple[int, str, str]:
-    """Run one nft command (e.g. `list table inet filter`): (status, output, error text)."""
+    """Run one nft command (e.g. `list table inet filter`): (status, output, error text).
+
+    A leading `-a ` asks for handles, as the binary's flag does (`-a list table inet filter`).
+    """
+    handles = command.startswith("-a ")
+    if handles:
+        command = command[3:]
     lib = _load()
     if lib is None:
         raise OSError(f"{_SONAME} is not available")
@@ -79,6 +90,8 @@ def run(command: str) -> tuple[int, str, str]:
         try:
             if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
                 raise OSError("libnftables could not buffer its output")
+            if handles:
+                lib.nft_ctx_output_set_flags(ctx, _OUTPUT_HANDLE)
             status = lib.nft_run_cmd_from_buffer(ctx, command.encode())
             out = lib.nft_ctx_get_output_buffer(ctx) or b""
             err = lib.nft_ctx_get_error_buffer(ctx) or b""

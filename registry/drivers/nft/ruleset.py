@@ -27,10 +27,12 @@ registry.handlers.firewall and the benchmark.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from contract.tooldef import JSON
 from contract.vocab.netvalues import is_ifname
@@ -50,13 +52,13 @@ from contract.vocab.nft import (
 from registry.core.errors import ToolError
 from registry.core.process import ProcessRunner
 from registry.core.tool import CommandResult, ToolContext
-from registry.drivers.nft import libnft
+from registry.drivers.nft import libnft, patch
 
 Ref = tuple[str, str]  # (family, name)
 
 _COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
 _ERROR = re.compile(r"^[^\s:]+:(\d+):[\d-]+: Error: (.*)$", re.MULTILINE)
-_TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{$")
+_TABLE_HEAD = re.compile(r"^table (\S+) (\S+) \{(?: # handle \d+)?$")
 _IFACE_REF = re.compile(r'\b[io]if\s+(\{[^}]*\}|"[^"]*"|\S+)')
 _WORDS = {
     "family": frozenset(FAMILIES),
@@ -207,8 +209,11 @@ def _render_chain(script: Script, where: str, chain: JSON) -> int:
     return len(rules)
 
 
-def render(tables: Iterable[JSON], delete: Iterable[JSON] = ()) -> Script:
-    """One transaction: each table replaced whole, each deleted table removed."""
+def render(
+    tables: Iterable[JSON], delete: Iterable[JSON] = (), patches: Iterable[JSON] = ()
+) -> Script:
+    """One transaction: each table replaced whole, each patched table patched
+    (registry.drivers.nft.patch), each deleted table removed."""
     script = Script()
     seen: set[Ref] = set()
     for table in tables:
@@ -224,6 +229,13 @@ def render(tables: Iterable[JSON], delete: Iterable[JSON] = ()) -> Script:
             _render_set(script, where, spec)
         script.rules[r] = sum(_render_chain(script, where, c) for c in table.get("chains", ()))
         script.add("}", where)
+    for entry in patches:
+        r = ref(entry)
+        if r in seen:
+            raise ToolError(f"table {ref_text(r)} is listed twice")
+        seen.add(r)
+        for line, origin in patch.render_ops(r, entry):
+            script.add(line, origin)
     for table in delete:
         r = ref(table)
         if r in seen:
@@ -257,8 +269,38 @@ def map_error(stderr: str, origins: list[str] | None) -> str:
     return "; ".join(found) if found else " ".join(stderr.split())[:2000]
 
 
+def strip_handles(text: str) -> tuple[str, dict[str, list[int]]]:
+    """`nft -a list table` text -> the text `nft list table` prints, and each chain's
+    rule handles in listing order (rules: the lines of a chain block that carry one).
+    The last few are remembered (a patch's snapshot and check read the same listing)."""
+    stripped, chains = _strip_handles(text)
+    return stripped, {name: list(handles) for name, handles in chains}
+
+
+@lru_cache(maxsize=4)
+def _strip_handles(text: str) -> tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]:
+    out: list[str] = []
+    chains: dict[str, list[int]] = {}
+    current: list[int] | None = None
+    for line in text.split("\n"):
+        body, sep, handle = line.rpartition(" # handle ")
+        if not sep or not handle.isdigit():
+            if line == "\t}":
+                current = None
+            out.append(line)
+            continue
+        if current is not None and line.startswith("\t\t"):
+            current.append(int(handle))
+        elif body.startswith("\tchain ") and body.endswith(" {"):
+            current = chains.setdefault(body[len("\tchain ") : -2], [])
+        out.append(body)
+    return "\n".join(out), tuple((name, tuple(hs)) for name, hs in chains.items())
+
+
 def canonical(text: str) -> str:
     """Listing text with counter values removed (`counter packets 1 bytes 2` -> `counter`)."""
+    if "counter packets" not in text:  # the common case: no regex over 500 KB
+        return text
     return _COUNTER.sub("counter", text)
 
 
@@ -333,6 +375,28 @@ _VOLATILE = re.compile(
     r"\b(counter|packets|quota|meter|set|map|flowtable|synproxy|last|ct (count|helper|timeout|"
     r"expectation))\b|@"
 )
+_VOLATILE_WORDS = (
+    "counter",
+    "packets",
+    "quota",
+    "meter",
+    "set",
+    "map",
+    "flowtable",
+    "synproxy",
+    "last",
+    "ct count",
+    "ct helper",
+    "ct timeout",
+    "ct expectation",
+    "@",
+)
+
+
+def _volatile(text: str) -> bool:
+    """_VOLATILE.search, with substring checks first (C speed; a 10,000-rule listing
+    usually has none of the words)."""
+    return any(w in text for w in _VOLATILE_WORDS) and _VOLATILE.search(text) is not None
 
 
 def _interfaces() -> tuple[tuple[int, str], ...] | None:
@@ -360,7 +424,7 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
     if before is not None and hit is not None and hit[:2] == (before, links):
         return CommandResult(tuple(argv), 0, hit[2].encode(), b"")
     status, out, err = await asyncio.to_thread(libnft.run, command)
-    stable = status == 0 and not _VOLATILE.search(out)
+    stable = status == 0 and not _volatile(out)
     if (
         before is not None
         and links is not None
@@ -375,11 +439,21 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
     return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
 
 
+def _table_argv(r: Ref, *, json_format: bool = False, handles: bool = False) -> list[str]:
+    flags = ["-j"] if json_format else ["-a"] if handles else []
+    return ["nft", *flags, "list", "table", r[0], r[1]]
+
+
 async def list_table(
-    ctx: ToolContext, r: Ref, *, json_format: bool = False, cached: bool = False
+    ctx: ToolContext,
+    r: Ref,
+    *,
+    json_format: bool = False,
+    cached: bool = False,
+    handles: bool = False,
 ) -> str | None:
-    """`nft list table F N` text (None: no such table); `cached`: see `_list`."""
-    argv = ["nft", *(["-j"] if json_format else []), "list", "table", r[0], r[1]]
+    """`nft [-a] list table F N` text (None: no such table); `cached`: see `_list`."""
+    argv = _table_argv(r, json_format=json_format, handles=handles)
     result = await _list(ctx, argv, cached=cached)
     if result.returncode == 0:
         return result.text
@@ -389,15 +463,20 @@ async def list_table(
 
 
 async def list_tables(
-    ctx: ToolContext, refs: Iterable[Ref], *, cached: bool = False
+    ctx: ToolContext, refs: Iterable[Ref], *, cached: bool = False, handles: bool = False
 ) -> dict[Ref, str | None]:
     refs = list(dict.fromkeys(refs))
-    texts = await asyncio.gather(*(list_table(ctx, r, cached=cached) for r in refs))
+    texts = await asyncio.gather(
+        *(list_table(ctx, r, cached=cached, handles=handles) for r in refs)
+    )
     return dict(zip(refs, texts, strict=True))
 
 
-async def list_ruleset(ctx: ToolContext, *, json_format: bool = False, cached: bool = False) -> str:
-    argv = ["nft", *(["-j"] if json_format else []), "list", "ruleset"]
+async def list_ruleset(
+    ctx: ToolContext, *, json_format: bool = False, cached: bool = False, handles: bool = False
+) -> str:
+    flags = ["-j"] if json_format else ["-a"] if handles else []
+    argv = ["nft", *flags, "list", "ruleset"]
     result = await _list(ctx, argv, cached=cached)
     if result.returncode != 0:
         raise ToolError(f"nft list ruleset failed: {' '.join(result.err.split())}")
@@ -405,10 +484,87 @@ async def list_ruleset(ctx: ToolContext, *, json_format: bool = False, cached: b
 
 
 async def load(
-    ctx: ToolContext, text: str, *, origins: list[str] | None = None, check: bool = False
-) -> None:
-    """`nft [-c] -f -` in the namespace; errors mapped to their table/chain/rule."""
-    argv = ["nft", *(["-c"] if check else []), "-f", "-"]
+    ctx: ToolContext,
+    text: str,
+    *,
+    origins: list[str] | None = None,
+    check: bool = False,
+    echo: bool = False,
+) -> str:
+    """`nft [-c] -f -` in the namespace; errors mapped to their table/chain/rule.
+
+    `echo`: `nft -e -a`, which prints each added rule with its new handle and the
+    new generation id; returns what nft printed."""
+    flags = ["-c"] if check else ["-e", "-a"] if echo else []
+    argv = ["nft", *flags, "-f", "-"]
     result = await ctx.runner.run(ctx.in_netns(argv), stdin=text.encode(), check=False)
     if result.returncode != 0:
         raise ToolError(map_error(result.err, origins))
+    return result.text
+
+
+# --- patches: check against the listing observe made, predict the one after ------
+
+
+async def patch_listings(ctx: ToolContext, patches: Iterable[JSON]) -> dict[Ref, str]:
+    """Each patched table's `nft -a list table` text, checked against the patch's `expect`
+    (the digest of its canonical text): ToolError when a table is gone or changed."""
+    refs = [ref(p) for p in patches]
+    listed = await list_tables(ctx, refs, cached=True, handles=True)
+    expect = {ref(p): str(p.get("expect", "")) for p in patches}
+    for r, text in listed.items():
+        if text is None:
+            raise ToolError(f"patch of table {ref_text(r)}: the table does not exist")
+        found = hashlib.sha256(canonical(strip_handles(text)[0]).encode()).hexdigest()
+        if found != expect[r]:
+            raise ToolError(
+                f"patch of table {ref_text(r)}: the table changed since the patch was planned "
+                f"(its text is #{found[:12]}, the patch expects #{expect[r][:12]})"
+            )
+    return {r: t for r, t in listed.items() if t is not None}
+
+
+def current_generation(ctx: ToolContext, listings: dict[Ref, str]) -> int | None:
+    """The generation id the remembered listings are all current at (None: not known)."""
+    if not _in_process(ctx) or not listings:
+        return None
+    now = libnft.generation()
+    links = _interfaces()
+    for r, text in listings.items():
+        hit = _LISTED.get(" ".join(_table_argv(r, handles=True)[1:]))
+        if now is None or hit is None or hit[:2] != (now, links) or hit[2] != text:
+            return None
+    return now
+
+
+def remember_patched(
+    ctx: ToolContext,
+    before: int | None,
+    listings: dict[Ref, str],
+    patches: Iterable[JSON],
+    printed: str,
+) -> int:
+    """After a commit: remember each patched table's listing, predicted from the one it was
+    checked against (registry.drivers.nft.patch.listed_after), when that commit was the one
+    transaction since (generation + 1, same interfaces). Returns how many were remembered."""
+    added, after = patch.echoed(printed)
+    if before is None or after is None or after != (before + 1) & 0xFFFFFFFF:
+        return 0
+    links = _interfaces()
+    if links is None or libnft.generation() != after:
+        return 0
+    predicted: dict[str, str] = {}
+    for entry in patches:
+        r = ref(entry)
+        ops = list(entry.get("ops", ()))
+        mine = [(rule, h) for (t, chain, rule, h) in added if t == r]
+        text = patch.listed_after(listings[r], ops, mine)
+        if text is None or _volatile(text):
+            return 0
+        predicted[" ".join(_table_argv(r, handles=True)[1:])] = text
+    for command, text in predicted.items():
+        _LISTED.pop(command, None)
+        _LISTED[command] = (after, links, text)
+    while len(_LISTED) > _LISTED_MAX:
+        _LISTED.pop(next(iter(_LISTED)))
+    return len(predicted)
