@@ -179,6 +179,36 @@ async def test_resyncs_first_then_network_changes(feed_box: Box) -> None:
         await client.close()
 
 
+async def test_resolver_files_are_network_changes(feed_box: Box) -> None:
+    resolv = feed_box.root / "etc/resolv.conf"
+    before = resolv.read_bytes() if resolv.exists() else None
+    unbound = feed_box.root / "etc/unbound"
+    made_unbound = not unbound.exists()
+    try:
+        async with subscribed(feed_box, ["network"]) as sub:
+            resolv.write_text("nameserver 192.0.2.53\n")
+            change = await sub.expect("network", "/etc/resolv.conf")
+            assert change.source == "inotify:/etc/resolv.conf"
+            # a directory that did not exist when the watch started is seen once made
+            forward = unbound / "unbound.conf.d"
+            forward.mkdir(parents=True, exist_ok=True)
+            await sub.expect("network", "/etc/unbound")
+            await sub.quiet(0.3)
+            (forward / "aios-forward.conf").write_text("forward-zone:\n")
+            change = await sub.expect("network", "aios-forward.conf")
+            assert change.source == "inotify:/etc/unbound/unbound.conf.d/aios-forward.conf"
+    finally:
+        if before is None:
+            resolv.unlink(missing_ok=True)
+        else:
+            resolv.write_bytes(before)
+        if made_unbound:
+            (unbound / "unbound.conf.d/aios-forward.conf").unlink(missing_ok=True)
+            for d in (unbound / "unbound.conf.d", unbound):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+
 async def test_firewall_changes(feed_box: Box) -> None:
     try:
         async with subscribed(feed_box, ["firewall"]) as sub:

@@ -10,7 +10,8 @@ hub).
 
 A download in progress writes its `<name>.part` file continuously: changes
 to `.part` files are not reported (the finished file's rename is — as the
-model's own path, `added`), nor are the `.sha256` sidecar's temporary files.
+model's own path, `added`), nor are dot-files (the temporary names the `.sha256`
+sidecar and a restore are written under before their rename).
 A directory missing at the start is waited for on its closest existing
 ancestor and announced once it appears (registry.core.watch.dir_batches), and
 so is one removed or replaced later. A filesystem mounted over the directory

@@ -17,10 +17,11 @@ network-domain watch.
 - `inotify:<path>`: the resolver files net.dns_set manages (`/etc/resolv.conf`,
   the unbound forward-zone file; contract.vocab.netvalues), resolved inside
   the registry's `--root` as the tools resolve them (registry.core.rootfs),
-  watched through their directories (registry.core.watch.file_batches:
-  watchfiles, debounce 20 ms). A directory missing when the watch starts is not watched (the
-  unbound one usually); resolv.conf as a link to a file elsewhere is seen
-  when the link itself is replaced, not when its target is edited.
+  watched through their directories (registry.core.watch.dir_batches:
+  watchfiles, step 50 ms); a directory missing when the watch starts (the
+  unbound one usually) is waited for on its closest existing ancestor and
+  announced when it appears; resolv.conf as a link to a file elsewhere is
+  seen when the link itself is replaced, not when its target is edited.
 - `sysctl`: /proc/sys cannot be watched with inotify, so — the one polled
   source of the feed — the net.* sysctls net.state reports
   (registry.drivers.net.system.read_sysctls with no keys) are read every
@@ -38,7 +39,7 @@ from contract.vocab.netvalues import RESOLV_CONF, UNBOUND_FORWARD
 from registry.core import rootfs
 from registry.core.process import ProcessRunner
 from registry.core.tool import ToolContext
-from registry.core.watch import Emit, file_batches, forever, monitor_chunks, one_line, shown
+from registry.core.watch import Emit, dir_batches, forever, monitor_chunks, one_line, shown
 from registry.drivers.net.system import read_sysctls
 
 MONITOR_OBJECTS = ("link", "address", "route", "rule")
@@ -63,25 +64,37 @@ def resolver_dirs(root: Path) -> dict[Path, set[str]]:
             directory = rootfs.host_path(root, parent or "/")
         except OSError:
             continue
-        if directory.is_dir():
-            found.setdefault(directory, set()).add(name)
+        found.setdefault(directory, set()).add(name)
     return found
 
 
-async def watch_resolver(emit: Emit, armed: asyncio.Event, *, root: Path) -> None:
-    dirs = resolver_dirs(root)
-    if not dirs:
-        armed.set()
-        await forever()
-    wanted = {str(d / n) for d, names in dirs.items() for n in names}
+async def watch_resolver_dir(
+    emit: Emit, armed: asyncio.Event, *, root: Path, directory: Path, names: set[str]
+) -> None:
+    wanted = {str(directory / n) for n in names} | {str(directory)}
 
     def relevant(_change: watchfiles.Change, path: str) -> bool:
         return path in wanted
 
-    async for batch in file_batches(list(dirs), relevant, armed, recursive=False):
+    async for batch in dir_batches(directory, relevant, armed, recursive=False, floor=root):
         for change, path in sorted(batch):
             target = shown(root, path)
             emit(f"inotify:{target}", f"{target} {change.name}", False)
+
+
+async def watch_resolver(emit: Emit, armed: asyncio.Event, *, root: Path) -> None:
+    dirs = resolver_dirs(root)
+    ready = [asyncio.Event() for _ in dirs]
+    async with asyncio.TaskGroup() as group:
+        for event, (directory, names) in zip(ready, dirs.items(), strict=True):
+            group.create_task(
+                watch_resolver_dir(emit, event, root=root, directory=directory, names=names)
+            )
+        for event in ready:
+            await event.wait()
+        armed.set()
+        if not dirs:
+            await forever()
 
 
 async def watch_sysctls(emit: Emit, armed: asyncio.Event, *, root: Path, netns: str | None) -> None:

@@ -14,8 +14,8 @@ one, apk's `<root>/lib/apk/db/installed`. Only those names count: dpkg's
 journal) and `triggers/` come and go during every run and say nothing the
 final status file does not. A database directory that does not exist yet (a
 fresh root) is waited for on its closest existing ancestor and announced once
-it appears (registry.core.watch.dir_batches); inotify (watchfiles, debounce
-20 ms) means no polling.
+it appears (registry.core.watch.dir_batches); inotify (watchfiles, step 50
+ms) means no polling.
 """
 
 from __future__ import annotations
