@@ -16,6 +16,7 @@ round trip, and the Python API's simulate-equals-observe check.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from controllers.firewall import CONTROLLER
+from controllers.firewall.state import FirewallState
 from reconciler.engine.reader import ReadOnlyReader
 from specs.loader import load_paths
 from tests.system.engine_support import REPO, Box, box  # noqa: F401
@@ -326,7 +328,7 @@ async def test_python_api_simulation_matches_the_machine(
         assert work.verdict.ok, work.verdict
         assert len(engine.controllers["firewall"].transactions(work.steps)) == 1
         before, steps = work.state, work.steps
-        assert before is not None and len(steps) == 3
+        assert isinstance(before, FirewallState) and len(steps) == 3
         result = await engine.apply(planned, assume_yes=True)
         assert result.all_ready, "\n".join(map(str, result.reports))
         reader = ReadOnlyReader(engine.client, planned.catalogue, reason="test", cache=engine.store)
@@ -336,3 +338,101 @@ async def test_python_api_simulation_matches_the_machine(
         resources = work.desired.resources
         assert CONTROLLER.scope(predicted, resources) == CONTROLLER.scope(after, resources)
         assert CONTROLLER.diff(work.desired, after).empty
+
+
+def rule_handles(b: Box) -> list[tuple[str, int]]:
+    """(rule, handle) of chain input, read with raw nft."""
+    listing = b.sh("nft", "-a", "list", "chain", "inet", "filter", "input")
+    found = re.findall(r"^\t\t(.*) # handle (\d+)$", listing, re.MULTILINE)
+    return [(rule, int(handle)) for rule, handle in found]
+
+
+async def test_a_deleted_rule_is_healed_with_a_patch(
+    box: Box,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One rule deleted behind aios's back: the plan patches the table (one op, one nft
+    transaction), the table is byte-equal to the converged one afterwards, and every rule
+    that did not drift keeps its handle."""
+    from reconciler.cli.common import open_engine, resolve_target
+
+    monkeypatch.setenv("AIOS_SANDBOX_DIR", str(box.base))
+    specs = write(tmp_path / "specs", {"host.yaml": host()})
+    converge(box, specs)
+    converged = box.sh("nft", "list", "table", "inet", "filter")
+    before = rule_handles(box)
+    victim = next(h for rule, h in before if rule == "tcp dport 22 accept")
+    box.sh("nft", "delete", "rule", "inet", "filter", "input", "handle", str(victim))
+    target = resolve_target(None, box.name, tmp_path / "state")
+    async with open_engine(target, ("firewall",)) as engine:
+        planned = await engine.plan(engine.merge(load_paths(sorted(specs.glob("*.yaml")))))
+        work = planned.works["firewall"]
+        assert work.verdict.ok, work.verdict
+        (step,) = work.steps
+        assert set(step.input) == {"patch"}, step.input
+        (entry,) = step.input["patch"]
+        after_victim = before[[h for _, h in before].index(victim) + 1][1]
+        assert entry["ops"] == [
+            {
+                "op": "insert",
+                "chain": "input",
+                "handle": after_victim,
+                "rule": "tcp dport 22 accept",
+            }
+        ]
+        result = await engine.apply(planned, assume_yes=True)
+        assert result.all_ready, "\n".join(map(str, result.reports))
+    assert box.sh("nft", "list", "table", "inet", "filter") == converged
+    after = rule_handles(box)
+    assert [r for r, _ in after] == [r for r, _ in before]
+    kept = [(r, h) for r, h in before if h != victim]
+    assert [(r, h) for r, h in after if r != "tcp dport 22 accept"] == kept  # untouched
+    assert dict(after)["tcp dport 22 accept"] not in {h for _, h in before}  # a new rule
+    assert_converged(box, specs)
+
+
+async def test_a_patch_is_refused_whole_when_the_table_changed_meanwhile(
+    box: Box,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The planned patch after someone else changed the table: refused (the text it was
+    planned against is gone). A patch naming a handle that is gone: the kernel refuses
+    the whole transaction, and the op before it does not happen either."""
+    from reconciler.cli.common import open_engine, resolve_target
+    from reconciler.sdk.errors import AiosError
+
+    monkeypatch.setenv("AIOS_SANDBOX_DIR", str(box.base))
+    specs = write(tmp_path / "specs", {"host.yaml": host()})
+    converge(box, specs)
+    before = rule_handles(box)
+    victim = next(h for rule, h in before if rule == "tcp dport 22 accept")
+    box.sh("nft", "delete", "rule", "inet", "filter", "input", "handle", str(victim))
+    target = resolve_target(None, box.name, tmp_path / "state")
+    async with open_engine(target, ("firewall",)) as engine:
+        planned = await engine.plan(engine.merge(load_paths(sorted(specs.glob("*.yaml")))))
+        work = planned.works["firewall"]
+        (call,) = engine.controllers["firewall"].transactions(work.steps)
+        (entry,) = call.input["patch"]
+        anchor = entry["ops"][0]["handle"]
+        # meanwhile, someone deletes the rule the insert is anchored on
+        box.sh("nft", "delete", "rule", "inet", "filter", "input", "handle", str(anchor))
+        changed = box.sh("nft", "list", "table", "inet", "filter")
+        with pytest.raises(AiosError, match="changed since the patch was planned"):
+            await engine.client.call(call.tool, call.input, reason="test")
+        assert box.sh("nft", "list", "table", "inet", "filter") == changed
+        # the same ops against the table's text as it is now: the transaction is refused
+        listed = await engine.client.call(
+            "firewall.ruleset",
+            {"tables": [{"family": "inet", "name": "filter"}], "handles": True},
+            reason="test",
+        )
+        expect = hashlib.sha256(listed.output["tables"][0]["text"].encode()).hexdigest()
+        first = before[0][1]  # ct state established,related accept: still there
+        ops = [{"op": "delete", "chain": "input", "handle": first}, *entry["ops"]]
+        patch = {**entry, "expect": expect, "ops": ops}
+        with pytest.raises(AiosError, match="No such file or directory"):
+            await engine.client.call("firewall.apply", {"patch": [patch]}, reason="test")
+    assert box.sh("nft", "list", "table", "inet", "filter") == changed  # nothing happened
+    assert first in {h for _, h in rule_handles(box)}
