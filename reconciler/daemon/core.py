@@ -321,6 +321,10 @@ class Daemon:
                 self._record(domain, "noop", started)
             return planned, None
         self._phase = "executing"
+        self.log.info(
+            "reconciling %s (%s)", ", ".join(only), ", ".join(reasons),
+            extra={"reason": "Reconciling", "domains": only},
+        )  # fmt: skip
         try:
             result = await self.engine.apply(planned, assume_yes=True)
         except AiosError as exc:
@@ -347,8 +351,9 @@ class Daemon:
 
     def _failed(self, domains: Sequence[str], exc: AiosError, started: float) -> None:
         for domain in domains:
-            if isinstance(exc, TemporaryError):
-                wait = self.backoff.temporary(domain, exc.delay or 0.0)
+            if exc.retryable:  # TemporaryError, a busy or full state store
+                delay = exc.delay if isinstance(exc, TemporaryError) else 0.0
+                wait = self.backoff.temporary(domain, delay)
                 self._dirty.setdefault(domain, set()).add("retry")
                 message = f"{exc}; retrying in {wait:.1f} s"
             else:
