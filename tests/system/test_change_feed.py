@@ -179,6 +179,21 @@ async def test_resyncs_first_then_network_changes(feed_box: Box) -> None:
         await client.close()
 
 
+async def test_sysctl_change_is_a_network_change(feed_box: Box) -> None:
+    before = (await sh(feed_box, "sysctl", "-n", "net.ipv4.ip_forward")).strip()
+    flipped = "0" if before == "1" else "1"
+    try:
+        async with subscribed(feed_box, ["network"]) as sub:
+            await sh(feed_box, "sysctl", "-qw", f"net.ipv4.ip_forward={flipped}")
+            # ip_forward flips conf.*.forwarding and accept_redirects too: the detail
+            # names the first key that changed, `(+N more)` the others
+            change = await sub.expect("network", " -> ")
+            assert "more)" in change.detail
+            assert change.source == "sysctl"  # polled every 2 s: the one polled source
+    finally:
+        await sh(feed_box, "sysctl", "-qw", f"net.ipv4.ip_forward={before}", check=False)
+
+
 async def test_resolver_files_are_network_changes(feed_box: Box) -> None:
     resolv = feed_box.root / "etc/resolv.conf"
     before = resolv.read_bytes() if resolv.exists() else None
