@@ -28,6 +28,7 @@ from controllers.firewall.desired import compiled, declared, pruning
 from controllers.firewall.details import difference, short, summary
 from controllers.firewall.guard import lockout_of
 from controllers.firewall.state import (
+    Canonical,
     FirewallState,
     Ref,
     object_key,
@@ -71,7 +72,7 @@ def diff(desired: Desired, state: FirewallState) -> Diff:
         if wanted is not None and current is not None and same_text(current, wanted):
             out.noop(resource, obj, _same(ref, wanted))
             continue
-        _present(out, resource, ref, table, current, wanted)
+        _present(out, resource, ref, table, current, found)
     _removals(out, desired, state, set(tables), live)
     return out.result()
 
@@ -82,10 +83,18 @@ def _same(ref: Ref, text: str) -> str:
 
 
 def _present(
-    out: Collector, resource: str, ref: Ref, table: Table, current: str | None, wanted: str | None
+    out: Collector,
+    resource: str,
+    ref: Ref,
+    table: Table,
+    current: str | None,
+    found: Canonical | None,
 ) -> None:
     obj = object_key(ref)
-    reason = lockout_of(wanted) if wanted is not None else None
+    wanted = found.text if found is not None else None
+    reason = None
+    if found is not None:
+        reason = found.lockout if found.guarded else lockout_of(found.text)
     destructive = reason is not None
     forced = destructive and table.force
     if wanted is None:

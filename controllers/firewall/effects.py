@@ -147,7 +147,8 @@ def destructive(state: FirewallState, step: Step) -> str | None:
             continue
         try:
             text, _ = patched(live, handles, table_ref(entry), entry, "patch")
-            reason = lockout_of(text)
+            known = next((c for c in canon.values() if c.guarded and c.text == text), None)
+            reason = known.lockout if known is not None else lockout_of(text)
         except ValueError as exc:
             reason = f"the patch's result cannot be predicted ({exc})"
         if reason:

@@ -9,24 +9,32 @@ Reads, per reconcile:
      (state.table_digest) and nft's canonical text of it from the reader's
      persistent cache (`nft-canon:<digest>`); the tables the cache misses
      go to ONE `firewall.canonicalize` call (nft loads them in a throwaway
-     namespace), and their texts are cached.
+     namespace), and their texts are cached; so is the lockout guard's verdict on
+     each text (`nft-guard:<guard code>:<text digest>`).
 So a no-op reconcile is one listing plus cache hits. Used by
 controllers.firewall.controller.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from controllers.firewall import guard, parse, rules
 from controllers.firewall.desired import compiled, declared, pruning
+from controllers.firewall.guard import lockout_of
 from controllers.firewall.state import (
     CACHE_PREFIX,
+    GUARD_PREFIX,
     Canonical,
     FirewallState,
     Ref,
     build_state,
     parse_object_key,
     table_ref,
+    text_digest,
 )
 from reconciler.sdk.controller import Desired, StateReader
 from reconciler.sdk.errors import ToolFailed
@@ -117,4 +125,30 @@ async def canonical_forms(
                 raise ToolFailed(f"{CANONICALIZE} returned no text for table {ref[0]}/{ref[1]}")
             reader.cache_put(CACHE_PREFIX + digest, texts[ref])
             found[digest] = Canonical(digest=digest, family=ref[0], name=ref[1], text=texts[ref])
-    return found
+    return {d: guarded(reader, c) for d, c in found.items()}
+
+
+def guarded(reader: StateReader, canonical: Canonical) -> Canonical:
+    """The canonical form with the lockout guard's verdict, from the reader's persistent
+    cache (keyed by the guard's code and the text: walking a 10,000-rule chain costs
+    ~50 ms, and every `aios` command is a fresh process) or computed and cached."""
+    key = f"{GUARD_PREFIX}{guard_code()}:{text_digest(canonical.text)}"
+    verdict = reader.cache_get(key)
+    if verdict is None:
+        try:
+            reason = lockout_of(canonical.text)
+        except ValueError:
+            return canonical  # not one table's text: the diff says so
+        verdict = "lockout:" + reason if reason else "safe"
+        reader.cache_put(key, verdict)
+    reason = verdict.removeprefix("lockout:") if verdict.startswith("lockout:") else None
+    return canonical.model_copy(update={"guarded": True, "lockout": reason})
+
+
+@lru_cache(maxsize=1)
+def guard_code() -> str:
+    """Digest of the guard's source (guard, rules, parse): a changed guard judges afresh."""
+    h = hashlib.sha256()
+    for module in (guard, rules, parse):
+        h.update(Path(str(module.__file__)).read_bytes())
+    return h.hexdigest()[:16]

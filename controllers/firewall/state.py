@@ -26,6 +26,7 @@ from reconciler.sdk.plan import Frozen, canonical_json
 Ref = tuple[str, str]  # (family, name)
 OBJECT_PREFIX = "nft-table:"
 CACHE_PREFIX = "nft-canon:"
+GUARD_PREFIX = "nft-guard:"  # + the guard's code digest + the canonical text's digest
 # Bump when the structured form the planner sends (or its rendering) changes meaning:
 # it is part of every digest, so cached canonical texts of the old form are never used.
 FORM_VERSION = 1
@@ -45,12 +46,15 @@ class LiveTable(Frozen):
 
 
 class Canonical(Frozen):
-    """nft's canonical text of a desired table, loaded in a throwaway namespace."""
+    """nft's canonical text of a desired table, loaded in a throwaway namespace, and the
+    lockout guard's verdict on it when observe knew it (`guarded`; `lockout` None: safe)."""
 
     digest: str  # table_digest of the structured table
     family: str
     name: str
     text: str
+    guarded: bool = False
+    lockout: str | None = None
 
 
 class FirewallState(Frozen):
