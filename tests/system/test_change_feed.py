@@ -243,9 +243,14 @@ async def test_firewall_changes(feed_box: Box) -> None:
 
 async def test_storage_changes_in_the_registry_mount_namespace(feed_box: Box) -> None:
     target = feed_box.root / "mnt" / "feedtmp"
+    outside = feed_box.record.dir / "feed-outside"  # not under the root: not the target's
     mounted = False
     try:
         async with subscribed(feed_box, ["storage"]) as sub:
+            await sh(feed_box, "mkdir", "-p", str(outside))
+            await sh(feed_box, "mount", "-t", "tmpfs", "-o", "size=1m", "feedout", str(outside))
+            await sub.quiet(0.5)
+            await sh(feed_box, "umount", str(outside))
             await sh(feed_box, "mkdir", "-p", str(target))
             await sh(feed_box, "mount", "-t", "tmpfs", "-o", "size=1m", "feedtmp", str(target))
             mounted = True
@@ -260,6 +265,8 @@ async def test_storage_changes_in_the_registry_mount_namespace(feed_box: Box) ->
         if mounted:
             await sh(feed_box, "umount", str(target), check=False)
         await sh(feed_box, "rmdir", str(target), check=False)
+        await sh(feed_box, "umount", str(outside), check=False)
+        await sh(feed_box, "rmdir", str(outside), check=False)
 
 
 async def test_packages_changes(feed_box: Box) -> None:

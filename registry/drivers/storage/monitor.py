@@ -19,7 +19,10 @@ The table is the registry process's own mount namespace: the sandbox's
 registry runs inside `unshare -m`, so it is the sandbox's. The detail names
 what changed, mount points as the target sees them (inside `--root`):
 `+/mnt/data ext4 /dev/loop3`, `-/mnt/data`, `~/mnt/data rw,relatime -> ro,…`
-for a remount, `(+N more)` when several changed at once.
+for a remount, `(+N more)` when several changed at once. With a root other
+than /, only mounts at or under it are the target's: the sandbox's mount
+namespace still receives the host's mounts and unmounts elsewhere (another
+sandbox's /run/netns entry), which are no change of its storage.
 """
 
 from __future__ import annotations
@@ -60,11 +63,19 @@ def parse(text: str) -> dict[str, Mount]:
     return table
 
 
+def inside(root: Path, mount_point: str) -> bool:
+    """Whether a mount point is the target's: under the root (everything when it is /)."""
+    text = str(root).rstrip("/")
+    return not text or mount_point == text or mount_point.startswith(text + "/")
+
+
 def differences(before: dict[str, Mount], after: dict[str, Mount], root: Path) -> list[str]:
     """One line per mount that came, went or changed its options, in mount-id order."""
     lines: list[str] = []
     for mid in sorted(set(before) | set(after), key=lambda x: int(x) if x.isdigit() else 0):
         old, new = before.get(mid), after.get(mid)
+        if not inside(root, (new or old or ("",))[0]):
+            continue
         if old is None and new is not None:
             lines.append(f"+{shown(root, new[0])} {new[1]} {new[2]}")
         elif new is None and old is not None:
