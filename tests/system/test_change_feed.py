@@ -324,6 +324,26 @@ async def test_models_changes(feed_box: Box) -> None:
             sub_dir.rmdir()
 
 
+async def test_a_mount_over_the_models_directory_is_followed(feed_box: Box) -> None:
+    models = feed_box.root / "var/lib/aios/models"
+    mounted = False
+    try:
+        async with subscribed(feed_box, ["storage", "models"]) as sub:
+            await sh(feed_box, "mount", "-t", "tmpfs", "-o", "size=1m", "feedmodels", str(models))
+            mounted = True
+            await sub.expect("storage", "+/var/lib/aios/models tmpfs")
+            change = await sub.get()
+            assert (change.domain, change.resync) == ("models", True), change
+            assert "mounted over" in change.detail
+            # the new filesystem is watched: a file written there (in the registry's mount
+            # namespace only) is a models change
+            await sh(feed_box, "sh", "-c", f"echo x > {models}/onmount.gguf")
+            await sub.expect("models", "onmount.gguf")
+    finally:
+        if mounted:
+            await sh(feed_box, "umount", str(models), check=False)
+
+
 async def test_idle_is_silent_and_domains_filter(feed_box: Box) -> None:
     try:
         async with subscribed(feed_box, []) as sub:
