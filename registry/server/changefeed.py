@@ -15,8 +15,9 @@ then every change as it comes. Nothing is sent while nothing changes. A
 watcher that cannot arm within ARM_TIMEOUT_S ends the stream with
 UNAVAILABLE naming it (the subscriber falls back to polling); an unknown
 domain is INVALID_ARGUMENT. When the stream ends (the client cancels, the
-server stops) every watcher is cancelled and its monitor child killed with
-its process group.
+server stops: `ChangeFeedServicer.close()` ends every stream at once with
+UNAVAILABLE `registry is shutting down`) every watcher is cancelled and its
+monitor child killed with its process group.
 
 Guarantees, per stream:
 
