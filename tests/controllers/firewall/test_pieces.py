@@ -335,11 +335,11 @@ def test_destructive_uses_nfts_canonical_form_then_the_table_as_written() -> Non
         **SPEC,
         "chains": [
             {
-                **SPEC["chains"][0],
+                **SPEC["chains"][0],  # type: ignore[dict-item]
                 "rules": ["ct state established accept", "tcp dport { 22, 9090 } accept"],
             }
         ],
-    }  # type: ignore[index]
+    }
     assert (
         CONTROLLER.destructive(state(), apply(tables=[safe])) is None
     )  # not canonicalized: as written
@@ -347,11 +347,11 @@ def test_destructive_uses_nfts_canonical_form_then_the_table_as_written() -> Non
         **SPEC,
         "chains": [
             {
-                **SPEC["chains"][0],
+                **SPEC["chains"][0],  # type: ignore[dict-item]
                 "rules": ["ct state established accept", "tcp dport { ssh, 9090 } accept"],
             }
         ],
-    }  # type: ignore[index]
+    }
     assert "no ssh" in (CONTROLLER.destructive(state(), apply(tables=[named])) or "")
     assert CONTROLLER.destructive(state(), apply(delete=[{"name": "filter"}])) is None
     assert "not modelled" in (
