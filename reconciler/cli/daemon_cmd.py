@@ -94,6 +94,11 @@ def setup_logging(fmt: str, verbose: bool) -> None:
 @click.option("--poll-interval", default=None, help="Override drift.pollInterval (e.g. 60s).")
 @click.option("--resync-interval", default=None, help="Override drift.resyncInterval.")
 @click.option(
+    "--no-change-feed",
+    is_flag=True,
+    help="Do not use the registry's change feed: poll every drift.pollInterval instead.",
+)
+@click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -112,6 +117,7 @@ def daemon(
     metrics: str | None,
     poll_interval: str | None,
     resync_interval: str | None,
+    no_change_feed: bool,
     log_format: str,
     verbose: bool,
     print_service: str | None,
@@ -144,7 +150,7 @@ def daemon(
     target = resolve_target(registry, sandbox, state_dir, bring_up=True)
     address = daemon_address(api, sandbox, state_dir if sandbox else None)
     try:
-        asyncio.run(_serve(target, settings, address, settings_now))
+        asyncio.run(_serve(target, settings, address, settings_now, feed=not no_change_feed))
     except AiosError as exc:
         log.error("%s", exc)
         raise SystemExit(EXIT_FAILED) from None
@@ -178,7 +184,9 @@ def _with_intervals(s: Settings, poll: str | None, resync: str | None) -> Settin
     return replace(s, drift=drift)
 
 
-async def _serve(target: Target, settings: Settings, address: str, reload: Any) -> None:
+async def _serve(
+    target: Target, settings: Settings, address: str, reload: Any, *, feed: bool = True
+) -> None:
     from reconciler.daemon.api import serve_api
     from reconciler.daemon.core import Daemon
     from reconciler.daemon.lock import DaemonLock
@@ -195,7 +203,12 @@ async def _serve(target: Target, settings: Settings, address: str, reload: Any) 
             meter = Metrics() if settings.metrics_address else None
             client: Any = engine.client
             the_daemon = Daemon(
-                engine, source, feed=client, settings=settings.drift, metrics=meter, log=log
+                engine,
+                source,
+                feed=client if feed else None,
+                settings=settings.drift,
+                metrics=meter,
+                log=log,
             )
             if meter is not None:
                 _count_calls(client, meter)
