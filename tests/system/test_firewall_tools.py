@@ -9,6 +9,7 @@ Covers aiOS's rules/add_rule/delete_rule (shapes and error strings), apply
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,48 @@ def test_every_write_round_trips(drv: Driver, netns: str, tool: str, args: dict[
     assert tables(netns) != before
     drv.restore(tool, snap)
     assert tables(netns) == before
+
+
+def _handled(drv: Driver) -> tuple[str, dict[str, list[int]]]:
+    listed = drv.run(
+        "firewall.ruleset", {"tables": [{"family": "inet", "name": "filter"}], "handles": True}
+    )["tables"][0]
+    return listed["text"], {c: [int(h) for h in hs.split()] for c, hs in listed["handles"].items()}
+
+
+def test_ruleset_with_handles_and_a_patch(drv: Driver, netns: str) -> None:
+    """firewall.ruleset {handles: true}: the same text, each chain's rule handles in order;
+    firewall.apply {patch}: ops by handle in one transaction (run through `ip netns exec`
+    here, so the listing after it is not predicted), reversible like a whole apply."""
+    drv.run("firewall.apply", {"tables": [TABLE]})
+    text, handles = _handled(drv)
+    assert (
+        text == drv.run("firewall.ruleset", {"tables": [{"name": "filter"}]})["tables"][0]["text"]
+    )
+    assert [len(handles["input"]), len(handles["sub"])] == [4, 1]
+    before = nft(netns, "list", "table", "inet", "filter")
+    expect = hashlib.sha256(text.encode()).hexdigest()
+    ssh, counter = handles["input"][2], handles["input"][3]
+    ops = [
+        {"op": "delete", "chain": "input", "handle": counter},
+        {"op": "insert", "chain": "input", "handle": ssh, "rule": "tcp dport 23 drop"},
+        {"op": "add", "chain": "sub", "rule": "udp dport 53 accept"},
+    ]
+    patch = {"family": "inet", "name": "filter", "expect": expect, "ops": ops}
+    snap, out = drv.run_reversible("firewall.apply", {"patch": [patch]})
+    assert out["patched"] == [{"family": "inet", "name": "filter", "ops": 3, "predicted": False}]
+    live = nft(netns, "list", "table", "inet", "filter")
+    assert "\t\ttcp dport 23 drop\n\t\tip saddr @allow tcp dport 22 accept\n" in live
+    assert "\t\tcounter\n" not in live and "udp dport 53 accept" in live
+    _, after = _handled(drv)
+    assert after["input"][:2] == handles["input"][:2] and after["input"][3] == ssh
+    with pytest.raises(ToolError, match="changed since the patch was planned"):
+        drv.run("firewall.apply", {"patch": [patch]})  # the text it expects is gone
+    drv.restore("firewall.apply", snap)
+    assert nft(netns, "list", "table", "inet", "filter") == before
+    gone = {**patch, "ops": [{"op": "delete", "chain": "input", "handle": 9999}]}
+    with pytest.raises(ToolError, match="No such file or directory"):
+        drv.run("firewall.apply", {"patch": [gone]})
+    assert drv.run("firewall.check", {"patch": [patch]}) == {"ok": True}
+    with pytest.raises(ToolError, match="is listed twice"):
+        drv.run("firewall.apply", {"tables": [TABLE], "patch": [patch]})
