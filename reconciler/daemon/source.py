@@ -3,14 +3,14 @@
 reconciler.daemon.core.Daemon owns one SpecSource. `load()` reads and validates
 every spec file under the directories as one set (specs.loader.load_paths:
 the same walk, skips and file:line:col errors as `aios apply -f DIR`).
-`changes()` yields once per settled burst of file-system events (watchfiles,
-inotify underneath): the daemon then calls `load()` again — never a single
+`changes()` yields once per settled burst of file-system events (inotify,
+through asyncinotify): the daemon then calls `load()` again — never a single
 file, so a half-written file, an atomic replace (temp file + rename), a rename,
 a delete and a ConfigMap-style directory swapped by symlink (`..data`) all end
 in one reload of the whole set once the writer has finished.
 
-What settles a burst: watchfiles' debounce (`debounce_ms`, default 50) plus a
-short quiet period (`settle_ms`): a file written in two chunks with a pause
+What settles a burst: a short quiet period (`settle_ms`, 20 ms) with no
+further inotify event: a file written in two chunks with a pause
 shorter than that is reloaded once, complete. A pause longer than that yields
 a reload of the half-written file; it fails validation (the set stays on the
 last good generation) or is a valid smaller set that the second chunk corrects
@@ -25,11 +25,12 @@ Events whose every path is an editor leftover (`x~`, `.x.swp`, `#x#`, `x.tmp`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import watchfiles
+from typing import Any
 
 from specs.errors import SpecError
 from specs.kinds import KindTable
@@ -85,24 +86,64 @@ class SpecSource:
     async def changes(self, stop: asyncio.Event) -> AsyncIterator[tuple[str, ...]]:
         """The changed paths of each settled burst, until `stop` is set.
 
-        A directory that does not exist yet is watched through its nearest
-        existing parent (a directory created later is then picked up).
+        inotify (asyncinotify: the kernel's fd in the event loop, so an idle
+        watch costs no wake-up at all) on every directory under the specs
+        directories; a directory that does not exist yet is watched through its
+        nearest existing parent, and directories created later are watched once
+        seen. A burst ends after `settle_ms` without an event, or `debounce_ms`
+        x 10 after it began when events never stop (a storm is then reloaded a
+        few times a second, never once per event). A kernel queue overflow counts
+        as a change of everything.
         """
-        watched = [str(self._watchable(d)) for d in self.directories]
-        async for batch in watchfiles.awatch(
-            *watched,
-            watch_filter=None,
-            debounce=self.debounce_ms,
-            step=5,
-            stop_event=stop,
-            recursive=True,
-            yield_on_timeout=False,
-        ):
-            paths = tuple(sorted({p for _, p in batch if self._relevant(p)}))
-            if not paths:
+        from asyncinotify import Inotify, Mask
+
+        mask = (
+            Mask.MODIFY | Mask.CLOSE_WRITE | Mask.CREATE | Mask.DELETE | Mask.MOVED_TO
+            | Mask.MOVED_FROM | Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.ATTRIB
+        )  # fmt: skip
+        quiet = self.settle_ms / 1000
+        cap = max(0.2, self.debounce_ms * 10 / 1000)
+        loop = asyncio.get_running_loop()
+        with Inotify() as inotify:
+            self._arm(inotify, mask)
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                while not stop.is_set():
+                    first = asyncio.ensure_future(inotify.get())
+                    await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    if not first.done():
+                        first.cancel()
+                        break
+                    events = [first.result()]
+                    ends = loop.time() + cap
+                    while (left := ends - loop.time()) > 0:
+                        try:
+                            events.append(await asyncio.wait_for(inotify.get(), min(quiet, left)))
+                        except TimeoutError:
+                            break
+                    if any(e.mask & (Mask.ISDIR | Mask.Q_OVERFLOW) for e in events):
+                        self._arm(inotify, mask)  # new directories, a swapped ..data
+                    paths = {str(e.path) for e in events if e.path is not None}
+                    if any(e.mask & Mask.Q_OVERFLOW for e in events):
+                        paths |= {str(d) for d in self.directories}
+                    relevant = tuple(sorted(p for p in paths if self._relevant(p)))
+                    if relevant:
+                        yield relevant
+            finally:
+                stopped.cancel()
+
+    def _arm(self, inotify: Any, mask: Any) -> None:
+        """Watch every directory under the specs directories (idempotent per path)."""
+        for directory in self.directories:
+            top = self._watchable(directory)
+            with contextlib.suppress(OSError):
+                inotify.add_watch(top, mask)
+            if top != directory:
                 continue
-            await asyncio.sleep(self.settle_ms / 1000)  # let a writer finish its burst
-            yield paths
+            for root, dirs, _ in os.walk(top):
+                for name in dirs:
+                    with contextlib.suppress(OSError):
+                        inotify.add_watch(Path(root) / name, mask)
 
     def _relevant(self, path: str) -> bool:
         if editor_leftover(path):

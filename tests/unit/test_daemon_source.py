@@ -1,0 +1,124 @@
+"""reconciler.daemon.source.SpecSource on real files in tmp_path: inotify bursts and loads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.daemon.source import SpecSource, editor_leftover
+from specs.kinds import DEFAULT_KINDS
+
+FW = """apiVersion: aios.dev/v1
+kind: Firewall
+metadata:
+  name: {name}
+spec:
+  tables:
+    - family: inet
+      name: {name}
+      chains: []
+"""
+
+
+async def bursts(
+    source: SpecSource, act: Callable[[], object], wait: float = 0.4
+) -> list[tuple[str, ...]]:
+    """What `changes()` yields while `act` runs (after the watch is armed)."""
+    stop = asyncio.Event()
+    seen: list[tuple[str, ...]] = []
+
+    async def collect() -> None:
+        async for paths in source.changes(stop):
+            seen.append(paths)
+
+    task = asyncio.ensure_future(collect())
+    await asyncio.sleep(0.05)
+    result = act()
+    if asyncio.iscoroutine(result):
+        await result
+    await asyncio.sleep(wait)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    return seen
+
+
+def test_a_write_is_one_burst_and_editor_leftovers_are_none(tmp_path: Path) -> None:
+    source = SpecSource([tmp_path], DEFAULT_KINDS)
+    seen = asyncio.run(
+        bursts(source, lambda: (tmp_path / "a.yaml").write_text(FW.format(name="a")))
+    )
+    assert seen == [(str(tmp_path / "a.yaml"),)]
+    leftovers = asyncio.run(
+        bursts(
+            source,
+            lambda: [(tmp_path / n).write_text("x") for n in (".a.yaml.swp", "a.yaml~", "4913")],
+        )
+    )
+    assert leftovers == []
+    assert source.load().specset is not None and source.load().errors == ()
+
+
+def test_two_chunks_with_a_short_pause_are_loaded_once_complete(tmp_path: Path) -> None:
+    source = SpecSource([tmp_path], DEFAULT_KINDS)
+    text = FW.format(name="b")
+
+    async def two_chunks() -> None:
+        with (tmp_path / "b.yaml").open("w") as out:
+            out.write(text[: len(text) // 2])
+            out.flush()
+            await asyncio.sleep(0.005)
+            out.write(text[len(text) // 2 :])
+
+    seen = asyncio.run(bursts(source, two_chunks))
+    assert len(seen) == 1
+    loaded = source.load()
+    assert loaded.specset is not None and loaded.specset.keys() == ("Firewall/b",)
+
+
+def test_a_configmap_symlink_swap_and_a_new_subdirectory_are_seen(tmp_path: Path) -> None:
+    (tmp_path / "..v1").mkdir()
+    (tmp_path / "..v1" / "c.yaml").write_text(FW.format(name="c"))
+    (tmp_path / "..data").symlink_to("..v1")
+    (tmp_path / "c.yaml").symlink_to("..data/c.yaml")
+    source = SpecSource([tmp_path], DEFAULT_KINDS)
+
+    def swap() -> None:
+        (tmp_path / "..v2").mkdir()
+        (tmp_path / "..v2" / "c.yaml").write_text(FW.format(name="c2"))
+        (tmp_path / "..tmp").symlink_to("..v2")
+        os.replace(tmp_path / "..tmp", tmp_path / "..data")
+
+    assert asyncio.run(bursts(source, swap))
+    loaded = source.load()
+    assert loaded.specset is not None and loaded.specset.keys() == ("Firewall/c2",)
+
+    async def subdirectory() -> None:
+        (tmp_path / "sub").mkdir()
+        await asyncio.sleep(0.1)  # the directory's creation is one burst: then it is watched
+        (tmp_path / "sub" / "d.yaml").write_text(FW.format(name="d"))
+
+    seen = asyncio.run(bursts(source, subdirectory))
+    assert any(str(tmp_path / "sub" / "d.yaml") in burst for burst in seen), seen
+
+
+def test_a_missing_directory_is_watched_through_its_parent(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    source = SpecSource([later], DEFAULT_KINDS)
+    assert source.load().specset is None  # a missing directory is an error
+
+    async def create() -> None:
+        later.mkdir()
+        await asyncio.sleep(0.1)
+        (later / "e.yaml").write_text(FW.format(name="e"))
+
+    seen = asyncio.run(bursts(source, create))
+    assert seen and any(str(later) in p for burst in seen for p in burst)
+
+
+def test_editor_leftover_names() -> None:
+    for name in ("x~", ".x.swp", "#x#", ".#x", "x.tmp", "4913", "x.bak"):
+        assert editor_leftover(f"/specs/{name}"), name
+    for name in ("x.yaml", "..data", "x.yml"):
+        assert not editor_leftover(f"/specs/{name}"), name
