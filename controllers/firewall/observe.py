@@ -17,12 +17,13 @@ controllers.firewall.controller.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from controllers.firewall import guard, parse, rules
+from controllers.firewall import canonrules, guard, parse, rules
 from controllers.firewall.desired import compiled, declared, pruning
 from controllers.firewall.guard import lockout_of
 from controllers.firewall.state import (
@@ -57,8 +58,10 @@ def wanted_refs(desired: Desired) -> list[Ref] | None:
 
 async def observe(reader: StateReader, desired: Desired) -> FirewallState:
     refs = wanted_refs(desired)
-    output = await read_live(reader, refs)
-    canonical = await canonical_forms(reader, desired_tables(desired))
+    # the live listing and nft's canonical form of a changed spec are independent reads
+    output, canonical = await asyncio.gather(
+        read_live(reader, refs), canonical_forms(reader, desired_tables(desired))
+    )
     return build_state(
         parse_ruleset(output), canonical, complete=refs is None, handles=parse_handles(output)
     )
@@ -107,25 +110,101 @@ def desired_tables(desired: Desired) -> list[tuple[dict[str, Any], str]]:
 async def canonical_forms(
     reader: StateReader, tables: list[tuple[dict[str, Any], str]]
 ) -> dict[str, Canonical]:
+    """nft's canonical text of every desired table: cached by digest; else assembled
+    from the cached skeleton and rule lines (controllers.firewall.canonrules), asking
+    firewall.canonicalize only for the rules not seen before; else the whole table."""
     found: dict[str, Canonical] = {}
-    missing: list[tuple[str, dict[str, Any]]] = []
+    asks: list[_Ask] = []
     for table, digest in tables:
         family, name = table_ref(table)
         text = reader.cache_get(CACHE_PREFIX + digest)
         if text is None:
-            missing.append((digest, table))
+            text, ask = _from_pieces(reader, table, digest)
+            if ask is not None:
+                asks.append(ask)
+                continue
+        found[digest] = Canonical(digest=digest, family=family, name=name, text=text)
+    again: list[_Ask] = []
+    for ask, listed in await _canonicalize(reader, asks):
+        text = ask.take(reader, listed)
+        if text is None:  # the pieces did not fit: the whole table, once more
+            again.append(_Ask(ask.table, ask.digest, ask.table, ask.skeleton, ask.rules))
         else:
-            found[digest] = Canonical(digest=digest, family=family, name=name, text=text)
-    if missing:
-        output = await reader.read(CANONICALIZE, {"tables": [t for _, t in missing]})
-        texts = {(str(t["family"]), str(t["name"])): t["text"] for t in output.get("tables", ())}
-        for digest, table in missing:
-            ref = table_ref(table)
-            if ref not in texts:
-                raise ToolFailed(f"{CANONICALIZE} returned no text for table {ref[0]}/{ref[1]}")
-            reader.cache_put(CACHE_PREFIX + digest, texts[ref])
-            found[digest] = Canonical(digest=digest, family=ref[0], name=ref[1], text=texts[ref])
+            found[ask.digest] = _remember(reader, ask, text)
+    for ask, listed in await _canonicalize(reader, again):
+        found[ask.digest] = _remember(reader, ask, listed)
     return {d: guarded(reader, c) for d, c in found.items()}
+
+
+class _Ask:
+    """One table to canonicalize: `send` is the table itself or its partial form."""
+
+    def __init__(
+        self,
+        table: dict[str, Any],
+        digest: str,
+        send: dict[str, Any],
+        skeleton: str,
+        rules: dict[str, str],
+    ) -> None:
+        self.table, self.digest, self.send = table, digest, send
+        self.skeleton, self.rules = skeleton, rules
+
+    def take(self, reader: StateReader, listed: str) -> str | None:
+        """The whole table's text from nft's listing of `send` (and the pieces cached)."""
+        pieces = canonrules.split(listed, canonrules.chain_rules(self.send))
+        if pieces is not None:
+            skeleton_text, lines = pieces
+            self.rules.update(lines)
+            reader.cache_put(canonrules.SKELETON_PREFIX + self.skeleton, skeleton_text)
+            reader.cache_put(
+                canonrules.RULES_PREFIX + self.skeleton, canonrules.dump_rules(self.rules)
+            )
+        if self.send is self.table:
+            return listed
+        if pieces is None:
+            return None
+        return canonrules.assemble(pieces[0], self._lines())
+
+    def _lines(self) -> list[tuple[str, list[str]]]:
+        return [(c, [self.rules[r] for r in rs]) for c, rs in canonrules.chain_rules(self.table)]
+
+
+def _from_pieces(
+    reader: StateReader, table: dict[str, Any], digest: str
+) -> tuple[str, None] | tuple[None, _Ask]:
+    skeleton = canonrules.skeleton_digest(table)
+    skeleton_text = reader.cache_get(canonrules.SKELETON_PREFIX + skeleton)
+    rules = canonrules.load_rules(reader.cache_get(canonrules.RULES_PREFIX + skeleton))
+    chains = canonrules.chain_rules(table)
+    missing = {r for _, rs in chains for r in rs if r not in rules}
+    if skeleton_text is not None and not missing:
+        text = canonrules.assemble(skeleton_text, [(c, [rules[r] for r in rs]) for c, rs in chains])
+        if text is not None:
+            reader.cache_put(CACHE_PREFIX + digest, text)
+            return text, None
+    send = canonrules.partial(table, missing) if skeleton_text is not None else table
+    return None, _Ask(table, digest, send, skeleton, rules)
+
+
+async def _canonicalize(reader: StateReader, asks: list[_Ask]) -> list[tuple[_Ask, str]]:
+    if not asks:
+        return []
+    output = await reader.read(CANONICALIZE, {"tables": [a.send for a in asks]})
+    texts = {(str(t["family"]), str(t["name"])): t["text"] for t in output.get("tables", ())}
+    out = []
+    for ask in asks:
+        ref = table_ref(ask.table)
+        if ref not in texts or not isinstance(texts[ref], str):
+            raise ToolFailed(f"{CANONICALIZE} returned no text for table {ref[0]}/{ref[1]}")
+        out.append((ask, str(texts[ref])))
+    return out
+
+
+def _remember(reader: StateReader, ask: _Ask, text: str) -> Canonical:
+    reader.cache_put(CACHE_PREFIX + ask.digest, text)
+    family, name = table_ref(ask.table)
+    return Canonical(digest=ask.digest, family=family, name=name, text=text)
 
 
 def guarded(reader: StateReader, canonical: Canonical) -> Canonical:
