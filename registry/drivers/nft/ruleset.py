@@ -548,6 +548,8 @@ def remember_patched(
     checked against (registry.drivers.nft.patch.listed_after), when that commit was the one
     transaction since (generation + 1, same interfaces). Returns how many were remembered."""
     added, after = patch.echoed(printed)
+    if after is None:  # nft 1.0.6 echoes no "# new generation" line: read the id now
+        after = libnft.generation()  # before + 1 only when no other commit came between
     if before is None or after is None or after != (before + 1) & 0xFFFFFFFF:
         return 0
     links = _interfaces()
