@@ -79,18 +79,7 @@ def status(
                 {
                     "target": target.name,
                     "generation": current.generation if current else 0,
-                    "resources": [
-                        {
-                            "resource": s.resource,
-                            "domain": s.domain,
-                            "ready": s.ready,
-                            "observedGeneration": s.observed_generation,
-                            "revision": s.revision,
-                            "conditions": list(s.conditions),
-                            "history": list(s.history),
-                        }
-                        for s in statuses
-                    ],
+                    "resources": [s.as_json() for s in statuses],
                 },
                 indent=2,
                 sort_keys=True,

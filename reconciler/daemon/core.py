@@ -56,7 +56,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from reconciler.config import DriftSettings
@@ -165,6 +165,7 @@ class Daemon:
         self._batch: asyncio.Task[None] | None = None
         self._batch_domains: frozenset[str] = frozenset()
         self._phase = "idle"  # idle | planning | executing
+        self._executing: frozenset[str] = frozenset()  # domains whose calls run now
         self._combined: SpecSet | None = None
         self._tasks: list[asyncio.Future[None]] = []
         self._watchers: list[asyncio.Future[None]] = []
@@ -326,13 +327,23 @@ class Daemon:
             extra={"reason": "Reconciling", "domains": only},
         )  # fmt: skip
         try:
-            result = await self.engine.apply(planned, assume_yes=True)
+            with self._running(planned.works):
+                result = await self.engine.apply(planned, assume_yes=True)
         except AiosError as exc:
             self._failed(only, exc, started)
             return planned, None
         self._settle(result, {d: ready[d] for d in only}, started)
         await self._propose(result, only)
         return planned, result
+
+    @contextlib.contextmanager
+    def _running(self, domains: Iterable[str]) -> Iterator[None]:
+        """While these domains' calls run, what the feed reports is likely their echo."""
+        self._executing = frozenset(domains)
+        try:
+            yield
+        finally:
+            self._executing = frozenset()
 
     def _quiet(self, planned: Planned, merge: Merge) -> bool:
         """Nothing to do and nothing to record: same set, no difference, all Ready."""
@@ -585,7 +596,9 @@ class Daemon:
                     if change.resync:
                         self._mark([change.domain], "resync")
                     else:
-                        self._changed_by[change.domain] = f"{change.source}: {change.detail}"
+                        if change.domain not in self._executing:
+                            # not the echo of our own calls: what changed the domain last
+                            self._changed_by[change.domain] = f"{change.source}: {change.detail}"
                         self._mark([change.domain], "drift")
                 raise TemporaryError("the registry ended the change feed")
             except AiosError as exc:
@@ -700,7 +713,8 @@ class Daemon:
                     )
                 self._phase = "executing"
                 started = self.clock()
-                result = await self.engine.apply(planned, assume_yes=True, saved=saved)
+                with self._running(planned.works):
+                    result = await self.engine.apply(planned, assume_yes=True, saved=saved)
                 self.desired.commit(extras, origins)
                 self._combined = None
                 self._settle(result, {d: {"api"} for d in planned.works}, started)
@@ -774,18 +788,7 @@ class Daemon:
 
     async def status(self) -> StatusView:
         rows = self.engine.store.statuses(self.engine.target.name)
-        resources = tuple(
-            {
-                "resource": s.resource,
-                "domain": s.domain,
-                "ready": s.ready,
-                "observedGeneration": s.observed_generation,
-                "revision": s.revision,
-                "conditions": list(s.conditions),
-                "history": list(s.history),
-            }
-            for s in rows
-        )
+        resources = tuple(s.as_json() for s in rows)
         return StatusView(
             generation=self._generation(),
             resources=resources,
@@ -886,7 +889,8 @@ class Daemon:
                     )
                 self._phase = "executing"
                 started = self.clock()
-                result = await self.engine.apply(planned, assume_yes=True, saved=saved)
+                with self._running(planned.works):
+                    result = await self.engine.apply(planned, assume_yes=True, saved=saved)
             finally:
                 self._phase = "idle"
         self.pending.drop(plan_id)

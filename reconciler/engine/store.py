@@ -147,6 +147,18 @@ class ResourceStatus:
         ready = self.condition("Ready")
         return bool(ready and ready.get("status") == "True")
 
+    def as_json(self) -> JSON:
+        """The row as `aios status -o json` and the daemon's Status show it."""
+        return {
+            "resource": self.resource,
+            "domain": self.domain,
+            "ready": self.ready,
+            "observedGeneration": self.observed_generation,
+            "revision": self.revision,
+            "conditions": list(self.conditions),
+            "history": list(self.history),
+        }
+
 
 class Store:
     """The sqlite store of one state directory.

@@ -16,15 +16,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from sandbox import lifecycle as sandbox
-from tests.system.engine_support import REPO, Box
+from tests.system.engine_support import REPO, Box, sandbox_box
 
 T = TypeVar("T")
 
@@ -189,14 +187,5 @@ spec:
 
 @pytest.fixture(scope="module")
 def module_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    base = tmp_path_factory.mktemp("sandboxes")
-    name = f"d{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, sandbox.BASE_ENV: str(base), "NO_COLOR": "1"}
-    created = Box(name, base, env)
-    try:
-        up = created.aios("sandbox", "up", name)
-        assert up.returncode == 0, up.stderr
+    with sandbox_box(tmp_path_factory.mktemp("sandboxes"), "d") as created:
         yield created
-    finally:
-        created.aios("sandbox", "down", name)
-        subprocess.run(["ip", "netns", "del", f"aios-{name}"], capture_output=True, check=False)

@@ -12,6 +12,7 @@ tool definitions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -90,10 +91,10 @@ class Box:
         return sum(1 for (tool,) in rows if tool in writers)
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Box]:
-    base = tmp_path / "sandboxes"
-    name = f"e{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def sandbox_box(base: Path, prefix: str = "e") -> Iterator[Box]:
+    """A sandbox under `base`, named uniquely, torn down afterwards whatever happens."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     env = {**os.environ, sandbox.BASE_ENV: str(base), "NO_COLOR": "1"}
     created = Box(name, base, env)
     try:
@@ -103,3 +104,9 @@ def box(tmp_path: Path) -> Iterator[Box]:
     finally:
         created.aios("sandbox", "down", name)
         subprocess.run(["ip", "netns", "del", f"aios-{name}"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Box]:
+    with sandbox_box(tmp_path / "sandboxes") as created:
+        yield created

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,25 +41,15 @@ from registry.server.changefeed import (
     FeedUnavailable as HubUnavailable,
 )
 from registry.server.grpc import RegistryServer, ServeOptions
-from sandbox import lifecycle as sandbox
-from tests.system.engine_support import Box
+from tests.system.engine_support import Box, sandbox_box
 
 WAIT_S = 5.0  # a change must arrive within this (it takes milliseconds)
 
 
 @pytest.fixture(scope="module")
 def feed_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    base = tmp_path_factory.mktemp("feed") / "sandboxes"
-    name = f"f{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, sandbox.BASE_ENV: str(base), "NO_COLOR": "1"}
-    created = Box(name, base, env)
-    try:
-        up = created.aios("sandbox", "up", name)
-        assert up.returncode == 0, up.stderr
+    with sandbox_box(tmp_path_factory.mktemp("feed") / "sandboxes", "f") as created:
         yield created
-    finally:
-        created.aios("sandbox", "down", name)
-        subprocess.run(["ip", "netns", "del", f"aios-{name}"], capture_output=True, check=False)
 
 
 class Subscription:

@@ -44,7 +44,10 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def daemon(module_box: Box, specs: dict[str, Path]) -> Iterator[DaemonProc]:
-    proc = DaemonProc(module_box, [specs["plain"], specs["cm"]], specs["top"] / "daemon.log")
+    proc = DaemonProc(
+        module_box, [specs["plain"], specs["cm"]], specs["top"] / "daemon.log",
+        "--metrics", "127.0.0.1:0",
+    )  # fmt: skip
     try:
         proc.start()
         yield proc
@@ -415,3 +418,40 @@ def test_fighting_another_writer_backs_off_and_says_who(
                what="healed once the other writer stopped")  # fmt: skip
     (plain / "fight.yaml").unlink()
     eventually(lambda: "table inet fight" not in box.sh("nft", "list", "tables"), what="pruned")
+
+
+def test_metrics_and_healthz_are_served(daemon: DaemonProc, specs: dict[str, Path]) -> None:
+    import re
+    import urllib.request
+
+    line = next(
+        r["message"]
+        for r in _log_records(daemon)
+        if str(r.get("message", "")).startswith("metrics on")
+    )
+    url = re.search(r"http://\S+/metrics", line)
+    assert url, line
+    box, plain = daemon.box, specs["plain"]
+    (plain / "metered.yaml").write_text(firewall("metered", "metered", ["tcp dport 7501 accept"]))
+    eventually(lambda: nft_rules(box, "metered") == ["tcp dport 7501 accept"], what="metered")
+    with urllib.request.urlopen(url.group(0), timeout=5) as response:
+        text = response.read().decode()
+    assert re.search(r'aios_reconciles_total\{domain="firewall",result="ready"\} [1-9]', text), text
+    assert re.search(r'aios_tool_calls_total\{result="ok",tool="firewall.apply"\} [1-9]', text), (
+        text
+    )
+    assert "aios_feed_connected 1.0" in text
+    with urllib.request.urlopen(url.group(0).replace("/metrics", "/healthz"), timeout=5) as r:
+        assert r.status == 200
+    (plain / "metered.yaml").unlink()
+    eventually(lambda: nft_rules(box, "metered") == [], what="metered pruned")
+
+
+def _log_records(daemon: DaemonProc) -> list[dict[str, object]]:
+    out = []
+    for line in daemon.log.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
