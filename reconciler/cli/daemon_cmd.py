@@ -240,8 +240,13 @@ async def _serve(
 
 
 def _health_line(the_daemon: Any) -> tuple[bool, str]:
-    h = the_daemon.health()
-    return bool(h.ready), str(h.message)
+    """/healthz, on the metrics server's thread: flags only (the store's sqlite connection
+    belongs to the event loop's thread)."""
+    if the_daemon.stopping:
+        return False, "stopping"
+    if not the_daemon.ready:
+        return False, "reconciling the loaded specs for the first time"
+    return True, "ready"
 
 
 def _signals(the_daemon: Any, reload: Any, kinds: Any) -> None:

@@ -843,6 +843,8 @@ class Store:
             return
         path = self.state_dir / LOCK_NAME
         self._refuse_writes("this apply")
+        if not os.path.lexists(path):  # a damaged store is refused before a file is made
+            self._check_integrity()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except IsADirectoryError:
