@@ -223,10 +223,15 @@ def firewall_with(port: int, n: int = N) -> str:
     return text.replace(old, old.replace(f"dport {1024 + 500} ", f"dport {port} "), 1)
 
 
-def rule_handles(ns: str) -> list[str]:
-    listing = sh(
-        ["ip", "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "filter", "input"]
+def chain_text(ns: str, *flags: str) -> str:
+    """`nft list chain inet filter input` inside the sandbox's namespace."""
+    return sh(
+        ["ip", "netns", "exec", ns, "nft", *flags, "list", "chain", "inet", "filter", "input"]
     )
+
+
+def rule_handles(ns: str) -> list[str]:
+    listing = chain_text(ns, "-a")
     return [
         line.rsplit("# handle", 1)[1].strip()
         for line in listing.splitlines()
@@ -309,6 +314,13 @@ def timed_event(
     return max(0.0, float(rec["time"]) - t0)
 
 
+def heal_deleted_rule(d: Daemon, ns: str, index: int, timeout: float = 30) -> float:
+    """Delete the chain's `index`-th rule with raw nft; seconds until the daemon healed it."""
+    handle = rule_handles(ns)[index]
+    argv = ["ip", "netns", "exec", ns, "nft", "delete", "rule", "inet", "filter", "input"]
+    return timed_event(d, lambda: sh([*argv, "handle", handle]), "Healed", FIREWALL, timeout)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
@@ -383,30 +395,7 @@ def main() -> int:
                 if "heal" not in skip:
                     times = []
                     for _ in range(args.trials):
-                        handle = rule_handles(ns)[9]
-                        times.append(
-                            timed_event(
-                                d,
-                                lambda h=handle: sh(
-                                    [
-                                        "ip",
-                                        "netns",
-                                        "exec",
-                                        ns,
-                                        "nft",
-                                        "delete",
-                                        "rule",
-                                        "inet",
-                                        "filter",
-                                        "input",
-                                        "handle",
-                                        h,
-                                    ]
-                                ),
-                                "Healed",
-                                FIREWALL,
-                            )
-                        )
+                        times.append(heal_deleted_rule(d, ns, 9))
                         time.sleep(0.05)
                     say(f"heal-rule     {summary(times)}  target p50<=250")
                     times = []
@@ -465,20 +454,7 @@ def main() -> int:
                         time.sleep(max(0.0, began + (i + 1) / 1000 - time.monotonic()))
                     wrote = time.monotonic() - began
                     deadline = time.monotonic() + 30
-                    while f"dport {20999} " not in sh(
-                        [
-                            "ip",
-                            "netns",
-                            "exec",
-                            ns,
-                            "nft",
-                            "list",
-                            "chain",
-                            "inet",
-                            "filter",
-                            "input",
-                        ]
-                    ):
+                    while f"dport {20999} " not in chain_text(ns):
                         if time.monotonic() > deadline:
                             raise RuntimeError("storm: the last edit never converged")
                         time.sleep(0.05)
@@ -497,31 +473,7 @@ def main() -> int:
                     times = []
                     for _ in range(5):
                         time.sleep(rng.uniform(0, 2))
-                        handle = rule_handles(ns)[9]
-                        times.append(
-                            timed_event(
-                                d,
-                                lambda h=handle: sh(
-                                    [
-                                        "ip",
-                                        "netns",
-                                        "exec",
-                                        ns,
-                                        "nft",
-                                        "delete",
-                                        "rule",
-                                        "inet",
-                                        "filter",
-                                        "input",
-                                        "handle",
-                                        h,
-                                    ]
-                                ),
-                                "Healed",
-                                FIREWALL,
-                                timeout=10,
-                            )
-                        )
+                        times.append(heal_deleted_rule(d, ns, 9, timeout=10))
                     say(f"heal-poll     {summary(times)}  interval 2 s: target max <= 2200 ms")
                     d.stop()
                     d.start()
@@ -537,20 +489,7 @@ def main() -> int:
                         d.start()
                         want = f"dport {30000 + k} "
                         deadline = time.monotonic() + 30
-                        while want not in sh(
-                            [
-                                "ip",
-                                "netns",
-                                "exec",
-                                ns,
-                                "nft",
-                                "list",
-                                "chain",
-                                "inet",
-                                "filter",
-                                "input",
-                            ]
-                        ):
+                        while want not in chain_text(ns):
                             if time.monotonic() > deadline:
                                 failures.append(f"trial {k}: not converged")
                                 break
@@ -571,30 +510,7 @@ def main() -> int:
                         time.sleep(0.1)
                     times = []
                     for _ in range(max(5, args.trials // 2)):
-                        handle = rule_handles(ns)[5000]
-                        times.append(
-                            timed_event(
-                                d,
-                                lambda h=handle: sh(
-                                    [
-                                        "ip",
-                                        "netns",
-                                        "exec",
-                                        ns,
-                                        "nft",
-                                        "delete",
-                                        "rule",
-                                        "inet",
-                                        "filter",
-                                        "input",
-                                        "handle",
-                                        h,
-                                    ]
-                                ),
-                                "Healed",
-                                FIREWALL,
-                            )
-                        )
+                        times.append(heal_deleted_rule(d, ns, 5000))
                         time.sleep(0.1)
                     say(f"heal-10k      {summary(times)}  target <= 300 ms")
             finally:
