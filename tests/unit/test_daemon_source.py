@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.daemon.source import SpecSource, editor_leftover
+from reconciler.daemon.source import SpecSource, Writes, editor_leftover
 from specs.kinds import DEFAULT_KINDS
 
 FW = """apiVersion: aios.dev/v1
@@ -61,7 +61,10 @@ def test_a_write_is_one_burst_and_editor_leftovers_are_none(tmp_path: Path) -> N
 
 
 def test_two_chunks_with_a_short_pause_are_loaded_once_complete(tmp_path: Path) -> None:
+    """The pause (5 ms) is longer than the quick wait: the write still open keeps the
+    settle (20 ms), so the two chunks are one burst."""
     source = SpecSource([tmp_path], DEFAULT_KINDS)
+    assert source.quick_ms < 5 < source.settle_ms
     text = FW.format(name="b")
 
     async def two_chunks() -> None:
@@ -122,3 +125,38 @@ def test_editor_leftover_names() -> None:
         assert editor_leftover(f"/specs/{name}"), name
     for name in ("x.yaml", "..data", "x.yml"):
         assert not editor_leftover(f"/specs/{name}"), name
+
+
+def test_open_writes_are_tracked_until_closed_renamed_away_or_deleted(tmp_path: Path) -> None:
+    writes = Writes()
+    new = tmp_path / "new.yaml"
+    new.write_text("x")
+    link = tmp_path / "..tmp"
+    link.symlink_to("..v2")
+    writes.note(str(link), written=False, created=True, finished=False)
+    assert not writes.busy()  # a symlink is created whole: no close follows
+    writes.note(str(new), written=False, created=True, finished=False)
+    assert writes.busy()  # a regular file just created: its writer may not have written yet
+    writes.note(str(new), written=True, created=False, finished=False)
+    writes.note(str(new), written=False, created=False, finished=True)
+    assert not writes.busy()
+    for last in ("closed", "renamed away", "deleted"):
+        writes.note(str(new), written=True, created=False, finished=False)
+        assert writes.busy(), last
+        writes.note(str(new), written=False, created=False, finished=True)
+        assert not writes.busy(), last
+
+
+def test_an_atomic_replace_ends_in_a_burst_with_the_file_whole(tmp_path: Path) -> None:
+    (tmp_path / "h.yaml").write_text(FW.format(name="h"))
+    source = SpecSource([tmp_path], DEFAULT_KINDS)
+
+    def replace() -> None:
+        temp = tmp_path / ".h.yaml.new"
+        temp.write_text(FW.format(name="h2"))
+        os.replace(temp, tmp_path / "h.yaml")
+
+    seen = asyncio.run(bursts(source, replace))  # the temp file's close may end one burst
+    assert seen and str(tmp_path / "h.yaml") in seen[-1], seen
+    loaded = source.load()
+    assert loaded.specset is not None and loaded.specset.keys() == ("Firewall/h2",)
