@@ -52,7 +52,7 @@ from contract.vocab.nft import (
 from registry.core.errors import ToolError
 from registry.core.process import ProcessRunner
 from registry.core.tool import CommandResult, ToolContext
-from registry.drivers.nft import libnft, patch
+from registry.drivers.nft import journal, libnft, patch
 
 Ref = tuple[str, str]  # (family, name)
 
@@ -369,6 +369,9 @@ def _in_process(ctx: ToolContext) -> bool:
 # sets, meters, stateful objects). `iif`/`oif` print a link's name only while
 # that index exists: deleting or renaming a link changes the text and bumps no
 # generation, hence the (index, name) list in the key (if_nameindex: ~30 us).
+# A listing remembered at an older generation is brought forward by the journal
+# of the transactions since (registry.drivers.nft.journal: rules deleted, other
+# tables changed) instead of listing again.
 _LISTED: dict[str, tuple[int, tuple[tuple[int, str], ...], str]] = {}
 _LISTED_MAX = 16
 _VOLATILE = re.compile(
@@ -419,10 +422,15 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
         return await ctx.runner.run(ctx.in_netns(argv), check=False)
     command = " ".join(argv[1:])
     links = _interfaces() if cached else None
+    log = journal.journal() if links is not None else None  # listening before listing
     before = libnft.generation() if links is not None else None
     hit = _LISTED.get(command)
-    if before is not None and hit is not None and hit[:2] == (before, links):
-        return CommandResult(tuple(argv), 0, hit[2].encode(), b"")
+    if before is not None and hit is not None and hit[1] == links:
+        text = hit[2] if hit[0] == before else await _forward(log, command, hit, before)
+        if text is not None:
+            if hit[0] != before:
+                _LISTED[command] = (before, links, text)
+            return CommandResult(tuple(argv), 0, text.encode(), b"")
     status, out, err = await asyncio.to_thread(libnft.run, command)
     stable = status == 0 and not _volatile(out)
     if (
@@ -437,6 +445,22 @@ async def _list(ctx: ToolContext, argv: list[str], *, cached: bool = False) -> C
         while len(_LISTED) > _LISTED_MAX:
             _LISTED.pop(next(iter(_LISTED)))
     return CommandResult(tuple(argv), 0 if status == 0 else 1, out.encode(), err.encode())
+
+
+async def _forward(
+    log: journal.Journal | None,
+    command: str,
+    hit: tuple[int, tuple[tuple[int, str], ...], str],
+    now: int,
+) -> str | None:
+    """A listing remembered at an earlier generation, as it prints at `now`, from the
+    journal of the transactions between (registry.drivers.nft.journal); None: list again."""
+    if log is None or journal.covers(command) is None:
+        return None
+    if not log.caught_up(now):  # the kernel queued them; the thread has not read them yet
+        await asyncio.to_thread(log.wait_for, now, journal.CATCH_UP_S)
+    txns = log.between(hit[0], now)
+    return journal.advance(hit[2], command, txns) if txns is not None else None
 
 
 def _table_argv(r: Ref, *, json_format: bool = False, handles: bool = False) -> list[str]:
